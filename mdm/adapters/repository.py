@@ -1,0 +1,398 @@
+"""Set-based reads and writes of the hub's tables, on one connection in a transaction.
+
+Every method works on many rows at once so that a batch of a thousand records
+costs a handful of round trips, not thousands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import BigInteger
+
+from mdm.adapters.tables import (
+    golden_record,
+    golden_record_history,
+    idempotency_key,
+    match_key,
+    outbox,
+    source_record,
+)
+from mdm.domain.golden import GoldenRecord
+from mdm.domain.survivorship import Contribution
+
+_LOCK_SQL = text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM "
+    "(SELECT DISTINCT unnest(:keys) AS k ORDER BY k) AS ordered"
+).bindparams(bindparam("keys", type_=ARRAY(BigInteger)))
+
+
+def lock_id(name: str) -> int:
+    """A stable signed 64-bit advisory-lock id for a lock name."""
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+@dataclass(slots=True)
+class StoredSourceRecord:
+    id: int
+    source_id: str
+    golden_id: str
+    content_hash: bytes
+    version: int
+    deleted_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecordWrite:
+    """The new state of one source record; id is None for a record seen the first time."""
+
+    id: int | None
+    entity: str
+    source: str
+    source_id: str
+    golden_id: str
+    raw: dict[str, Any]
+    standardized: dict[str, Any]
+    warnings: list[dict[str, str]]
+    content_hash: bytes
+    version: int
+    source_updated_at: dt.datetime | None
+    received_at: dt.datetime
+    link_rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredXref:
+    source: str
+    source_id: str
+    updated_at: dt.datetime
+
+
+class Repository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # -- locking ----------------------------------------------------------------
+
+    async def lock(self, names: Iterable[str]) -> None:
+        """Take transaction-scoped advisory locks, in one global order (no deadlocks).
+
+        Locking a record's strong identifiers before looking for matches is what
+        keeps two concurrent near-duplicates, even in two hub processes, from
+        creating two golden records.
+        """
+        ids = sorted({lock_id(n) for n in names})
+        if ids:
+            await self.conn.execute(_LOCK_SQL, {"keys": ids})
+
+    # -- source records -----------------------------------------------------------
+
+    async def source_records(
+        self, entity: str, source: str, source_ids: Sequence[str]
+    ) -> dict[str, StoredSourceRecord]:
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(
+                sr.id, sr.source_id, sr.golden_id, sr.content_hash, sr.version, sr.deleted_at
+            ).where(sr.entity == entity, sr.source == source, sr.source_id.in_(source_ids))
+        )
+        return {r.source_id: StoredSourceRecord(*r) for r in rows}
+
+    async def key_owners(self, entity: str, keys: Sequence[str]) -> dict[str, set[str]]:
+        """The golden ids whose live source records carry each of `keys`."""
+        if not keys:
+            return {}
+        mk, sr = match_key.c, source_record.c
+        rows = await self.conn.execute(
+            select(mk.key, sr.golden_id)
+            .join_from(match_key, source_record, sr.id == mk.source_record_id)
+            .where(mk.entity == entity, mk.key.in_(keys), sr.deleted_at.is_(None))
+        )
+        owners: dict[str, set[str]] = defaultdict(set)
+        for key, golden_id in rows:
+            owners[key].add(golden_id)
+        return owners
+
+    async def write_source_records(self, writes: Sequence[SourceRecordWrite]) -> dict[str, int]:
+        """Insert new and update existing source records; answer source_id -> row id."""
+        ids: dict[str, int] = {}
+        fresh = [_row(w) for w in writes if w.id is None]
+        if fresh:
+            rows = await self.conn.execute(
+                insert(source_record).returning(
+                    source_record.c.id, source_record.c.source_id, sort_by_parameter_order=True
+                ),
+                fresh,
+            )
+            ids.update({r.source_id: r.id for r in rows})
+        known = [{"b_id": w.id, **_row(w)} for w in writes if w.id is not None]
+        if known:
+            sr = source_record.c
+            await self.conn.execute(
+                update(source_record)
+                .where(sr.id == bindparam("b_id"))
+                .values(
+                    golden_id=bindparam("golden_id"),
+                    raw=bindparam("raw"),
+                    standardized=bindparam("standardized"),
+                    warnings=bindparam("warnings"),
+                    content_hash=bindparam("content_hash"),
+                    version=bindparam("version"),
+                    source_updated_at=bindparam("source_updated_at"),
+                    received_at=bindparam("received_at"),
+                    link_rule=bindparam("link_rule"),
+                    deleted_at=None,
+                ),
+                known,
+            )
+            ids.update({w.source_id: w.id for w in writes if w.id is not None})
+        return ids
+
+    async def mark_deleted(self, record_id: int, at: dt.datetime) -> None:
+        sr = source_record.c
+        await self.conn.execute(
+            update(source_record)
+            .where(sr.id == record_id)
+            .values(deleted_at=at, version=sr.version + 1)
+        )
+        await self.conn.execute(delete(match_key).where(match_key.c.source_record_id == record_id))
+
+    async def replace_match_keys(self, entity: str, keys_by_record: dict[int, list[str]]) -> None:
+        if not keys_by_record:
+            return
+        await self.conn.execute(
+            delete(match_key).where(match_key.c.source_record_id.in_(list(keys_by_record)))
+        )
+        rows = [
+            {"entity": entity, "key": key, "source_record_id": record_id}
+            for record_id, keys in keys_by_record.items()
+            for key in keys
+        ]
+        if rows:
+            await self.conn.execute(insert(match_key), rows)
+
+    async def contributions(self, golden_ids: Sequence[str]) -> dict[str, list[Contribution]]:
+        """The live source records of each golden record, as survivorship inputs."""
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(
+                sr.golden_id,
+                sr.id,
+                sr.source,
+                sr.source_id,
+                sr.standardized,
+                sr.source_updated_at,
+                sr.received_at,
+            )
+            .where(sr.golden_id.in_(golden_ids), sr.deleted_at.is_(None))
+            .order_by(sr.id)
+        )
+        out: dict[str, list[Contribution]] = {g: [] for g in golden_ids}
+        for r in rows:
+            out[r.golden_id].append(
+                Contribution(
+                    r.id, r.source, r.source_id, r.standardized, r.source_updated_at, r.received_at
+                )
+            )
+        return out
+
+    # -- golden records -----------------------------------------------------------
+
+    async def insert_new_goldens(self, goldens: Sequence[GoldenRecord], at: dt.datetime) -> None:
+        if goldens:
+            await self.conn.execute(
+                insert(golden_record),
+                [
+                    {
+                        "golden_id": g.golden_id,
+                        "entity": g.entity,
+                        "status": g.status,
+                        "version": 0,
+                        "attributes": {},
+                        "provenance": {},
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                    for g in goldens
+                ],
+            )
+
+    async def lock_goldens(self, golden_ids: Sequence[str]) -> dict[str, GoldenRecord]:
+        gr = golden_record.c
+        rows = await self.conn.execute(
+            select(golden_record)
+            .where(gr.golden_id.in_(golden_ids))
+            .order_by(gr.golden_id)
+            .with_for_update()
+        )
+        return {r.golden_id: _golden(r) for r in rows}
+
+    async def golden_versions(self, golden_ids: Sequence[str]) -> dict[str, int]:
+        if not golden_ids:
+            return {}
+        gr = golden_record.c
+        rows = await self.conn.execute(
+            select(gr.golden_id, gr.version).where(gr.golden_id.in_(golden_ids))
+        )
+        return {golden_id: value for golden_id, value in rows}
+
+    async def save_goldens(
+        self,
+        goldens: Sequence[GoldenRecord],
+        history: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        at: dt.datetime,
+    ) -> None:
+        """Persist new golden versions with their history rows and outbox events."""
+        if not goldens:
+            return
+        gr = golden_record.c
+        await self.conn.execute(
+            update(golden_record)
+            .where(gr.golden_id == bindparam("b_id"))
+            .values(
+                status=bindparam("status"),
+                version=bindparam("version"),
+                attributes=bindparam("attributes"),
+                provenance=bindparam("provenance"),
+                updated_at=bindparam("updated_at"),
+            ),
+            [
+                {
+                    "b_id": g.golden_id,
+                    "status": g.status,
+                    "version": g.version,
+                    "attributes": g.attributes,
+                    "provenance": g.provenance,
+                    "updated_at": at,
+                }
+                for g in goldens
+            ],
+        )
+        await self.conn.execute(insert(golden_record_history), list(history))
+        await self.conn.execute(insert(outbox), list(events))
+
+    # -- reads for the API ---------------------------------------------------------
+
+    async def golden(self, golden_id: str) -> GoldenRecord | None:
+        row = (
+            await self.conn.execute(
+                select(golden_record).where(golden_record.c.golden_id == golden_id)
+            )
+        ).one_or_none()
+        return _golden(row) if row else None
+
+    async def xrefs(self, golden_ids: Sequence[str]) -> dict[str, list[StoredXref]]:
+        """Live cross-references (source, source_id) of each golden record."""
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(sr.golden_id, sr.source, sr.source_id, sr.received_at)
+            .where(sr.golden_id.in_(golden_ids), sr.deleted_at.is_(None))
+            .order_by(sr.source, sr.source_id)
+        )
+        out: dict[str, list[StoredXref]] = {g: [] for g in golden_ids}
+        for r in rows:
+            out[r.golden_id].append(StoredXref(r.source, r.source_id, r.received_at))
+        return out
+
+    async def golden_ids_for(
+        self, keys: Sequence[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], str]:
+        """(entity, source, source_id) -> golden id, for live source records."""
+        if not keys:
+            return {}
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(sr.entity, sr.source, sr.source_id, sr.golden_id).where(
+                tuple_(sr.entity, sr.source, sr.source_id).in_(list(keys)),
+                sr.deleted_at.is_(None),
+            )
+        )
+        return {(r.entity, r.source, r.source_id): r.golden_id for r in rows}
+
+    async def goldens_status(self, golden_ids: Sequence[str]) -> dict[str, str]:
+        gr = golden_record.c
+        rows = await self.conn.execute(
+            select(gr.golden_id, gr.status).where(gr.golden_id.in_(golden_ids))
+        )
+        return {golden_id: value for golden_id, value in rows}
+
+    # -- idempotency ---------------------------------------------------------------
+
+    async def claim_idempotency_key(
+        self, scope: str, key: str, request_hash: bytes
+    ) -> tuple[bytes, int | None, bytes | None] | None:
+        """Claim `key`; None if it is new, else what the first request stored.
+
+        A concurrent request with the same key blocks on the primary key until
+        the first one commits or rolls back, so exactly one of them does the work.
+        """
+        ik = idempotency_key.c
+        claimed = await self.conn.execute(
+            text(
+                "INSERT INTO idempotency_key (scope, key, request_hash) VALUES (:s, :k, :h) "
+                "ON CONFLICT DO NOTHING RETURNING 1"
+            ),
+            {"s": scope, "k": key, "h": request_hash},
+        )
+        if claimed.first() is not None:
+            return None
+        row = (
+            await self.conn.execute(
+                select(ik.request_hash, ik.status_code, ik.response).where(
+                    ik.scope == scope, ik.key == key
+                )
+            )
+        ).one()
+        return row.request_hash, row.status_code, row.response
+
+    async def store_idempotent_response(
+        self, scope: str, key: str, status_code: int, response: bytes
+    ) -> None:
+        ik = idempotency_key.c
+        await self.conn.execute(
+            update(idempotency_key)
+            .where(ik.scope == scope, ik.key == key)
+            .values(status_code=status_code, response=response)
+        )
+
+
+def _row(w: SourceRecordWrite) -> dict[str, Any]:
+    return {
+        "entity": w.entity,
+        "source": w.source,
+        "source_id": w.source_id,
+        "golden_id": w.golden_id,
+        "raw": w.raw,
+        "standardized": w.standardized,
+        "warnings": w.warnings,
+        "content_hash": w.content_hash,
+        "version": w.version,
+        "source_updated_at": w.source_updated_at,
+        "received_at": w.received_at,
+        "link_rule": w.link_rule,
+    }
+
+
+def _golden(r: Any) -> GoldenRecord:
+    return GoldenRecord(
+        golden_id=r.golden_id,
+        entity=r.entity,
+        status=r.status,
+        version=r.version,
+        attributes=r.attributes,
+        provenance=r.provenance,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        merged_into=r.merged_into,
+    )

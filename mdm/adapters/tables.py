@@ -1,0 +1,147 @@
+"""The hub's PostgreSQL schema as SQLAlchemy Core tables.
+
+The Alembic migrations create exactly this (a test compares them). Core, not
+the ORM: the hot paths are set-based statements over many rows at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = DateTime(timezone=True)
+
+golden_record = Table(
+    "golden_record",
+    metadata,
+    Column("golden_id", Text, primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    # A merged-away record points at its survivor; lookups follow it.
+    Column("merged_into", Text, ForeignKey("golden_record.golden_id"), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("provenance", JSONB, nullable=False),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    CheckConstraint("status IN ('active', 'retired', 'merged')", name="status"),
+    CheckConstraint("(status = 'merged') = (merged_into IS NOT NULL)", name="merged_into"),
+    Index(None, "entity", "status"),
+)
+
+golden_record_history = Table(
+    "golden_record_history",
+    metadata,
+    Column("golden_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attributes", JSONB, nullable=False),
+    Column("provenance", JSONB, nullable=False),
+    Column("xrefs", JSONB, nullable=False),
+    Column("changed", JSONB, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("cause", JSONB, nullable=False),
+    Column("changed_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("golden_id", "version"),
+)
+
+# One row per (entity, source, source_id): the source's record as received and
+# standardized, and its link to exactly one golden record. These rows are the
+# cross-reference: CRM account 123 and ERP customer C-77 share a golden_id.
+source_record = Table(
+    "source_record",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("golden_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    Column("raw", JSONB, nullable=False),
+    Column("standardized", JSONB, nullable=False),
+    Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("content_hash", LargeBinary, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source_updated_at", TS, nullable=True),
+    Column("received_at", TS, nullable=False),
+    Column("deleted_at", TS, nullable=True),
+    Column("link_rule", Text, nullable=False),
+    UniqueConstraint("entity", "source", "source_id"),
+    Index(None, "golden_id"),
+)
+
+# Strong identifiers (tax ids, emails, national ids...) of live source records,
+# the index deterministic matching looks candidates up in.
+match_key = Table(
+    "match_key",
+    metadata,
+    Column("entity", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column(
+        "source_record_id",
+        BigInteger,
+        ForeignKey("source_record.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("entity", "key", "source_record_id"),
+    Index(None, "source_record_id"),
+)
+
+# Written in the same transaction as the change it announces; the relay
+# publishes unpublished rows to NATS JetStream in id order per golden record.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("entity", Text, nullable=False),
+    Column("golden_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("envelope", JSONB, nullable=False),
+    Column("occurred_at", TS, nullable=False),
+    Column("published_at", TS, nullable=True),
+    UniqueConstraint("golden_id", "version"),
+    Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+)
+
+# Responses to requests sent with an Idempotency-Key, stored in the same
+# transaction as their effect so a replay answers exactly what the first got.
+idempotency_key = Table(
+    "idempotency_key",
+    metadata,
+    Column("scope", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("request_hash", LargeBinary, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response", LargeBinary, nullable=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("scope", "key"),
+)

@@ -1,0 +1,99 @@
+"""Every error leaves the hub as RFC 9457 problem details, mapped here once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from mdm.domain.errors import FieldProblem, MdmError, ValidationFailed
+from schemas.api import FieldError, Problem
+
+log = logging.getLogger("mdm.api")
+
+PROBLEM_JSON = "application/problem+json"
+_encoder = msgspec.json.Encoder()
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(title=title, status=status, detail=detail, instance=instance, errors=errors)
+    return Response(
+        _encoder.encode(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def field_errors(problems: list[FieldProblem]) -> list[FieldError]:
+    return [FieldError(path=p.path, message=p.message) for p in problems]
+
+
+def _mdm_error(request: Request[Any, Any, Any], exc: MdmError) -> Response[bytes]:
+    errors = field_errors(exc.errors) if isinstance(exc, ValidationFailed) else None
+    return problem_response(exc.status, exc.title, exc.detail, request.url.path, errors)
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:
+    errors = []
+    for item in exc.extra or []:
+        if isinstance(item, dict):
+            key = item.get("key")
+            source = item.get("source")
+            path = f"$.{key}" if key and source == "body" else (key or "$")
+            if source and source != "body":
+                path = f"{source}:{key}"
+            errors.append(FieldError(path=path, message=str(item.get("message", ""))))
+    detail = "the request does not match the schema" if errors else exc.detail
+    return problem_response(422, "Validation failed", detail, request.url.path, errors or None)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    title = {
+        400: "Bad request",
+        404: "Not found",
+        405: "Method not allowed",
+        413: "Request body too large",
+        415: "Unsupported media type",
+        429: "Too many requests",
+    }.get(exc.status_code, "HTTP error")
+    return problem_response(
+        exc.status_code, title, exc.detail, request.url.path, headers=exc.headers
+    )
+
+
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("database unavailable: %s", exc)
+    return problem_response(
+        503,
+        "Service unavailable",
+        "the database is not reachable; nothing was changed, retry later",
+        request.url.path,
+        headers={"Retry-After": "2"},
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return _database_down(request, exc)
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "Internal server error", None, request.url.path)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    MdmError: _mdm_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

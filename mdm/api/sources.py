@@ -1,0 +1,309 @@
+"""Source systems write their records: PUT, DELETE and batch POST, one set of routes per entity.
+
+One route per entity type (not one route with an {entity} parameter) so the
+OpenAPI document carries each entity's exact body schema. This module must not
+use `from __future__ import annotations`: the handlers' annotations are built
+at run time from the entity's types.
+"""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, post, put
+from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
+
+from mdm.adapters.repository import Repository
+from mdm.api.context import request_context
+from mdm.api.metrics import RECORDS_INGESTED
+from mdm.api.problems import field_errors
+from mdm.bootstrap import Hub
+from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
+from mdm.domain.sources import ENTITIES, check_entity
+from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
+from schemas.api import (
+    BATCH_ITEM,
+    MAX_BATCH,
+    UPSERT_BODY,
+    BatchItemResult,
+    BatchResponse,
+    DataQualityWarning,
+    IngestResult,
+    Problem,
+)
+
+_encoder = msgspec.json.Encoder()
+SourceName = Annotated[str, PathParameter(min_length=1, max_length=64, description="Source system")]
+SourceId = Annotated[
+    str, PathParameter(min_length=1, max_length=200, description="The record's id in that source")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        max_length=200,
+        required=False,
+        description="Replays with the same key answer the first response; "
+        "the same key with a different body is a 422.",
+    ),
+]
+
+
+async def _idempotent(
+    request: Request[Any, Any, Any],
+    hub: Hub,
+    key: str | None,
+    work: Callable[[Repository], Awaitable[tuple[int, msgspec.Struct]]],
+) -> Response[Any]:
+    """Run `work` in one transaction; with an Idempotency-Key, answer replays from storage."""
+    body = await request.body()
+    scope = f"{request.method} {request.url.path}"
+    request_hash = hashlib.blake2b(body, digest_size=16).digest()
+    async with hub.transaction() as repo:
+        if key is not None:
+            stored = await repo.claim_idempotency_key(scope, key, request_hash)
+            if stored is not None:
+                stored_hash, status, response = stored
+                if stored_hash != request_hash or status is None or response is None:
+                    raise IdempotencyConflict(
+                        f"Idempotency-Key {key!r} was first used with a different request body"
+                    )
+                return Response(
+                    response,
+                    status_code=status,
+                    media_type="application/json",
+                    headers={"Idempotent-Replayed": "true"},
+                )
+        status, result = await work(repo)
+        encoded = _encoder.encode(result)
+        if key is not None:
+            await repo.store_idempotent_response(scope, key, status, encoded)
+    return Response(encoded, status_code=status, media_type="application/json")
+
+
+def _warnings(items: list[dict[str, str]]) -> list[DataQualityWarning]:
+    return [DataQualityWarning(**w) for w in items]
+
+
+def _count(entity: str, source: str, outcomes: list[str]) -> None:
+    for outcome in outcomes:
+        RECORDS_INGESTED.labels(entity=entity, source=source, outcome=outcome).inc()
+
+
+def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
+    upsert_type = UPSERT_BODY[entity]
+    item_type = BATCH_ITEM[entity]
+    path = f"/v1/sources/{{source:str}}/{entity}/{{source_id:str}}"
+    batch_path = f"/v1/sources/{{source:str}}/{entity}/batch"
+    tag = [entity]
+
+    async def upsert(
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        source: SourceName,
+        source_id: SourceId,
+        data: JSONBody[upsert_type],  # type: ignore[valid-type]
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[IngestResult]:
+        hub.catalog.authorize_write(source, entity)
+        record = IncomingRecord(
+            source_id=source_id,
+            attributes=msgspec.to_builtins(data.attributes),
+            source_updated_at=data.source_updated_at,
+        )
+
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+            (result,) = await ingest_records(
+                repo, hub.catalog, entity, source, [record], request_context(request)
+            )
+            if isinstance(result, Rejected):
+                raise ValidationFailed("the record is invalid", result.errors)
+            _count(entity, source, [result.outcome])
+            return 200, IngestResult(
+                golden_id=result.golden_id,
+                outcome=result.outcome,  # type: ignore[arg-type]
+                version=result.version,
+                warnings=_warnings(result.warnings),
+            )
+
+        return await _idempotent(request, hub, idempotency_key, work)
+
+    async def remove(
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        source: SourceName,
+        source_id: SourceId,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[IngestResult]:
+        hub.catalog.authorize_write(source, entity)
+
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+            result = await delete_record(
+                repo, hub.catalog, entity, source, source_id, request_context(request)
+            )
+            _count(entity, source, [result.outcome])
+            return 200, IngestResult(
+                golden_id=result.golden_id,
+                outcome=result.outcome,  # type: ignore[arg-type]
+                version=result.version,
+            )
+
+        return await _idempotent(request, hub, idempotency_key, work)
+
+    async def batch(
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        source: SourceName,
+        data: Annotated[
+            list[dict[str, Any]],
+            BodyKwarg(
+                description=f"Up to {MAX_BATCH} items, each a {item_type.__name__}: "
+                "{source_id, attributes, source_updated_at?}. A bad item gets its own "
+                "error and does not fail the others."
+            ),
+        ],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[BatchResponse]:
+        hub.catalog.authorize_write(source, entity)
+        if len(data) > MAX_BATCH:
+            raise ValidationFailed(
+                "batch too large",
+                [FieldProblem("$", f"at most {MAX_BATCH} records per batch, got {len(data)}")],
+            )
+        decoded: list[tuple[int, IncomingRecord]] = []
+        results: list[BatchItemResult | None] = [None] * len(data)
+        for i, item in enumerate(data):
+            try:
+                parsed = msgspec.convert(item, item_type)
+            except msgspec.ValidationError as exc:
+                results[i] = _rejected(i, item, [_item_problem(i, str(exc))])
+                continue
+            decoded.append(
+                (
+                    i,
+                    IncomingRecord(
+                        source_id=parsed.source_id,
+                        attributes=msgspec.to_builtins(parsed.attributes),
+                        source_updated_at=parsed.source_updated_at,
+                    ),
+                )
+            )
+
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+            outcomes = await ingest_records(
+                repo,
+                hub.catalog,
+                entity,
+                source,
+                [r for _, r in decoded],
+                request_context(request),
+            )
+            for (i, record), outcome in zip(decoded, outcomes, strict=True):
+                if isinstance(outcome, Rejected):
+                    problems = [
+                        FieldProblem(f"$[{i}]{p.path[1:]}", p.message) for p in outcome.errors
+                    ]
+                    results[i] = _rejected(i, data[i], problems)
+                else:
+                    results[i] = _accepted(i, record.source_id, outcome)
+            final = [r for r in results if r is not None]
+            accepted = [r for r in final if r.status == 200]
+            _count(entity, source, [r.outcome for r in accepted if r.outcome])
+            return 200, BatchResponse(
+                results=final, accepted=len(accepted), rejected=len(final) - len(accepted)
+            )
+
+        return await _idempotent(request, hub, idempotency_key, work)
+
+    return [
+        put(
+            path,
+            name=f"upsert_{entity}",
+            tags=tag,
+            summary=f"Upsert a source's {entity} record",
+            operation_id=f"upsert_{entity}",
+        )(upsert),
+        delete(
+            path,
+            name=f"delete_{entity}",
+            tags=tag,
+            status_code=200,
+            summary=f"Mark a source's {entity} record deleted",
+            operation_id=f"delete_{entity}",
+        )(remove),
+        post(
+            batch_path,
+            name=f"batch_{entity}",
+            tags=tag,
+            status_code=200,
+            summary=f"Upsert up to {MAX_BATCH} {entity} records",
+            operation_id=f"batch_{entity}",
+        )(batch),
+    ]
+
+
+def _item_problem(index: int, message: str) -> FieldProblem:
+    text, _, where = message.partition(" - at `")
+    path = where.rstrip("`") if where else "$"
+    return FieldProblem(f"$[{index}]{path[1:]}", text)
+
+
+def _rejected(index: int, item: Any, problems: list[FieldProblem]) -> BatchItemResult:
+    source_id = item.get("source_id") if isinstance(item, dict) else None
+    return BatchItemResult(
+        index=index,
+        source_id=source_id if isinstance(source_id, str) else None,
+        status=422,
+        error=Problem(
+            title="Validation failed",
+            status=422,
+            detail="the record is invalid",
+            errors=field_errors(problems),
+        ),
+    )
+
+
+def _accepted(index: int, source_id: str, outcome: Accepted) -> BatchItemResult:
+    return BatchItemResult(
+        index=index,
+        source_id=source_id,
+        status=200,
+        golden_id=outcome.golden_id,
+        outcome=outcome.outcome,  # type: ignore[arg-type]
+        version=outcome.version,
+        warnings=_warnings(outcome.warnings) or None,
+    )
+
+
+async def _unknown_entity(entity: str) -> None:
+    check_entity(entity)  # raises UnknownEntity with the list of known types
+
+
+@put("/v1/sources/{source:str}/{entity:str}/{source_id:str}", include_in_schema=False)
+async def put_unknown_entity(entity: FromPath[str]) -> None:
+    await _unknown_entity(entity)
+
+
+@delete(
+    "/v1/sources/{source:str}/{entity:str}/{source_id:str}",
+    include_in_schema=False,
+    status_code=200,
+)
+async def delete_unknown_entity(entity: FromPath[str]) -> None:
+    await _unknown_entity(entity)
+
+
+@post("/v1/sources/{source:str}/{entity:str}/batch", include_in_schema=False)
+async def batch_unknown_entity(entity: FromPath[str]) -> None:
+    await _unknown_entity(entity)
+
+
+ROUTES: list[HTTPRouteHandler] = [
+    *(route for entity in ENTITIES for route in _entity_routes(entity)),
+    put_unknown_entity,
+    delete_unknown_entity,
+    batch_unknown_entity,
+]

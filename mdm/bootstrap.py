@@ -1,0 +1,117 @@
+"""The composition root: the one place that wires settings to adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from mdm.adapters.repository import Repository
+from mdm.domain.sources import SourceCatalog
+from mdm.settings import Settings, load_sources
+from publishers.connection import NatsLink
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _json_serializer(value: object) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def make_engine(url: str, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An async engine on asyncpg with msgspec doing the JSONB (de)serialization."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        echo=echo,
+        json_serializer=_json_serializer,
+        json_deserializer=msgspec.json.decode,
+    )
+
+
+@dataclass(slots=True)
+class Hub:
+    """Everything a request handler needs, built once per process."""
+
+    settings: Settings
+    catalog: SourceCatalog
+    engine: AsyncEngine
+    nats: NatsLink
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalog: SourceCatalog | None = None) -> Hub:
+        if settings.database.url is None or settings.nats.url is None:
+            raise ValueError(
+                "database and NATS URLs must be resolved (embedded services are started by the CLI)"
+            )
+        return cls(
+            settings=settings,
+            catalog=catalog or load_sources(settings.sources_file),
+            engine=make_engine(
+                settings.database.url, settings.database.pool_size, settings.database.echo
+            ),
+            nats=NatsLink(settings.nats.url),
+        )
+
+    async def start(self) -> None:
+        await self.nats.start()
+
+    async def stop(self) -> None:
+        await self.nats.close()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Repository]:
+        """One unit of work: commits when the block succeeds, rolls back otherwise."""
+        async with self.engine.begin() as conn:
+            yield Repository(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Repository]:
+        async with self.engine.connect() as conn:
+            yield Repository(conn)
+
+
+def resolve_services(settings: Settings) -> tuple[Settings, EmbeddedServicesHandle | None]:
+    """Start embedded PostgreSQL and/or NATS for whatever the settings leave unset."""
+    import dataclasses
+    import logging
+
+    from mdm.embedded import EmbeddedNats, EmbeddedPostgres
+
+    log = logging.getLogger("mdm")
+    handle = EmbeddedServicesHandle()
+    database_url, nats_url = settings.database.url, settings.nats.url
+    data_dir = settings.data_dir.resolve()
+    if database_url is None:
+        handle.postgres = EmbeddedPostgres(data_dir / "postgres")
+        database_url = handle.postgres.start()
+        log.info("MDM_DATABASE_URL not set: using embedded PostgreSQL under %s", data_dir)
+    if nats_url is None:
+        handle.nats = EmbeddedNats(data_dir / "nats")
+        nats_url = handle.nats.start()
+        log.info("MDM_NATS_URL not set: using embedded nats-server at %s", nats_url)
+    resolved = dataclasses.replace(
+        settings,
+        database=dataclasses.replace(settings.database, url=database_url),
+        nats=dataclasses.replace(settings.nats, url=nats_url),
+    )
+    return resolved, handle if (handle.postgres or handle.nats) else None
+
+
+@dataclass(slots=True)
+class EmbeddedServicesHandle:
+    postgres: Any = None
+    nats: Any = None
+
+    def stop(self) -> None:
+        if self.nats is not None:
+            self.nats.stop()
+        if self.postgres is not None:
+            self.postgres.stop()

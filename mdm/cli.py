@@ -1,0 +1,149 @@
+"""The `mdm` command: serve, migrate, demo, schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from mdm.settings import Settings
+
+log = logging.getLogger("mdm")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    api = settings.api
+    if getattr(args, "host", None):
+        api = dataclasses.replace(api, host=args.host)
+    if getattr(args, "port", None):
+        api = dataclasses.replace(api, port=args.port)
+    data_dir = Path(args.data_dir) if getattr(args, "data_dir", None) else settings.data_dir
+    return dataclasses.replace(settings, api=api, data_dir=data_dir)
+
+
+async def _migrate(database_url: str) -> None:
+    from mdm.adapters.migrate import upgrade
+    from mdm.bootstrap import make_engine
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mdm.api.app import create_app
+    from mdm.bootstrap import resolve_services
+
+    settings, embedded = resolve_services(_settings(args))
+    try:
+        if embedded is not None and embedded.postgres is not None:
+            asyncio.run(_migrate(settings.database.url or ""))
+        app = create_app(settings)
+        log.info(
+            "serving the hub on http://%s:%s (OpenAPI at /schema)",
+            settings.api.host,
+            settings.api.port,
+        )
+        uvicorn.run(
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+
+    settings = _settings(args)
+    settings, embedded = resolve_services(
+        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
+    )
+    try:
+        asyncio.run(_migrate(settings.database.url or ""))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+    from mdm.demo import run_demo
+
+    settings, embedded = resolve_services(_settings(args))
+    try:
+        asyncio.run(_migrate(settings.database.url or ""))
+        asyncio.run(run_demo(settings, sys.stdout))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(Path(args.out) if args.out else None):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mdm", description="The master-data hub.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_dir_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            help="where embedded PostgreSQL and NATS keep their data "
+            "(default: ./mdm-data, or MDM_DATA_DIR)",
+        )
+
+    serve = sub.add_parser("serve", help="run the HTTP API (embedded services if none configured)")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1, or MDM_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8000, or MDM_PORT)")
+    data_dir_option(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    data_dir_option(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = sub.add_parser("demo", help="load a small sample from four sources and show the result")
+    data_dir_option(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    schemas = sub.add_parser(
+        "schemas", help="export the entities' JSON Schema for connector authors"
+    )
+    schemas.add_argument("--out", help="folder (default: the packaged schemas/json)")
+    schemas.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The golden record aggregate: its state, and what a recomputation changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mdm.domain.survivorship import Contribution, survive
+
+Status = Literal["active", "retired", "merged"]
+
+
+@dataclass(frozen=True, slots=True)
+class XrefDelta:
+    """Source records a change added to or removed from a golden record."""
+
+    linked: frozenset[tuple[str, str]] = frozenset()
+    unlinked: frozenset[tuple[str, str]] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.linked or self.unlinked)
+
+
+@dataclass(frozen=True, slots=True)
+class GoldenChange:
+    """A new version of a golden record and the event type that announces it."""
+
+    event_type: str
+    version: int
+    changed: list[str]
+
+
+@dataclass(slots=True)
+class GoldenRecord:
+    golden_id: str
+    entity: str
+    status: Status
+    version: int
+    attributes: dict[str, Any]
+    provenance: dict[str, dict[str, str]]
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    merged_into: str | None = None
+    pending: list[GoldenChange] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, golden_id: str, entity: str) -> GoldenRecord:
+        return cls(golden_id, entity, "active", 0, {}, {})
+
+    def recompute(
+        self,
+        contributions: list[Contribution],
+        system_of_record: str | None,
+        xrefs: XrefDelta,
+    ) -> GoldenChange | None:
+        """Rerun survivorship; bump the version if anything a subscriber sees changed."""
+        survived = survive(contributions, system_of_record)
+        status: Status = "active" if contributions else "retired"
+        changed = sorted(
+            name
+            for name in survived.attributes.keys() | self.attributes.keys()
+            if survived.attributes.get(name) != self.attributes.get(name)
+            or survived.provenance.get(name) != self.provenance.get(name)
+        )
+        if self.version == 0:
+            event_type = "golden.created"
+        elif status != self.status:
+            event_type = "golden.retired" if status == "retired" else "golden.updated"
+        elif changed:
+            event_type = "golden.updated"
+        elif xrefs:
+            event_type = "xref.linked" if xrefs.linked else "xref.unlinked"
+        else:
+            return None
+        self.attributes = survived.attributes
+        self.provenance = survived.provenance
+        self.status = status
+        self.version += 1
+        change = GoldenChange(event_type=event_type, version=self.version, changed=changed)
+        self.pending.append(change)
+        return change

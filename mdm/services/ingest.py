@@ -1,0 +1,268 @@
+"""Ingesting source records: standardize, store, match, survive, announce.
+
+One call is one unit of work on one connection: the caller owns the
+transaction, so a batch's records, its golden versions, their history rows and
+their outbox events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from matching import standardize_record, strong_keys
+from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
+from mdm.domain.errors import FieldProblem, NotFound
+from mdm.domain.golden import GoldenRecord, XrefDelta
+from mdm.domain.ids import new_golden_id
+from mdm.domain.sources import SourceCatalog
+from mdm.services.context import RequestContext
+from mdm.services.events import Cause, GoldenChangeSet, record_changes
+
+_hash_encoder = msgspec.json.Encoder(order="sorted")
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRecord:
+    source_id: str
+    attributes: dict[str, Any]  # JSON builtins, already schema-validated
+    source_updated_at: dt.datetime | None = None
+
+
+@dataclass(slots=True)
+class Accepted:
+    golden_id: str
+    outcome: str
+    version: int = 0
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    errors: list[FieldProblem]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    index: int
+    record: IncomingRecord
+    values: dict[str, Any]
+    warnings: list[dict[str, str]]
+    keys: list[str]
+    content_hash: bytes
+
+
+def content_hash(record: IncomingRecord) -> bytes:
+    """What makes a replay a replay: the attributes and the source's update time."""
+    payload = _hash_encoder.encode([record.attributes, record.source_updated_at])
+    return hashlib.blake2b(payload, digest_size=16).digest()
+
+
+def _prepare(entity: str, index: int, record: IncomingRecord) -> _Prepared | Rejected:
+    std = standardize_record(entity, record.attributes)
+    if std.errors:
+        return Rejected([FieldProblem(f"$.attributes.{e.path}", e.message) for e in std.errors])
+    warnings = [{"path": w.path, "code": w.code, "message": w.message} for w in std.warnings]
+    return _Prepared(
+        index=index,
+        record=record,
+        values=std.values,
+        warnings=warnings,
+        keys=strong_keys(entity, std.values, std.warnings),
+        content_hash=content_hash(record),
+    )
+
+
+def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
+    """The golden record sharing most strong keys (the oldest on a tie), and all candidates."""
+    votes: Counter[str] = Counter()
+    for key in keys:
+        votes.update(owners.get(key, ()))
+    if not votes:
+        return None, []
+    # Golden ids start with their creation time, so the smallest id is the oldest.
+    best = min(votes, key=lambda g: (-votes[g], g))
+    return best, sorted(votes)
+
+
+async def ingest_records(
+    repo: Repository,
+    catalog: SourceCatalog,
+    entity: str,
+    source: str,
+    records: Sequence[IncomingRecord],
+    ctx: RequestContext,
+) -> list[Accepted | Rejected]:
+    """Upsert `records` of `source` for `entity`; one result per record, in order."""
+    catalog.authorize_write(source, entity)
+    results: list[Accepted | Rejected | None] = [None] * len(records)
+    prepared: list[_Prepared] = []
+    for i, record in enumerate(records):
+        outcome = _prepare(entity, i, record)
+        if isinstance(outcome, Rejected):
+            results[i] = outcome
+        else:
+            prepared.append(outcome)
+    if not prepared:
+        return [r for r in results if r is not None]
+
+    all_keys = sorted({k for p in prepared for k in p.keys})
+    await repo.lock(
+        [f"sr:{entity}:{source}:{p.record.source_id}" for p in prepared]
+        + [f"mk:{entity}:{k}" for k in all_keys]
+    )
+    stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
+    owners = await repo.key_owners(entity, all_keys)
+    original = dict(stored)
+
+    deltas: dict[str, XrefDelta] = {}
+    new_goldens: dict[str, GoldenRecord] = {}
+    writes: dict[str, SourceRecordWrite] = {}
+    keys_by_source_id: dict[str, list[str]] = {}
+    unchanged: list[tuple[int, str]] = []
+
+    for p in prepared:
+        sid = p.record.source_id
+        current = stored.get(sid)
+        if current and current.deleted_at is None and current.content_hash == p.content_hash:
+            unchanged.append((p.index, current.golden_id))
+            results[p.index] = Accepted(current.golden_id, "unchanged", warnings=p.warnings)
+            continue
+        golden_id, outcome, rule = _link(entity, p, current, owners, new_goldens)
+        if current is None or current.deleted_at is not None or current.golden_id != golden_id:
+            _add(deltas, golden_id, linked=(source, sid))
+            if (
+                current is not None
+                and current.golden_id != golden_id
+                and current.deleted_at is None
+            ):
+                _add(deltas, current.golden_id, unlinked=(source, sid))
+        else:
+            deltas.setdefault(golden_id, XrefDelta())
+        for key in p.keys:
+            owners.setdefault(key, set()).add(golden_id)
+        # Row id and version come from the database; a later record of this batch
+        # with the same source_id replaces this write and compares against it.
+        before = original.get(sid)
+        version = (before.version if before else 0) + 1
+        writes[sid] = SourceRecordWrite(
+            id=before.id if before else None,
+            entity=entity,
+            source=source,
+            source_id=sid,
+            golden_id=golden_id,
+            raw=p.record.attributes,
+            standardized=p.values,
+            warnings=p.warnings,
+            content_hash=p.content_hash,
+            version=version,
+            source_updated_at=p.record.source_updated_at,
+            received_at=ctx.received_at,
+            link_rule=rule,
+        )
+        keys_by_source_id[sid] = p.keys
+        stored[sid] = StoredSourceRecord(
+            before.id if before else 0, sid, golden_id, p.content_hash, version, None
+        )
+        results[p.index] = Accepted(golden_id, outcome, warnings=p.warnings)
+
+    if writes:
+        await repo.insert_new_goldens(list(new_goldens.values()), ctx.received_at)
+        ids = await repo.write_source_records(list(writes.values()))
+        await repo.replace_match_keys(
+            entity, {ids[sid]: keys for sid, keys in keys_by_source_id.items()}
+        )
+        causes = {
+            w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)
+            for w in writes.values()
+        }
+        changes = await record_changes(repo, catalog.system_of_record(entity), deltas, causes, ctx)
+        versions = changes.versions
+    else:
+        versions = {}
+    missing = sorted({g for _, g in unchanged} - versions.keys())
+    versions.update(await repo.golden_versions(missing))
+    for r in results:
+        if isinstance(r, Accepted):
+            r.version = versions[r.golden_id]
+    return [r for r in results if r is not None]
+
+
+def _link(
+    entity: str,
+    p: _Prepared,
+    current: StoredSourceRecord | None,
+    owners: dict[str, set[str]],
+    new_goldens: dict[str, GoldenRecord],
+) -> tuple[str, str, str]:
+    """Which golden record this source record belongs to: (golden_id, outcome, rule)."""
+    if current is not None and current.deleted_at is None:
+        # An update keeps its golden record; re-matching on change is the
+        # probabilistic matcher's and the stewards' business, not a side effect.
+        return current.golden_id, "linked", "existing"
+    best, candidates = _choose(p.keys, owners)
+    if best is not None:
+        rule = "strong_key" if len(candidates) == 1 else "strong_key_ambiguous"
+        if len(candidates) > 1:
+            p.warnings.append(
+                {
+                    "path": "$",
+                    "code": "ambiguous_match",
+                    "message": f"record shares strong identifiers with {len(candidates)} golden "
+                    f"records ({', '.join(candidates)}); linked to {best}",
+                }
+            )
+        return best, "linked", rule
+    if current is not None:
+        # A deleted record that comes back returns to the golden record it had.
+        return current.golden_id, "linked", "restored"
+    golden = GoldenRecord.new(new_golden_id(entity), entity)
+    new_goldens[golden.golden_id] = golden
+    return golden.golden_id, "created", "new"
+
+
+def _add(
+    deltas: dict[str, XrefDelta],
+    golden_id: str,
+    linked: tuple[str, str] | None = None,
+    unlinked: tuple[str, str] | None = None,
+) -> None:
+    d = deltas.get(golden_id, XrefDelta())
+    deltas[golden_id] = XrefDelta(
+        linked=d.linked | ({linked} if linked else set()),
+        unlinked=d.unlinked | ({unlinked} if unlinked else set()),
+    )
+
+
+async def delete_record(
+    repo: Repository,
+    catalog: SourceCatalog,
+    entity: str,
+    source: str,
+    source_id: str,
+    ctx: RequestContext,
+) -> Accepted:
+    """Mark a source record deleted and recompute (or retire) its golden record."""
+    catalog.authorize_write(source, entity)
+    await repo.lock([f"sr:{entity}:{source}:{source_id}"])
+    current = (await repo.source_records(entity, source, [source_id])).get(source_id)
+    if current is None:
+        raise NotFound(f"{source} has no {entity} record {source_id!r}")
+    if current.deleted_at is not None:
+        version = (await repo.golden_versions([current.golden_id]))[current.golden_id]
+        return Accepted(current.golden_id, "unchanged", version)
+    await repo.mark_deleted(current.id, ctx.received_at)
+    changes: GoldenChangeSet = await record_changes(
+        repo,
+        catalog.system_of_record(entity),
+        {current.golden_id: XrefDelta(unlinked=frozenset({(source, source_id)}))},
+        {current.golden_id: Cause(kind="source_record", source=source, source_id=source_id)},
+        ctx,
+    )
+    return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

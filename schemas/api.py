@@ -1,0 +1,164 @@
+"""Bodies of the HTTP API: what clients send and what the hub answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from schemas.entities import ENTITY_TYPES, EntityName
+
+AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset.")]
+SourceId = Annotated[str, Meta(min_length=1, max_length=200)]
+
+MAX_BATCH = 1000
+
+
+def _upsert_type(entity: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        f"{cls.__name__}Upsert",
+        [
+            ("attributes", cls),
+            ("source_updated_at", AwareDatetime | None, None),
+        ],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+def _batch_item_type(entity: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    return msgspec.defstruct(
+        f"{cls.__name__}BatchItem",
+        [
+            ("source_id", SourceId),
+            ("attributes", cls),
+            ("source_updated_at", AwareDatetime | None, None),
+        ],
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+# Body of PUT /v1/sources/{source}/{entity}/{source_id}, one type per entity.
+UPSERT_BODY: dict[str, type[msgspec.Struct]] = {
+    name: _upsert_type(name, cls) for name, cls in ENTITY_TYPES.items()
+}
+# One element of POST /v1/sources/{source}/{entity}/batch.
+BATCH_ITEM: dict[str, type[msgspec.Struct]] = {
+    name: _batch_item_type(name, cls) for name, cls in ENTITY_TYPES.items()
+}
+
+Outcome = Literal["created", "linked", "unchanged", "review", "deleted"]
+
+
+class DataQualityWarning(msgspec.Struct, kw_only=True, frozen=True):
+    path: str
+    code: str
+    message: str
+
+
+class FieldError(msgspec.Struct, kw_only=True, frozen=True):
+    path: str
+    message: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class IngestResult(msgspec.Struct, kw_only=True):
+    golden_id: str
+    outcome: Outcome
+    version: int
+    warnings: list[DataQualityWarning] = []
+
+
+class BatchItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    index: int
+    source_id: str | None = None
+    status: int
+    golden_id: str | None = None
+    outcome: Outcome | None = None
+    version: int | None = None
+    warnings: list[DataQualityWarning] | None = None
+    error: Problem | None = None
+
+
+class BatchResponse(msgspec.Struct, kw_only=True):
+    results: list[BatchItemResult]
+    accepted: int
+    rejected: int
+
+
+class Provenance(msgspec.Struct, kw_only=True, frozen=True):
+    source: str
+    source_id: str
+    rule: str
+
+
+class XrefEntry(msgspec.Struct, kw_only=True):
+    source: str
+    source_id: str
+    role: str
+    updated_at: dt.datetime
+
+
+class GoldenRecordView(msgspec.Struct, kw_only=True, omit_defaults=True):
+    golden_id: str
+    entity: EntityName
+    status: Literal["active", "retired", "merged"]
+    version: int
+    attributes: dict[str, Any]
+    provenance: dict[str, Provenance]
+    xrefs: list[XrefEntry]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    merged_into: str | None = None
+
+
+class XrefView(msgspec.Struct, kw_only=True):
+    entity: EntityName
+    golden_id: str
+    status: Literal["active", "retired", "merged"]
+    xrefs: list[XrefEntry]
+
+
+class XrefKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    entity: EntityName
+    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    source_id: SourceId
+
+
+class XrefLookupRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    keys: Annotated[list[XrefKey], Meta(max_length=MAX_BATCH)]
+
+
+class XrefLookupResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    entity: EntityName
+    source: str
+    source_id: str
+    found: bool
+    golden_id: str | None = None
+    status: Literal["active", "retired", "merged"] | None = None
+    xrefs: list[XrefEntry] | None = None
+
+
+class XrefLookupResponse(msgspec.Struct, kw_only=True):
+    results: list[XrefLookupResult]
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: Literal["ok", "degraded"]
+    database: str
+    nats: str

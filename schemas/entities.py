@@ -1,0 +1,142 @@
+"""Canonical entities a professional-services firm masters.
+
+These are wire contracts: what a source system sends about one of its records.
+Every attribute but the entity's name is optional, because each system holds
+only part of the picture. Inbound Structs forbid unknown fields so that a typo
+in a connector is a 422, not silently lost data. Evolve only by adding
+optional fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+# Bounded strings keep one bad record from bloating the database or the match index.
+ShortText = Annotated[str, Meta(max_length=200)]
+Text = Annotated[str, Meta(max_length=500)]
+Name = Annotated[str, Meta(min_length=1, max_length=300, description="Required, not blank.")]
+Ref = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="The id of the referenced record in the same source system.",
+    ),
+]
+CountryText = Annotated[
+    str,
+    Meta(
+        min_length=2,
+        max_length=60,
+        description="ISO 3166-1 alpha-2 preferred; alpha-3 and English names are standardized.",
+    ),
+]
+CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code.")]
+
+
+class _Inbound(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every inbound struct: keyword-only, strict about unknown fields."""
+
+
+class Address(_Inbound):
+    line1: Text | None = None
+    line2: Text | None = None
+    city: ShortText | None = None
+    region: ShortText | None = None
+    postal_code: Annotated[str, Meta(max_length=20)] | None = None
+    country: CountryText | None = None
+
+
+class Money(_Inbound):
+    amount: Decimal
+    currency: CurrencyCode
+
+
+class Customer(_Inbound):
+    """A client of the firm: the account in CRM, the customer in ERP, the client in PSA."""
+
+    name: Name
+    legal_name: Text | None = None
+    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    tax_country: CountryText | None = None
+    duns: Annotated[str, Meta(max_length=20)] | None = None
+    website: Text | None = None
+    email: Annotated[str, Meta(max_length=320)] | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    address: Address | None = None
+    parent_ref: Ref | None = None
+    industry: ShortText | None = None
+    status: Literal["prospect", "active", "inactive"] | None = None
+
+
+class Worker(_Inbound):
+    """An employee or contractor: HCM's person, PSA's resource, ERP's vendor or employee."""
+
+    family_name: Name
+    given_name: ShortText | None = None
+    middle_name: ShortText | None = None
+    date_of_birth: dt.date | None = None
+    email: Annotated[str, Meta(max_length=320)] | None = None
+    phone: Annotated[str, Meta(max_length=40)] | None = None
+    national_id: Annotated[str, Meta(max_length=40)] | None = None
+    employee_number: Annotated[str, Meta(max_length=40)] | None = None
+    address: Address | None = None
+    employer_ref: Ref | None = None
+    manager_ref: Ref | None = None
+    job_title: ShortText | None = None
+    cost_center: ShortText | None = None
+    cost_rate: Money | None = None
+    worker_type: Literal["employee", "contractor"] | None = None
+    status: Literal["active", "inactive", "terminated"] | None = None
+    hire_date: dt.date | None = None
+    termination_date: dt.date | None = None
+
+
+class LegalEntity(_Inbound):
+    """A company of the firm's own group that contracts, employs and books."""
+
+    name: Name
+    registration_number: Annotated[str, Meta(max_length=60)] | None = None
+    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    country: CountryText | None = None
+    base_currency: CurrencyCode | None = None
+    address: Address | None = None
+    parent_ref: Ref | None = None
+
+
+class Project(_Inbound):
+    """An engagement delivered for a customer by one of the firm's legal entities."""
+
+    name: Name
+    code: Annotated[str, Meta(max_length=60)] | None = None
+    customer_ref: Ref | None = None
+    legal_entity_ref: Ref | None = None
+    project_manager_ref: Ref | None = None
+    billing_type: Literal["fixed_fee", "time_and_materials", "milestone"] | None = None
+    contract_value: Money | None = None
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    status: Literal["planned", "active", "on_hold", "completed", "cancelled"] | None = None
+
+
+EntityName = Literal["customer", "worker", "project", "legal_entity"]
+
+ENTITY_TYPES: dict[str, type[msgspec.Struct]] = {
+    "customer": Customer,
+    "worker": Worker,
+    "project": Project,
+    "legal_entity": LegalEntity,
+}
+
+# The attribute a person or a human reader recognises the record by.
+REQUIRED_ATTRIBUTE: dict[str, str] = {
+    "customer": "name",
+    "worker": "family_name",
+    "project": "name",
+    "legal_entity": "name",
+}

@@ -1,0 +1,65 @@
+"""The versioned event envelope the hub writes to its outbox for every golden change.
+
+Subscribers decode this. It evolves only by adding fields with defaults; a
+breaking change would bump SCHEMA_VERSION and publish both for a while.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+EventType = Literal[
+    "golden.created",
+    "golden.updated",
+    "golden.merged",
+    "golden.lost_merge",
+    "golden.unmerged",
+    "golden.retired",
+    "xref.linked",
+    "xref.unlinked",
+    "review.opened",
+    "review.resolved",
+]
+
+
+class Causation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """What caused the change: a source record's write, or a steward's action."""
+
+    kind: Literal["source_record", "steward", "system"]
+    source: str | None = None
+    source_id: str | None = None
+    actor: str | None = None
+
+
+class EventXref(msgspec.Struct, kw_only=True, frozen=True):
+    source: str
+    source_id: str
+
+
+class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
+    status: Literal["active", "retired", "merged"]
+    attributes: dict[str, Any]
+    changed: list[str]
+    xrefs: list[EventXref]
+
+
+class Event(msgspec.Struct, kw_only=True, frozen=True):
+    event_id: str
+    type: EventType
+    entity: str
+    golden_id: str
+    version: int
+    occurred_at: dt.datetime
+    correlation_id: str
+    causation: Causation
+    payload: GoldenPayload
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def subject(self) -> str:
+        return f"mdm.{self.entity}.{self.type}"

@@ -1,0 +1,120 @@
+"""Real PostgreSQL and NATS for the tests.
+
+MDM_TEST_DATABASE_URL / MDM_TEST_NATS_URL point at running servers (CI and
+the development machines); without them the tests start the same embedded
+servers the hub uses on a bare machine. Each test session gets its own fresh
+database, migrated with the real Alembic migrations, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mdm.adapters.migrate import upgrade
+from mdm.adapters.tables import metadata
+from mdm.api.app import create_app
+from mdm.bootstrap import make_engine
+from mdm.settings import DatabaseSettings, NatsSettings, Settings, normalize_database_url
+
+
+@pytest.fixture(scope="session")
+def embedded_dir() -> Iterator[Path]:
+    # Short path: PostgreSQL's Unix socket path must fit in ~107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="mdmt-", dir="/tmp"))
+    yield path
+
+
+@pytest.fixture(scope="session")
+def server_database_url(embedded_dir: Path) -> Iterator[str]:
+    """A URL of a PostgreSQL server's maintenance database."""
+    configured = normalize_database_url(os.environ.get("MDM_TEST_DATABASE_URL"))
+    if configured:
+        yield configured
+        return
+    from mdm.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(embedded_dir / "postgres", database="postgres")
+    try:
+        yield pg.start()
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+def nats_url(embedded_dir: Path) -> Iterator[str]:
+    configured = os.environ.get("MDM_TEST_NATS_URL")
+    if configured:
+        yield configured
+        return
+    from mdm.embedded import EmbeddedNats
+
+    server = EmbeddedNats(embedded_dir / "nats")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_database_url: str) -> AsyncIterator[str]:
+    """A fresh database for this test session, at the newest migration."""
+    name = f"mdm_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_async_engine(server_database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_database_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, nats_url: str) -> Settings:
+    return Settings(database=DatabaseSettings(url=database_url), nats=NatsSettings(url=nats_url))
+
+
+@pytest.fixture(scope="session")
+async def session_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(session_client: AsyncTestClient, database_url: str) -> AsyncTestClient:
+    """The API client on an empty database."""
+    await truncate_all(database_url)
+    return session_client
+
+
+async def truncate_all(database_url: str) -> None:
+    engine = create_async_engine(database_url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[object]:
+    """A connection to the test database for assertions on what was stored."""
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        yield conn
+    await engine.dispose()

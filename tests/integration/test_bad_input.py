@@ -1,0 +1,200 @@
+"""Bad input gets a clear 4xx problem and changes nothing that was stored before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+GOOD = {
+    "attributes": {"name": "Acme Consulting GmbH", "tax_id": "DE136695976", "tax_country": "DE"}
+}
+
+
+async def snapshot(db: AsyncConnection) -> dict[str, Any]:
+    out = {}
+    for table in (
+        "golden_record",
+        "source_record",
+        "outbox",
+        "golden_record_history",
+        "match_key",
+        "idempotency_key",
+    ):
+        rows = (await db.execute(text(f"SELECT * FROM {table} ORDER BY 1"))).all()
+        out[table] = [tuple(r) for r in rows]
+    return out
+
+
+CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
+    # (name, method, path, body, headers, status, expected error path)
+    ("unknown entity", "PUT", "/v1/sources/crm/vendor/1", GOOD, {}, 404, None),
+    ("unknown source", "PUT", "/v1/sources/sap/customer/1", GOOD, {}, 404, None),
+    (
+        "reference_only source",
+        "PUT",
+        "/v1/sources/crm/worker/1",
+        {"attributes": {"family_name": "Doe"}},
+        {},
+        403,
+        None,
+    ),
+    (
+        "wrong type",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {"attributes": {"name": 12}},
+        {},
+        422,
+        "$.attributes.name",
+    ),
+    (
+        "nested wrong type",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {"attributes": {"name": "X", "address": {"country": 7}}},
+        {},
+        422,
+        "$.attributes.address.country",
+    ),
+    (
+        "unknown field",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {"attributes": {"name": "X", "nmae": "typo"}},
+        {},
+        422,
+        "$.attributes",
+    ),
+    (
+        "missing required",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {"attributes": {"tax_id": "DE136695976"}},
+        {},
+        422,
+        "$.attributes",
+    ),
+    (
+        "blank required",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {"attributes": {"name": "   "}},
+        {},
+        422,
+        "$.attributes.name",
+    ),
+    (
+        "bad enum",
+        "PUT",
+        "/v1/sources/hcm/worker/1",
+        {"attributes": {"family_name": "Doe", "worker_type": "intern"}},
+        {},
+        422,
+        "$.attributes.worker_type",
+    ),
+    (
+        "bad date",
+        "PUT",
+        "/v1/sources/hcm/worker/1",
+        {"attributes": {"family_name": "Doe", "hire_date": "2026-02-30"}},
+        {},
+        422,
+        "$.attributes.hire_date",
+    ),
+    (
+        "naive timestamp",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {**GOOD, "source_updated_at": "2026-01-01T00:00:00"},
+        {},
+        422,
+        "$.source_updated_at",
+    ),
+    ("body not an object", "PUT", "/v1/sources/crm/customer/1", [1, 2], {}, 422, None),
+    ("batch not a list", "POST", "/v1/sources/crm/customer/batch", {"a": 1}, {}, 422, None),
+    (
+        "batch too large",
+        "POST",
+        "/v1/sources/crm/customer/batch",
+        [{"source_id": str(i), "attributes": {"name": "x"}} for i in range(1001)],
+        {},
+        422,
+        "$",
+    ),
+    ("unknown entity batch", "POST", "/v1/sources/crm/vendor/batch", [], {}, 404, None),
+    ("source id too long", "PUT", "/v1/sources/crm/customer/" + "x" * 201, GOOD, {}, 422, None),
+    ("unknown entity xref", "GET", "/v1/xref/vendor/crm/1", None, {}, 404, None),
+    ("unknown golden", "GET", "/v1/golden/customer/cus_nope", None, {}, 404, None),
+    (
+        "xref lookup bad body",
+        "POST",
+        "/v1/xref/lookup",
+        {"keys": [{"entity": "vendor"}]},
+        {},
+        422,
+        "$.keys[0].entity",
+    ),
+    ("reference_only delete", "DELETE", "/v1/sources/crm/worker/1", None, {}, 403, None),
+]
+
+
+@pytest.mark.parametrize(
+    "method,path,body,headers,status,error_path",
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+async def test_bad_input_is_a_clear_4xx_and_loses_nothing(
+    client: AsyncTestClient,
+    db: AsyncConnection,
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    status: int,
+    error_path: str | None,
+) -> None:
+    accepted = await client.put("/v1/sources/crm/customer/1", json=GOOD)
+    assert accepted.status_code == 200
+    before = await snapshot(db)
+
+    response = await client.request(method, path, json=body, headers=headers)
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem.get("detail")
+    if error_path is not None:
+        assert error_path in [e["path"] for e in problem["errors"]], problem
+    assert await snapshot(db) == before
+
+
+async def test_invalid_json_is_400(client: AsyncTestClient) -> None:
+    response = await client.put(
+        "/v1/sources/crm/customer/1",
+        content=b'{"attributes": {',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_oversized_body_is_413(client: AsyncTestClient, db: AsyncConnection) -> None:
+    huge = b'{"attributes": {"name": "' + b"x" * (9 * 1024 * 1024) + b'"}}'
+    response = await client.put(
+        "/v1/sources/crm/customer/1", content=huge, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert (await db.execute(text("SELECT count(*) FROM source_record"))).scalar_one() == 0
+
+
+async def test_unknown_source_names_the_configured_ones(client: AsyncTestClient) -> None:
+    response = await client.put("/v1/sources/sap/customer/1", json=GOOD)
+    assert "crm" in response.json()["detail"] and "sap" in response.json()["detail"]
+    response = await client.put("/v1/sources/crm/vendor/1", json=GOOD)
+    assert "customer" in response.json()["detail"] and "vendor" in response.json()["detail"]
