@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -46,19 +47,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if embedded is not None and embedded.postgres is not None:
             asyncio.run(_migrate(settings.database.url or ""))
-        app = create_app(settings)
         log.info(
-            "serving the hub on http://%s:%s (OpenAPI at /schema)",
+            "serving the hub on http://%s:%s with %d worker(s) (OpenAPI at /schema)",
             settings.api.host,
             settings.api.port,
+            args.workers,
         )
-        uvicorn.run(
-            app,
-            host=settings.api.host,
-            port=settings.api.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-        )
+        common = {
+            "host": settings.api.host,
+            "port": settings.api.port,
+            "log_level": settings.log_level.lower(),
+            "access_log": False,
+        }
+        if args.workers > 1:
+            # Worker processes build their own app from the environment, so hand
+            # them the resolved (possibly embedded) service addresses.
+            os.environ["MDM_DATABASE_URL"] = settings.database.url or ""
+            os.environ["MDM_NATS_URL"] = settings.nats.url or ""
+            uvicorn.run("mdm.api.app:app_from_env", factory=True, workers=args.workers, **common)
+        else:
+            uvicorn.run(create_app(settings), **common)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -116,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (embedded services if none configured)")
     serve.add_argument("--host", help="bind address (default 127.0.0.1, or MDM_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8000, or MDM_PORT)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="worker processes (the hub is stateless; default 1)"
+    )
     data_dir_option(serve)
     serve.set_defaults(func=cmd_serve)
 

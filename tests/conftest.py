@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ def embedded_dir() -> Iterator[Path]:
     # Short path: PostgreSQL's Unix socket path must fit in ~107 bytes.
     path = Path(tempfile.mkdtemp(prefix="mdmt-", dir="/tmp"))
     yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -208,25 +208,6 @@ class Repository:
 
     # -- golden records -----------------------------------------------------------
 
-    async def insert_new_goldens(self, goldens: Sequence[GoldenRecord], at: dt.datetime) -> None:
-        if goldens:
-            await self.conn.execute(
-                insert(golden_record),
-                [
-                    {
-                        "golden_id": g.golden_id,
-                        "entity": g.entity,
-                        "status": g.status,
-                        "version": 0,
-                        "attributes": {},
-                        "provenance": {},
-                        "created_at": at,
-                        "updated_at": at,
-                    }
-                    for g in goldens
-                ],
-            )
-
     async def lock_goldens(self, golden_ids: Sequence[str]) -> dict[str, GoldenRecord]:
         gr = golden_record.c
         rows = await self.conn.execute(
@@ -253,32 +234,57 @@ class Repository:
         events: Sequence[dict[str, Any]],
         at: dt.datetime,
     ) -> None:
-        """Persist new golden versions with their history rows and outbox events."""
+        """Persist new golden versions with their history rows and outbox events.
+
+        Golden records at version 1 are new and inserted whole; the source
+        records pointing at them were written earlier in this transaction (the
+        foreign key is deferred to commit).
+        """
         if not goldens:
             return
-        gr = golden_record.c
-        await self.conn.execute(
-            update(golden_record)
-            .where(gr.golden_id == bindparam("b_id"))
-            .values(
-                status=bindparam("status"),
-                version=bindparam("version"),
-                attributes=bindparam("attributes"),
-                provenance=bindparam("provenance"),
-                updated_at=bindparam("updated_at"),
-            ),
-            [
-                {
-                    "b_id": g.golden_id,
-                    "status": g.status,
-                    "version": g.version,
-                    "attributes": g.attributes,
-                    "provenance": g.provenance,
-                    "updated_at": at,
-                }
-                for g in goldens
-            ],
-        )
+        fresh = [g for g in goldens if g.version == 1]
+        if fresh:
+            await self.conn.execute(
+                insert(golden_record),
+                [
+                    {
+                        "golden_id": g.golden_id,
+                        "entity": g.entity,
+                        "status": g.status,
+                        "version": g.version,
+                        "attributes": g.attributes,
+                        "provenance": g.provenance,
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                    for g in fresh
+                ],
+            )
+        known = [g for g in goldens if g.version > 1]
+        if known:
+            gr = golden_record.c
+            await self.conn.execute(
+                update(golden_record)
+                .where(gr.golden_id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    version=bindparam("version"),
+                    attributes=bindparam("attributes"),
+                    provenance=bindparam("provenance"),
+                    updated_at=bindparam("updated_at"),
+                ),
+                [
+                    {
+                        "b_id": g.golden_id,
+                        "status": g.status,
+                        "version": g.version,
+                        "attributes": g.attributes,
+                        "provenance": g.provenance,
+                        "updated_at": at,
+                    }
+                    for g in known
+                ],
+            )
         await self.conn.execute(insert(golden_record_history), list(history))
         await self.conn.execute(insert(outbox), list(events))
 

@@ -82,7 +82,14 @@ source_record = Table(
     Column("entity", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("source_id", Text, nullable=False),
-    Column("golden_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    # Deferred: a batch writes its source records first and inserts the golden
+    # records they create once survivorship has computed their final state.
+    Column(
+        "golden_id",
+        Text,
+        ForeignKey("golden_record.golden_id", deferrable=True, initially="DEFERRED"),
+        nullable=False,
+    ),
     Column("raw", JSONB, nullable=False),
     Column("standardized", JSONB, nullable=False),
     Column("warnings", JSONB, nullable=False, server_default=text("'[]'::jsonb")),

@@ -65,3 +65,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         ),
         request_max_body_size=settings.api.max_body_bytes,
     )
+
+
+def app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory` and multi-worker serving: settings from MDM_* only."""
+    return create_app(Settings.from_env())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
@@ -16,7 +16,7 @@ def new_golden_id(entity: str) -> str:
     see roughly when a golden record was born; 80 random bits make collisions
     across hub processes negligible without any coordination.
     """
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import msgspec
 
 from mdm.adapters.repository import Repository
-from mdm.domain.golden import XrefDelta
+from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.services.context import RequestContext
 from schemas.events import Causation, Event, EventXref, GoldenPayload
 
@@ -28,6 +28,7 @@ async def record_changes(
     deltas: Mapping[str, XrefDelta],
     causes: Mapping[str, Causation],
     ctx: RequestContext,
+    new_goldens: Mapping[str, GoldenRecord] | None = None,
 ) -> GoldenChangeSet:
     """Rerun survivorship for every golden record in `deltas` and persist what changed.
 
@@ -35,7 +36,9 @@ async def record_changes(
     one outbox event, all in the caller's transaction (ARCHITECTURE.md invariant 2).
     """
     golden_ids = sorted(deltas)
-    goldens = await repo.lock_goldens(golden_ids)
+    fresh = new_goldens or {}
+    goldens = await repo.lock_goldens([g for g in golden_ids if g not in fresh])
+    goldens.update(fresh)
     contributions = await repo.contributions(golden_ids)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:

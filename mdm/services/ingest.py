@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,11 +80,14 @@ def _prepare(entity: str, index: int, record: IncomingRecord) -> _Prepared | Rej
 
 def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
     """The golden record sharing most strong keys (the oldest on a tie), and all candidates."""
-    votes: Counter[str] = Counter()
+    votes: dict[str, int] = {}
     for key in keys:
-        votes.update(owners.get(key, ()))
+        for golden_id in owners.get(key, ()):
+            votes[golden_id] = votes.get(golden_id, 0) + 1
     if not votes:
         return None, []
+    if len(votes) == 1:
+        return next(iter(votes)), list(votes)
     # Golden ids start with their creation time, so the smallest id is the oldest.
     best = min(votes, key=lambda g: (-votes[g], g))
     return best, sorted(votes)
@@ -173,7 +175,6 @@ async def ingest_records(
         results[p.index] = Accepted(golden_id, outcome, warnings=p.warnings)
 
     if writes:
-        await repo.insert_new_goldens(list(new_goldens.values()), ctx.received_at)
         ids = await repo.write_source_records(list(writes.values()))
         await repo.replace_match_keys(
             entity, {ids[sid]: keys for sid, keys in keys_by_source_id.items()}
@@ -182,7 +183,9 @@ async def ingest_records(
             w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)
             for w in writes.values()
         }
-        changes = await record_changes(repo, catalog.system_of_record(entity), deltas, causes, ctx)
+        changes = await record_changes(
+            repo, catalog.system_of_record(entity), deltas, causes, ctx, new_goldens
+        )
         versions = changes.versions
     else:
         versions = {}

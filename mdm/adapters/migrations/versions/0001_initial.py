@@ -148,6 +148,8 @@ def upgrade() -> None:
             ["golden_id"],
             ["golden_record.golden_id"],
             name=op.f("fk_source_record_golden_id_golden_record"),
+            deferrable=True,
+            initially="DEFERRED",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_record")),
         sa.UniqueConstraint(

@@ -1,0 +1,114 @@
+"""The README's run command on a bare machine: `mdm serve` with nothing configured.
+
+Starts the real CLI as a subprocess with no MDM_DATABASE_URL / MDM_NATS_URL, so
+it must start embedded PostgreSQL and nats-server itself, migrate, and serve;
+then restarts it on the same data folder and checks the data survived.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="mdms-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDM_")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mdm.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"mdm serve exited with {proc.returncode}:\n{out}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("mdm serve did not become healthy")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out.decode()
+
+
+def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _serve(data_dir, port)
+    try:
+        _wait_healthy(base, proc)
+        crm = httpx.put(
+            f"{base}/v1/sources/crm/customer/ACC-1",
+            json={
+                "attributes": {
+                    "name": "Acme Consulting GmbH",
+                    "tax_id": "DE136695976",
+                    "tax_country": "DE",
+                }
+            },
+        )
+        erp = httpx.put(
+            f"{base}/v1/sources/erp/customer/C-77",
+            json={"attributes": {"name": "ACME CONSULTING", "tax_id": "DE 136 695 976"}},
+        )
+        assert crm.status_code == erp.status_code == 200
+        assert crm.json()["golden_id"] == erp.json()["golden_id"]
+    finally:
+        log = _stop(proc)
+    assert "embedded PostgreSQL" in log and "embedded nats-server" in log, log
+
+    proc = _serve(data_dir, port)
+    try:
+        _wait_healthy(base, proc)
+        xref = httpx.get(f"{base}/v1/xref/customer/crm/ACC-1")
+        assert xref.status_code == 200
+        assert {(x["source"], x["source_id"]) for x in xref.json()["xrefs"]} == {
+            ("crm", "ACC-1"),
+            ("erp", "C-77"),
+        }
+    finally:
+        _stop(proc)
