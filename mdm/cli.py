@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from mdm.settings import Settings
@@ -147,12 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pgserver asks platformdirs for a runtime dir it then does not need.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Libraries that narrate every command or request at INFO.
+    for noisy in ("pgserver", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     return int(args.func(args))
 
 

@@ -64,6 +64,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             path="/schema",
         ),
         request_max_body_size=settings.api.max_body_bytes,
+        # The process configures logging once (mdm.cli); litestar must not add handlers.
+        logging_config=None,
     )
 
 
