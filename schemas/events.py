@@ -34,6 +34,7 @@ class Causation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     source: str | None = None
     source_id: str | None = None
     actor: str | None = None
+    reason: str | None = None
 
 
 class EventXref(msgspec.Struct, kw_only=True, frozen=True):
@@ -46,6 +47,12 @@ class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
     attributes: dict[str, Any]
     changed: list[str]
     xrefs: list[EventXref]
+    # golden.merged: the ids merged into this one; golden.lost_merge: the survivor.
+    merged_from: list[str] = []
+    merged_into: str | None = None
+    # golden.unmerged: the golden record the split-off source records went to, or came from.
+    split_into: str | None = None
+    split_from: str | None = None
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):
