@@ -101,17 +101,21 @@ class BatchResponse(msgspec.Struct, kw_only=True):
     rejected: int
 
 
-class Provenance(msgspec.Struct, kw_only=True, frozen=True):
+class Provenance(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     source: str
     source_id: str
     rule: str
+    # aggregate: every source record that contributed a value
+    sources: list[list[str]] | None = None
+    # pin: the steward who set the value
+    actor: str | None = None
 
 
-class XrefEntry(msgspec.Struct, kw_only=True):
+class XrefEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     source: str
     source_id: str
     role: str
-    updated_at: dt.datetime
+    updated_at: dt.datetime | None = None
 
 
 class GoldenRecordView(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -162,3 +166,60 @@ class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "degraded"]
     database: str
     nats: str
+
+
+Actor = Annotated[str, Meta(min_length=1, max_length=200, description="Who decided (steward).")]
+Reason = Annotated[str, Meta(max_length=2000)]
+
+
+class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    survivor_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    loser_ids: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(min_length=1, max_length=100)
+    ]
+    actor: Actor
+    reason: Reason | None = None
+
+
+class MergeResponse(msgspec.Struct, kw_only=True):
+    survivor_id: str
+    version: int
+    merged: list[str]
+    merge_id: int
+    moved_source_records: int
+
+
+class RecordRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    source_id: SourceId
+
+
+class UnmergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    records: Annotated[list[RecordRef], Meta(min_length=1, max_length=MAX_BATCH)]
+    actor: Actor
+    reason: Reason | None = None
+
+
+class UnmergeResponse(msgspec.Struct, kw_only=True):
+    golden_id: str
+    version: int
+    split_golden_id: str
+    split_version: int
+    restored: bool
+
+
+class HistoryEntry(msgspec.Struct, kw_only=True):
+    version: int
+    status: Literal["active", "retired", "merged"]
+    event_type: str
+    changed: list[str]
+    cause: dict[str, Any]
+    changed_at: dt.datetime
+    attributes: dict[str, Any]
+    xrefs: list[dict[str, str]]
+
+
+class HistoryResponse(msgspec.Struct, kw_only=True):
+    golden_id: str
+    entity: EntityName
+    versions: list[HistoryEntry]

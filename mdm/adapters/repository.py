@@ -209,6 +209,9 @@ class Repository:
     # -- golden records -----------------------------------------------------------
 
     async def lock_goldens(self, golden_ids: Sequence[str]) -> dict[str, GoldenRecord]:
+        """Lock golden records FOR UPDATE, in id order so that lockers never deadlock."""
+        if not golden_ids:
+            return {}
         gr = golden_record.c
         rows = await self.conn.execute(
             select(golden_record)
@@ -268,6 +271,7 @@ class Repository:
                 .where(gr.golden_id == bindparam("b_id"))
                 .values(
                     status=bindparam("status"),
+                    merged_into=bindparam("merged_into"),
                     version=bindparam("version"),
                     attributes=bindparam("attributes"),
                     provenance=bindparam("provenance"),
@@ -277,6 +281,7 @@ class Repository:
                     {
                         "b_id": g.golden_id,
                         "status": g.status,
+                        "merged_into": g.merged_into,
                         "version": g.version,
                         "attributes": g.attributes,
                         "provenance": g.provenance,
@@ -297,6 +302,23 @@ class Repository:
             )
         ).one_or_none()
         return _golden(row) if row else None
+
+    async def history(
+        self,
+        golden_id: str,
+        limit: int,
+        before_version: int | None = None,
+        as_of: dt.datetime | None = None,
+    ) -> list[Any]:
+        """Versions of a golden record, newest first; `as_of` keeps those changed by then."""
+        h = golden_record_history.c
+        query = select(golden_record_history).where(h.golden_id == golden_id)
+        if before_version is not None:
+            query = query.where(h.version < before_version)
+        if as_of is not None:
+            query = query.where(h.changed_at <= as_of)
+        rows = await self.conn.execute(query.order_by(h.version.desc()).limit(limit))
+        return list(rows)
 
     async def xrefs(self, golden_ids: Sequence[str]) -> dict[str, list[StoredXref]]:
         """Live cross-references (source, source_id) of each golden record."""

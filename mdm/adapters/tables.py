@@ -152,3 +152,34 @@ idempotency_key = Table(
     Column("created_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("scope", "key"),
 )
+
+# Every merge, for audit and so that an unmerge can send records back where
+# they came from. `moved` lists {"record_id", "from"} for each moved record.
+merge_event = Table(
+    "merge_event",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("survivor_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    Column("loser_ids", JSONB, nullable=False),
+    Column("moved", JSONB, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "survivor_id"),
+)
+
+# Pairs of source records a steward said are not the same thing (record_a <
+# record_b). Matching never joins them again unless a steward merges them.
+not_a_match = Table(
+    "not_a_match",
+    metadata,
+    Column("record_a", BigInteger, ForeignKey("source_record.id"), nullable=False),
+    Column("record_b", BigInteger, ForeignKey("source_record.id"), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("record_a", "record_b"),
+    CheckConstraint("record_a < record_b", name="ordered"),
+    Index(None, "record_b"),
+)

@@ -9,6 +9,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from mdm.api.golden import GoldenController, XrefController
+from mdm.api.lifecycle import LifecycleController
 from mdm.api.ops import health
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
@@ -48,6 +49,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         route_handlers=[
             *SOURCE_ROUTES,
             GoldenController,
+            LifecycleController,
             XrefController,
             health,
             MetricsController,

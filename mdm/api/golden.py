@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
 from mdm.adapters.repository import Repository, StoredXref
 from mdm.bootstrap import Hub
-from mdm.domain.errors import NotFound
+from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
+from mdm.domain.golden import GoldenRecord
 from mdm.domain.sources import check_entity
 from schemas.api import (
     GoldenRecordView,
+    HistoryEntry,
+    HistoryResponse,
     Provenance,
     XrefEntry,
     XrefLookupRequest,
@@ -33,9 +37,7 @@ def _xref_entries(
         XrefEntry(
             source=x.source,
             source_id=x.source_id,
-            role=str(hub.catalog.systems[x.source].role_for(entity))
-            if x.source in hub.catalog.systems
-            else "unknown",
+            role=_role(hub, entity, x.source),
             updated_at=x.updated_at,
         )
         for x in xrefs
@@ -67,16 +69,23 @@ class GoldenController(Controller):
         hub: NamedDependency[Hub],
         entity: FromPath[str],
         golden_id: Annotated[str, PathParameter(max_length=64)],
+        as_of: Annotated[
+            dt.datetime | None,
+            QueryParameter(description="RFC 3339 time: the record as it was then"),
+        ] = None,
     ) -> Response[GoldenRecordView]:
         """A golden record: attributes with provenance, and its cross-references.
 
-        A merged-away id answers 301 with the survivor's location.
+        A merged-away id answers 301 with the survivor's location (unless `as_of`
+        asks for the record as it was).
         """
         check_entity(entity)
         async with hub.reader() as repo:
             golden = await repo.golden(golden_id)
             if golden is None or golden.entity != entity:
                 raise NotFound(f"no {entity} golden record {golden_id!r}")
+            if as_of is not None:
+                return Response(await _as_of(hub, repo, golden, as_of))
             if golden.status == "merged":
                 survivor = golden
                 for _ in range(_MAX_REDIRECTS):
@@ -106,6 +115,78 @@ class GoldenController(Controller):
                 merged_into=golden.merged_into,
             )
         )
+
+    @get("/{entity:str}/{golden_id:str}/history", operation_id="get_golden_history")
+    async def history(
+        self,
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: Annotated[str, PathParameter(max_length=64)],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        before_version: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> HistoryResponse:
+        """Every version, newest first: what changed, why (source record or steward), when."""
+        check_entity(entity)
+        async with hub.reader() as repo:
+            golden = await repo.golden(golden_id)
+            if golden is None or golden.entity != entity:
+                raise NotFound(f"no {entity} golden record {golden_id!r}")
+            rows = await repo.history(golden_id, limit, before_version)
+        return HistoryResponse(
+            golden_id=golden_id,
+            entity=entity,  # type: ignore[arg-type]
+            versions=[
+                HistoryEntry(
+                    version=r.version,
+                    status=r.status,
+                    event_type=r.event_type,
+                    changed=r.changed,
+                    cause=r.cause,
+                    changed_at=r.changed_at,
+                    attributes=r.attributes,
+                    xrefs=r.xrefs,
+                )
+                for r in rows
+            ],
+        )
+
+
+async def _as_of(
+    hub: Hub, repo: Repository, golden: GoldenRecord, as_of: dt.datetime
+) -> GoldenRecordView:
+    if as_of.tzinfo is None:
+        raise ValidationFailed(
+            "as_of needs a time zone", [FieldProblem("query:as_of", "RFC 3339 with an offset")]
+        )
+    rows = await repo.history(golden.golden_id, 1, as_of=as_of)
+    if not rows:
+        raise NotFound(f"{golden.golden_id} did not exist at {as_of.isoformat()}")
+    row = rows[0]
+    assert golden.created_at is not None
+    return GoldenRecordView(
+        golden_id=golden.golden_id,
+        entity=golden.entity,  # type: ignore[arg-type]
+        status=row.status,
+        version=row.version,
+        attributes=row.attributes,
+        provenance={k: Provenance(**v) for k, v in row.provenance.items()},
+        xrefs=[
+            XrefEntry(
+                source=x["source"],
+                source_id=x["source_id"],
+                role=_role(hub, golden.entity, x["source"]),
+            )
+            for x in row.xrefs
+        ],
+        created_at=golden.created_at,
+        updated_at=row.changed_at,
+        merged_into=golden.merged_into if row.status == "merged" else None,
+    )
+
+
+def _role(hub: Hub, entity: str, source: str) -> str:
+    system = hub.catalog.systems.get(source)
+    return str(system.role_for(entity)) if system else "unknown"
 
 
 class XrefController(Controller):

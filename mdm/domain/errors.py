@@ -52,3 +52,8 @@ class WriteForbidden(MdmError):
 class IdempotencyConflict(MdmError):
     status = 422
     title = "Idempotency-Key reused with a different request"
+
+
+class Conflict(MdmError):
+    status = 409
+    title = "Conflict with the current state"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from mdm.domain.survivorship import Contribution, survive
+from mdm.domain.survivorship import Contribution, Survived
 
 Status = Literal["active", "retired", "merged"]
 
@@ -42,7 +43,6 @@ class GoldenRecord:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     merged_into: str | None = None
-    pending: list[GoldenChange] = field(default_factory=list)
 
     @classmethod
     def new(cls, golden_id: str, entity: str) -> GoldenRecord:
@@ -50,12 +50,17 @@ class GoldenRecord:
 
     def recompute(
         self,
-        contributions: list[Contribution],
-        system_of_record: str | None,
+        contributions: Sequence[Contribution],
+        survivorship: Callable[[Sequence[Contribution]], Survived],
         xrefs: XrefDelta,
+        event_type: str | None = None,
     ) -> GoldenChange | None:
-        """Rerun survivorship; bump the version if anything a subscriber sees changed."""
-        survived = survive(contributions, system_of_record)
+        """Rerun survivorship; bump the version if anything a subscriber sees changed.
+
+        `event_type` forces a new version with that type (a merge or unmerge is
+        news even when no attribute changes).
+        """
+        survived = survivorship(contributions)
         status: Status = "active" if contributions else "retired"
         changed = sorted(
             name
@@ -63,7 +68,9 @@ class GoldenRecord:
             if survived.attributes.get(name) != self.attributes.get(name)
             or survived.provenance.get(name) != self.provenance.get(name)
         )
-        if self.version == 0:
+        if event_type is not None:
+            pass
+        elif self.version == 0:
             event_type = "golden.created"
         elif status != self.status:
             event_type = "golden.retired" if status == "retired" else "golden.updated"
@@ -76,7 +83,15 @@ class GoldenRecord:
         self.attributes = survived.attributes
         self.provenance = survived.provenance
         self.status = status
+        self.merged_into = None
         self.version += 1
-        change = GoldenChange(event_type=event_type, version=self.version, changed=changed)
-        self.pending.append(change)
-        return change
+        return GoldenChange(event_type=event_type, version=self.version, changed=changed)
+
+    def mark_merged(self, survivor_id: str) -> GoldenChange:
+        """This record lost a merge: it keeps its last attributes and redirects for good."""
+        if survivor_id == self.golden_id:
+            raise ValueError("a golden record cannot be merged into itself")
+        self.status = "merged"
+        self.merged_into = survivor_id
+        self.version += 1
+        return GoldenChange(event_type="golden.lost_merge", version=self.version, changed=[])

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import msgspec
 
 from mdm.adapters.repository import Repository
-from mdm.domain.golden import GoldenRecord, XrefDelta
+from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
+from mdm.domain.survivorship import Contribution, Survived
 from mdm.services.context import RequestContext
 from schemas.events import Causation, Event, EventXref, GoldenPayload
 
 Cause = Causation
+SYSTEM_CAUSE = Causation(kind="system")
+Survivorship = Callable[[Sequence[Contribution]], Survived]
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What happened to one golden record in this unit of work."""
+
+    xrefs: XrefDelta = field(default_factory=XrefDelta)
+    cause: Causation = SYSTEM_CAUSE
+    event_type: str | None = None  # forced type (golden.merged, golden.unmerged)
+    merged_into: str | None = None  # set: this record lost a merge to that one
+    merged_from: tuple[str, ...] = ()
+    split_into: str | None = None
+    split_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,47 +40,34 @@ class GoldenChangeSet:
 
 async def record_changes(
     repo: Repository,
-    system_of_record: str | None,
-    deltas: Mapping[str, XrefDelta],
-    causes: Mapping[str, Causation],
+    survivorship: Survivorship,
+    touches: Mapping[str, Touch],
     ctx: RequestContext,
-    new_goldens: Mapping[str, GoldenRecord] | None = None,
+    preloaded: Mapping[str, GoldenRecord] | None = None,
 ) -> GoldenChangeSet:
-    """Rerun survivorship for every golden record in `deltas` and persist what changed.
+    """Rerun survivorship for every touched golden record and persist what changed.
 
     Each changed golden record gets exactly one new version, one history row and
     one outbox event, all in the caller's transaction (ARCHITECTURE.md invariant 2).
+    `preloaded` holds golden records the caller created or already locked.
     """
-    golden_ids = sorted(deltas)
-    fresh = new_goldens or {}
-    goldens = await repo.lock_goldens([g for g in golden_ids if g not in fresh])
-    goldens.update(fresh)
+    golden_ids = sorted(touches)
+    known = dict(preloaded or {})
+    goldens = await repo.lock_goldens([g for g in golden_ids if g not in known])
+    goldens.update(known)
     contributions = await repo.contributions(golden_ids)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:
-        golden = goldens[golden_id]
+        golden, touch = goldens[golden_id], touches[golden_id]
         live = contributions[golden_id]
-        change = golden.recompute(live, system_of_record, deltas[golden_id])
+        change: GoldenChange | None
+        if touch.merged_into is not None:
+            change = golden.mark_merged(touch.merged_into)
+        else:
+            change = golden.recompute(live, survivorship, touch.xrefs, touch.event_type)
         if change is None:
             continue
-        xrefs = [EventXref(source=c.source, source_id=c.source_id) for c in live]
-        cause = causes.get(golden_id, Causation(kind="system"))
-        event = Event(
-            event_id=str(uuid.uuid4()),
-            type=change.event_type,  # type: ignore[arg-type]
-            entity=golden.entity,
-            golden_id=golden_id,
-            version=change.version,
-            occurred_at=ctx.received_at,
-            correlation_id=ctx.correlation_id,
-            causation=cause,
-            payload=GoldenPayload(
-                status=golden.status,
-                attributes=golden.attributes,
-                changed=change.changed,
-                xrefs=xrefs,
-            ),
-        )
+        event = _event(golden, change, live, touch, ctx)
         changed.append(golden)
         events.append(event)
         history.append(
@@ -74,10 +77,10 @@ async def record_changes(
                 "status": golden.status,
                 "attributes": golden.attributes,
                 "provenance": golden.provenance,
-                "xrefs": msgspec.to_builtins(xrefs),
+                "xrefs": msgspec.to_builtins(event.payload.xrefs),
                 "changed": change.changed,
                 "event_type": change.event_type,
-                "cause": msgspec.to_builtins(cause),
+                "cause": msgspec.to_builtins(touch.cause),
                 "changed_at": ctx.received_at,
             }
         )
@@ -96,3 +99,32 @@ async def record_changes(
     await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
     versions = {g.golden_id: g.version for g in goldens.values()}
     return GoldenChangeSet(versions=versions, events=events)
+
+
+def _event(
+    golden: GoldenRecord,
+    change: GoldenChange,
+    live: Sequence[Contribution],
+    touch: Touch,
+    ctx: RequestContext,
+) -> Event:
+    return Event(
+        event_id=str(uuid.uuid4()),
+        type=change.event_type,  # type: ignore[arg-type]
+        entity=golden.entity,
+        golden_id=golden.golden_id,
+        version=change.version,
+        occurred_at=ctx.received_at,
+        correlation_id=ctx.correlation_id,
+        causation=touch.cause,
+        payload=GoldenPayload(
+            status=golden.status,
+            attributes=golden.attributes,
+            changed=change.changed,
+            xrefs=[EventXref(source=c.source, source_id=c.source_id) for c in live],
+            merged_from=list(touch.merged_from),
+            merged_into=touch.merged_into,
+            split_into=touch.split_into,
+            split_from=touch.split_from,
+        ),
+    )

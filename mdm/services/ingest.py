@@ -7,6 +7,7 @@ their outbox events commit together or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
@@ -22,7 +23,8 @@ from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
 from mdm.domain.sources import SourceCatalog
 from mdm.services.context import RequestContext
-from mdm.services.events import Cause, GoldenChangeSet, record_changes
+from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
+from mdm.services.survivorship import survivorship_for
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -174,6 +176,18 @@ async def ingest_records(
         )
         results[p.index] = Accepted(golden_id, outcome, warnings=p.warnings)
 
+    # Lock the existing golden records this batch links to before writing. A
+    # merge that committed after our candidate lookup has moved their records:
+    # follow its redirect so nothing is linked to a merged-away record.
+    locked = await repo.lock_goldens(sorted(set(deltas) - new_goldens.keys()))
+    redirect = {g: r.merged_into for g, r in locked.items() if r.merged_into is not None}
+    if redirect:
+        locked.update(await repo.lock_goldens(sorted(set(redirect.values()) - locked.keys())))
+        writes, deltas = _follow_redirects(redirect, writes, deltas)
+        for r in results:
+            if isinstance(r, Accepted) and r.golden_id in redirect:
+                r.golden_id = redirect[r.golden_id]
+
     if writes:
         ids = await repo.write_source_records(list(writes.values()))
         await repo.replace_match_keys(
@@ -183,8 +197,9 @@ async def ingest_records(
             w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)
             for w in writes.values()
         }
+        touches = {g: Touch(xrefs=d, cause=causes.get(g, SYSTEM_CAUSE)) for g, d in deltas.items()}
         changes = await record_changes(
-            repo, catalog.system_of_record(entity), deltas, causes, ctx, new_goldens
+            repo, survivorship_for(catalog, entity), touches, ctx, {**locked, **new_goldens}
         )
         versions = changes.versions
     else:
@@ -230,6 +245,26 @@ def _link(
     return golden.golden_id, "created", "new"
 
 
+def _follow_redirects(
+    redirect: dict[str, str],
+    writes: dict[str, SourceRecordWrite],
+    deltas: dict[str, XrefDelta],
+) -> tuple[dict[str, SourceRecordWrite], dict[str, XrefDelta]]:
+    moved = {
+        sid: dataclasses.replace(w, golden_id=redirect.get(w.golden_id, w.golden_id))
+        for sid, w in writes.items()
+    }
+    merged: dict[str, XrefDelta] = {}
+    for golden_id, delta in deltas.items():
+        target = redirect.get(golden_id, golden_id)
+        _add(merged, target)
+        for link in delta.linked:
+            _add(merged, target, linked=link)
+        for link in delta.unlinked:
+            _add(merged, target, unlinked=link)
+    return moved, merged
+
+
 def _add(
     deltas: dict[str, XrefDelta],
     golden_id: str,
@@ -261,11 +296,9 @@ async def delete_record(
         version = (await repo.golden_versions([current.golden_id]))[current.golden_id]
         return Accepted(current.golden_id, "unchanged", version)
     await repo.mark_deleted(current.id, ctx.received_at)
+    cause = Cause(kind="source_record", source=source, source_id=source_id)
+    touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
     changes: GoldenChangeSet = await record_changes(
-        repo,
-        catalog.system_of_record(entity),
-        {current.golden_id: XrefDelta(unlinked=frozenset({(source, source_id)}))},
-        {current.golden_id: Cause(kind="source_record", source=source, source_id=source_id)},
-        ctx,
+        repo, survivorship_for(catalog, entity), {current.golden_id: touch}, ctx
     )
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])
