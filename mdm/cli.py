@@ -1,16 +1,18 @@
-"""The `mdm` command: serve, migrate, demo, schemas."""
+"""The `mdm` command: serve, migrate, relay, events replay, demo, schemas."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import os
 import sys
 import warnings
 from pathlib import Path
 
+from mdm.domain.sources import ENTITIES
 from mdm.settings import Settings
 
 log = logging.getLogger("mdm")
@@ -103,6 +105,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+    from publishers.commands import run_relay
+
+    settings, embedded = resolve_services(_settings(args))
+    try:
+        if embedded is not None and embedded.postgres is not None:
+            asyncio.run(_migrate(settings.database.url or ""))
+        asyncio.run(run_relay(settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _timestamp(value: str) -> dt.datetime:
+    """RFC 3339 / ISO 8601; a time without an offset is taken as UTC."""
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def cmd_events_replay(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+    from publishers.commands import run_replay
+
+    settings, embedded = resolve_services(_settings(args))
+    try:
+        result = asyncio.run(
+            run_replay(settings, args.entity, args.since, args.until, args.golden_id)
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(f"replay {result.replay_id}: re-published {result.published} event(s)")
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import write_json_schemas
 
@@ -138,6 +177,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load a small sample from four sources and show the result")
     data_dir_option(demo)
     demo.set_defaults(func=cmd_demo)
+
+    relay = sub.add_parser(
+        "relay", help="publish the outbox to NATS JetStream until SIGTERM (mdm serve runs one too)"
+    )
+    data_dir_option(relay)
+    relay.set_defaults(func=cmd_relay)
+
+    events = sub.add_parser("events", help="work with published events")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    replay = events_sub.add_parser(
+        "replay",
+        help="re-publish kept outbox events (same event ids, a new delivery; docs/events.md)",
+    )
+    replay.add_argument("--entity", required=True, choices=ENTITIES)
+    replay.add_argument(
+        "--since", required=True, type=_timestamp, help="events that occurred at or after this"
+    )
+    replay.add_argument("--until", type=_timestamp, help="... and before this (default: now)")
+    replay.add_argument("--golden-id", help="only this golden record's events")
+    data_dir_option(replay)
+    replay.set_defaults(func=cmd_events_replay)
 
     schemas = sub.add_parser(
         "schemas", help="export the entities' JSON Schema for connector authors"

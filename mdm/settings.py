@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,11 +31,55 @@ class ApiSettings:
     max_body_bytes: int = 8 * 1024 * 1024
 
 
+MINUTE = 60.0
+DAY = 24 * 60 * MINUTE
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySettings:
+    """The outbox relay: publishes committed events to NATS JetStream (docs/events.md).
+
+    Durations are seconds. The duplicate window must outlast the relay's retry
+    horizon (the longest a live relay takes to publish a row again after a
+    publish it could not mark), or a re-publish could slip past de-duplication.
+    """
+
+    enabled: bool = True  # run the relay inside `mdm serve` (MDM_RELAY=0 turns it off)
+    stream: str = "MDM"
+    subject_prefix: str = "mdm"  # subjects are <prefix>.<entity>.<type>
+    stream_max_age: float = 7 * DAY  # how long JetStream keeps events
+    stream_replicas: int = 1
+    duplicate_window: float = 20 * MINUTE
+    batch_size: int = 500
+    poll_interval: float = 1.0  # safety net behind LISTEN/NOTIFY
+    publish_timeout: float = 5.0
+    max_backoff: float = 15.0
+    outbox_retention: float = 7 * DAY  # published rows are kept this long for replay
+    cleanup_interval: float = 5 * MINUTE
+
+    @property
+    def retry_horizon(self) -> float:
+        """Longest gap between two publishes of one row by a live relay."""
+        return self.publish_timeout + self.max_backoff + self.poll_interval
+
+    def __post_init__(self) -> None:
+        if self.duplicate_window <= 2 * self.retry_horizon:
+            raise ValueError(
+                f"duplicate window {self.duplicate_window:g}s must exceed twice the relay's "
+                f"retry horizon ({self.retry_horizon:g}s)"
+            )
+        if self.stream_max_age and self.stream_max_age < self.duplicate_window:
+            raise ValueError("the stream's max age must not be shorter than its duplicate window")
+        if self.batch_size < 1:
+            raise ValueError("relay batch size must be at least 1")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
     log_level: str = "INFO"
@@ -59,10 +104,46 @@ class Settings:
                 port=int(get("PORT") or 8000),
                 max_body_bytes=int(get("MAX_BODY_BYTES") or 8 * 1024 * 1024),
             ),
+            relay=_relay_from_env(get),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _relay_from_env(get: Callable[[str], str | None]) -> RelaySettings:
+    d = RelaySettings()
+
+    def seconds(name: str, default: float) -> float:
+        value = get(name)
+        return parse_duration(value) if value else default
+
+    return RelaySettings(
+        enabled=(get("RELAY") or "1").lower() not in {"0", "false", "no", "off"},
+        stream=get("STREAM") or d.stream,
+        subject_prefix=get("SUBJECT_PREFIX") or d.subject_prefix,
+        stream_max_age=seconds("STREAM_MAX_AGE", d.stream_max_age),
+        stream_replicas=int(get("STREAM_REPLICAS") or d.stream_replicas),
+        duplicate_window=seconds("STREAM_DUPLICATE_WINDOW", d.duplicate_window),
+        batch_size=int(get("RELAY_BATCH_SIZE") or d.batch_size),
+        poll_interval=seconds("RELAY_POLL_INTERVAL", d.poll_interval),
+        publish_timeout=seconds("RELAY_PUBLISH_TIMEOUT", d.publish_timeout),
+        max_backoff=seconds("RELAY_MAX_BACKOFF", d.max_backoff),
+        outbox_retention=seconds("OUTBOX_RETENTION", d.outbox_retention),
+        cleanup_interval=seconds("OUTBOX_CLEANUP_INTERVAL", d.cleanup_interval),
+    )
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": MINUTE, "h": 60 * MINUTE, "d": DAY}
+
+
+def parse_duration(value: str) -> float:
+    """Seconds from `90`, `1.5`, `500ms`, `15m`, `2h` or `7d`."""
+    text = value.strip().lower()
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * _UNITS[unit]
+    return float(text)
 
 
 def normalize_database_url(url: str | None) -> str | None:

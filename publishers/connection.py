@@ -39,6 +39,10 @@ class NatsLink:
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,
+                # Publishing while disconnected fails at once instead of queueing: a
+                # queued event flushed after a long outage could land behind a newer
+                # version another relay published meanwhile (publishers/relay.py).
+                pending_size=0,
             )
         except Exception as exc:  # nats-py raises several unrelated types here
             log.warning("NATS at %s not reachable yet: %s", self.url, exc)

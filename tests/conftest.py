@@ -25,7 +25,13 @@ from mdm.adapters.migrate import upgrade
 from mdm.adapters.tables import metadata
 from mdm.api.app import create_app
 from mdm.bootstrap import make_engine
-from mdm.settings import DatabaseSettings, NatsSettings, Settings, normalize_database_url
+from mdm.settings import (
+    DatabaseSettings,
+    NatsSettings,
+    RelaySettings,
+    Settings,
+    normalize_database_url,
+)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +94,13 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, nats_url: str) -> Settings:
-    return Settings(database=DatabaseSettings(url=database_url), nats=NatsSettings(url=nats_url))
+    # No relay in the shared app: tests compare outbox rows before and after, and the
+    # relay tests run their own relays on their own databases.
+    return Settings(
+        database=DatabaseSettings(url=database_url),
+        nats=NatsSettings(url=nats_url),
+        relay=RelaySettings(enabled=False),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -183,3 +183,22 @@ not_a_match = Table(
     CheckConstraint("record_a < record_b", name="ordered"),
     Index(None, "record_b"),
 )
+
+# The outbox relay (publishers/relay.py, migration 0004). Besides these indexes,
+# 0004 adds a statement-level AFTER INSERT trigger that NOTIFYs `mdm_outbox`, so a
+# listening relay wakes at commit instead of polling.
+# Whether an earlier version of a golden record is still unpublished (per-record order).
+Index(
+    "ix_outbox_pending_golden",
+    outbox.c.golden_id,
+    outbox.c.version,
+    postgresql_where=text("published_at IS NULL"),
+)
+# Deleting published rows once their retention has passed.
+Index(
+    "ix_outbox_published_at",
+    outbox.c.published_at,
+    postgresql_where=text("published_at IS NOT NULL"),
+)
+# Replay by entity and time.
+Index("ix_outbox_entity_occurred_at", outbox.c.entity, outbox.c.occurred_at)

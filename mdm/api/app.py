@@ -13,9 +13,11 @@ from mdm.api.lifecycle import LifecycleController
 from mdm.api.ops import health
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
+from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import SourceCatalog
 from mdm.settings import Settings
+from publishers.relay import Relay
 
 
 def _provide_hub(state: State) -> Hub:
@@ -32,11 +34,21 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
     """Build the hub's ASGI app; the database and NATS URLs must already be resolved."""
     hub = Hub.from_settings(settings, catalog)
 
+    relays: list[Relay] = []
+
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
         await hub.start()
+        # The relay runs in every hub process unless MDM_RELAY=0; several at once
+        # keep per-golden-record order (publishers/relay.py).
+        if settings.relay.enabled:
+            relay = Relay(hub.engine, hub.nats, settings.relay)
+            relays.append(relay)
+            await relay.start()
 
     async def on_shutdown(app: Litestar) -> None:
+        while relays:
+            await relays.pop().stop()  # drain: the round in hand is published and marked
         await hub.stop()
 
     prometheus = PrometheusConfig(
@@ -51,6 +63,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             GoldenController,
             LifecycleController,
             XrefController,
+            register_xref,
             health,
             MetricsController,
         ],

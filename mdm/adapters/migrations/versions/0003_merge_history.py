@@ -1,7 +1,7 @@
 """Merge events (audit, and where unmerged records go back to) and not-a-match pairs.
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0001
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,60 @@
+"""What `mdm relay` and `mdm events replay` run, once the CLI has resolved the settings."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+
+from mdm.bootstrap import make_engine
+from mdm.settings import Settings
+from publishers.connection import NatsLink
+from publishers.relay import Relay
+from publishers.replay import ReplayResult, replay
+
+log = logging.getLogger("mdm.relay")
+
+
+async def run_relay(settings: Settings) -> None:
+    """Publish the outbox until SIGTERM or SIGINT, then finish the round in hand and drain."""
+    assert settings.database.url is not None and settings.nats.url is not None
+    engine = make_engine(settings.database.url, pool_size=2)
+    link = NatsLink(settings.nats.url, name="mdm-relay")
+    await link.start()
+    relay = Relay(engine, link, settings.relay)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, relay.request_stop)
+    log.info(
+        "relay publishing the outbox to stream %s (subjects %s.>)",
+        settings.relay.stream,
+        settings.relay.subject_prefix,
+    )
+    try:
+        await relay.run()
+    finally:
+        await link.close()  # drains: pending PubAcks are awaited before the socket closes
+        await engine.dispose()
+    log.info("relay stopped")
+
+
+async def run_replay(
+    settings: Settings,
+    entity: str,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    golden_id: str | None = None,
+) -> ReplayResult:
+    """Re-publish kept events (see publishers.replay) and answer how many went out."""
+    import nats
+
+    assert settings.database.url is not None and settings.nats.url is not None
+    engine = make_engine(settings.database.url, pool_size=1)
+    client = await nats.connect(settings.nats.url, name="mdm-replay", connect_timeout=5)
+    try:
+        js = client.jetstream(timeout=settings.relay.publish_timeout)
+        return await replay(engine, js, settings.relay, entity, since, until, golden_id)
+    finally:
+        await client.drain()
+        await engine.dispose()

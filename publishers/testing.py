@@ -1,0 +1,143 @@
+"""Helpers for testing relays and connectors against real servers.
+
+The hub's own tests use them; connector authors can too: a nats-server of
+their own that they may stop and start, a scratch PostgreSQL database, and a
+reader that collects what a stream holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mdm.embedded import EmbeddedNats
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    """A nats-server with JetStream on a fixed port, so clients reconnect after a restart."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server = EmbeddedNats(data_dir, port=self.port)
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        return self._server.start()
+
+    def stop(self) -> None:
+        """SIGTERM (JetStream flushes its store); the data stays for the next start."""
+        self._server.stop()
+
+
+@asynccontextmanager
+async def scratch_database(server_url: str, migrate: bool = True) -> AsyncIterator[str]:
+    """A fresh database on `server_url`'s server (at the newest migration), dropped after."""
+    from mdm.adapters.migrate import upgrade
+    from mdm.bootstrap import make_engine
+
+    name = f"mdm_scratch_{secrets.token_hex(4)}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        if migrate:
+            engine = make_engine(url, pool_size=1)
+            await upgrade(engine)
+            await engine.dispose()
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def read_stream(
+    js: JetStreamContext,
+    stream: str,
+    subject: str,
+    expected: int,
+    timeout: float = 20.0,
+) -> list[Msg]:
+    """Every message on `subject` in stream order, waiting until `expected` have arrived.
+
+    Returns what there is at `timeout` (fewer than expected: the caller's assert
+    says so), and keeps reading briefly past `expected` so that extra messages show.
+    """
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=30.0,
+        ),
+    )
+    got: list[Msg] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while loop.time() < deadline:
+            want = max(expected - len(got), 1)
+            wait = 0.3 if len(got) >= expected else min(1.0, max(deadline - loop.time(), 0.1))
+            try:
+                msgs = await sub.fetch(min(want, 1000), timeout=wait)
+            except TimeoutError:
+                if len(got) >= expected:
+                    break
+                continue
+            for msg in msgs:
+                await msg.ack()
+            got.extend(msgs)
+    finally:
+        await sub.unsubscribe()
+    return got
+
+
+async def truncate_hub_tables(database_url: str) -> None:
+    """Empty every table of the hub's schema (a test's clean slate)."""
+    from mdm.adapters.tables import metadata
+
+    engine = create_async_engine(database_url)
+    tables = ", ".join(t.name for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0, every: float = 0.05
+) -> None:
+    """Poll `condition` (sync or async) until it holds; AssertionError after `timeout` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout:g}s")
+        await asyncio.sleep(every)
