@@ -85,7 +85,7 @@ async def write(
         ]
         async with hub.transaction() as repo:
             results = await ingest_records(
-                repo, hub.catalog, "customer", "crm", records, RequestContext()
+                repo, hub.rules, "customer", "crm", records, RequestContext()
             )
         committed = time.time()
         for r in results:

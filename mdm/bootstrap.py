@@ -11,8 +11,9 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mdm.adapters.repository import Repository
+from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
-from mdm.settings import Settings, load_sources
+from mdm.settings import Settings, load_rules
 from publishers.connection import NatsLink
 
 _json_encoder = msgspec.json.Encoder()
@@ -40,7 +41,7 @@ class Hub:
     """Everything a request handler needs, built once per process."""
 
     settings: Settings
-    catalog: SourceCatalog
+    rules: MasteringRules  # source roles and survivorship, validated at start
     engine: AsyncEngine
     nats: NatsLink
 
@@ -52,12 +53,16 @@ class Hub:
             )
         return cls(
             settings=settings,
-            catalog=catalog or load_sources(settings.sources_file),
+            rules=load_rules(settings.sources_file, settings.survivorship_file, catalog),
             engine=make_engine(
                 settings.database.url, settings.database.pool_size, settings.database.echo
             ),
             nats=NatsLink(settings.nats.url),
         )
+
+    @property
+    def catalog(self) -> SourceCatalog:
+        return self.rules.sources
 
     async def start(self) -> None:
         await self.nats.start()

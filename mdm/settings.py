@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
+from mdm.domain.survivorship_config import parse_policy
+from schemas.entities import ENTITY_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
+    survivorship_file: Path | None = None
     log_level: str = "INFO"
 
     @classmethod
@@ -107,6 +111,7 @@ class Settings:
             relay=_relay_from_env(get),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,
+            survivorship_file=Path(p) if (p := get("SURVIVORSHIP_FILE")) else None,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
 
@@ -170,3 +175,22 @@ def load_sources(path: Path | None = None) -> SourceCatalog:
             name=name, description=spec.get("description", ""), roles=roles
         )
     return SourceCatalog(systems=systems)
+
+
+def load_rules(
+    sources_file: Path | None = None,
+    survivorship_file: Path | None = None,
+    catalog: SourceCatalog | None = None,
+) -> MasteringRules:
+    """The source catalog and the survivorship rules over it (packaged defaults for None).
+
+    Raises (PolicyError, ValueError) on a bad file, so a hub refuses to start with
+    rules it would misapply; attribute names are checked against the entities.
+    """
+    catalog = catalog or load_sources(sources_file)
+    if survivorship_file is None:
+        text = resources.files("mdm.defaults").joinpath("survivorship.toml").read_text("utf-8")
+    else:
+        text = survivorship_file.read_text("utf-8")
+    attributes = {e: t.__struct_fields__ for e, t in ENTITY_TYPES.items()}
+    return MasteringRules(catalog, parse_policy(text, catalog, attributes=attributes))

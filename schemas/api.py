@@ -223,3 +223,51 @@ class HistoryResponse(msgspec.Struct, kw_only=True):
     golden_id: str
     entity: EntityName
     versions: list[HistoryEntry]
+
+
+class PinRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A steward's value for one golden attribute; it wins whatever the rules say."""
+
+    value: Any
+    actor: Actor
+    reason: Reason | None = None
+
+
+class IgnoreRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Never use this source record's value of this attribute."""
+
+    attribute: Annotated[str, Meta(min_length=1, max_length=64)]
+    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    source_id: SourceId
+    actor: Actor
+    reason: Reason | None = None
+
+
+class OverrideResponse(msgspec.Struct, kw_only=True):
+    golden_id: str
+    version: int
+    changed: bool  # whether the golden record got a new version
+
+
+class PinView(msgspec.Struct, kw_only=True):
+    attribute: str
+    value: Any
+    actor: str
+    reason: str | None
+    inherited_from: str | None  # the merged-away golden record the pin came from
+    created_at: dt.datetime
+
+
+class IgnoreView(msgspec.Struct, kw_only=True):
+    attribute: str
+    source: str
+    source_id: str
+    actor: str
+    reason: str | None
+    created_at: dt.datetime
+
+
+class OverridesView(msgspec.Struct, kw_only=True):
+    golden_id: str
+    pins: list[PinView]
+    ignores: list[IgnoreView]

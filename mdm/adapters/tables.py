@@ -202,3 +202,33 @@ Index(
 )
 # Replay by entity and time.
 Index("ix_outbox_entity_occurred_at", outbox.c.entity, outbox.c.occurred_at)
+
+# Stewards' survivorship overrides (mdm/services/overrides.py). A pin: this value
+# wins for this attribute of this golden record. A merge copies the losers' pins
+# to the survivor where it has none (`inherited_from` = the loser), so that
+# undoing the merge can take exactly those back; the loser keeps its own rows.
+golden_pin = Table(
+    "golden_pin",
+    metadata,
+    Column("golden_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    Column("attribute", Text, nullable=False),
+    Column("value", JSONB, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("inherited_from", Text, nullable=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("golden_id", "attribute"),
+)
+
+# An ignore: this source record's value of this attribute is never used. It is
+# the record's, so it follows the record through merges and unmerges.
+value_ignore = Table(
+    "value_ignore",
+    metadata,
+    Column("record_id", BigInteger, ForeignKey("source_record.id"), nullable=False),
+    Column("attribute", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("record_id", "attribute"),
+)

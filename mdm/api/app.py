@@ -11,6 +11,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.ops import health
+from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
 from mdm.api.xref_register import register as register_xref
@@ -62,6 +63,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             *SOURCE_ROUTES,
             GoldenController,
             LifecycleController,
+            OverridesController,
             XrefController,
             register_xref,
             health,

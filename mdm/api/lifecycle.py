@@ -34,7 +34,7 @@ class LifecycleController(Controller):
         async with hub.transaction() as repo:
             result = await merge_goldens(
                 repo,
-                hub.catalog,
+                hub.rules,
                 entity,
                 data.survivor_id,
                 data.loser_ids,
@@ -63,7 +63,7 @@ class LifecycleController(Controller):
         async with hub.transaction() as repo:
             result = await unmerge_records(
                 repo,
-                hub.catalog,
+                hub.rules,
                 entity,
                 golden_id,
                 [(r.source, r.source_id) for r in data.records],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -49,12 +50,29 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         if isinstance(item, dict):
             key = item.get("key")
             source = item.get("source")
+            message = str(item.get("message", ""))
             path = f"$.{key}" if key and source == "body" else (key or "$")
             if source and source != "body":
                 path = f"{source}:{key}"
-            errors.append(FieldError(path=path, message=str(item.get("message", ""))))
+            elif key == "data":  # the JSON body: msgspec's message names the field
+                path, message = _body_path(message)
+            errors.append(FieldError(path=path, message=message))
     detail = "the request does not match the schema" if errors else exc.detail
     return problem_response(422, "Validation failed", detail, request.url.path, errors or None)
+
+
+_AT = re.compile(r"^(?P<message>.*) - at `(?P<path>\$[^`]*)`$", re.DOTALL)
+_FIELD = re.compile(r"(?:missing required|unknown) field `(?P<field>[^`]+)`")
+
+
+def _body_path(message: str) -> tuple[str, str]:
+    """msgspec's "Expected `str`, got `int` - at `$.value`" -> ("$.value", "Expected ...")."""
+    path = "$"
+    if m := _AT.match(message):
+        path, message = m["path"], m["message"]
+    if f := _FIELD.search(message):
+        path = f"{path}.{f['field']}"
+    return path, message
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

@@ -117,7 +117,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             (result,) = await ingest_records(
-                repo, hub.catalog, entity, source, [record], request_context(request)
+                repo, hub.rules, entity, source, [record], request_context(request)
             )
             if isinstance(result, Rejected):
                 raise ValidationFailed("the record is invalid", result.errors)
@@ -142,7 +142,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             result = await delete_record(
-                repo, hub.catalog, entity, source, source_id, request_context(request)
+                repo, hub.rules, entity, source, source_id, request_context(request)
             )
             _count(entity, source, [result.outcome])
             return 200, IngestResult(
@@ -195,7 +195,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             outcomes = await ingest_records(
                 repo,
-                hub.catalog,
+                hub.rules,
                 entity,
                 source,
                 [r for _, r in decoded],

@@ -60,7 +60,7 @@ async def register(
 
     async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
         result = await register_xref(
-            repo, hub.catalog, entity, golden_id, source, data.source_id, request_context(request)
+            repo, hub.rules, entity, golden_id, source, data.source_id, request_context(request)
         )
         return 200, XrefRegistered(
             entity=entity,

@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
 from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
-from mdm.domain.survivorship import Contribution, Survived
+from mdm.domain.mastering import Survivorship
+from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from schemas.events import Causation, Event, EventXref, GoldenPayload
 
 Cause = Causation
 SYSTEM_CAUSE = Causation(kind="system")
-Survivorship = Callable[[Sequence[Contribution]], Survived]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ async def record_changes(
     goldens = await repo.lock_goldens([g for g in golden_ids if g not in known])
     goldens.update(known)
     contributions = await repo.contributions(golden_ids)
+    overrides = await OverrideStore(repo.conn).overrides(golden_ids)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:
         golden, touch = goldens[golden_id], touches[golden_id]
@@ -64,7 +66,9 @@ async def record_changes(
         if touch.merged_into is not None:
             change = golden.mark_merged(touch.merged_into)
         else:
-            change = golden.recompute(live, survivorship, touch.xrefs, touch.event_type)
+            change = golden.recompute(
+                live, _bound(survivorship, overrides[golden_id]), touch.xrefs, touch.event_type
+            )
         if change is None:
             continue
         event = _event(golden, change, live, touch, ctx)
@@ -99,6 +103,12 @@ async def record_changes(
     await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
     versions = {g.golden_id: g.version for g in goldens.values()}
     return GoldenChangeSet(versions=versions, events=events)
+
+
+def _bound(
+    survivorship: Survivorship, overrides: Overrides
+) -> Callable[[Sequence[Contribution]], Survived]:
+    return lambda contributions: survivorship(contributions, overrides)
 
 
 def _event(

@@ -21,10 +21,9 @@ from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceR
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
-from mdm.domain.sources import SourceCatalog
+from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
-from mdm.services.survivorship import survivorship_for
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -97,14 +96,14 @@ def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, l
 
 async def ingest_records(
     repo: Repository,
-    catalog: SourceCatalog,
+    rules: MasteringRules,
     entity: str,
     source: str,
     records: Sequence[IncomingRecord],
     ctx: RequestContext,
 ) -> list[Accepted | Rejected]:
     """Upsert `records` of `source` for `entity`; one result per record, in order."""
-    catalog.authorize_write(source, entity)
+    rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
     prepared: list[_Prepared] = []
     for i, record in enumerate(records):
@@ -199,7 +198,7 @@ async def ingest_records(
         }
         touches = {g: Touch(xrefs=d, cause=causes.get(g, SYSTEM_CAUSE)) for g, d in deltas.items()}
         changes = await record_changes(
-            repo, survivorship_for(catalog, entity), touches, ctx, {**locked, **new_goldens}
+            repo, rules.survivorship_for(entity), touches, ctx, {**locked, **new_goldens}
         )
         versions = changes.versions
     else:
@@ -280,14 +279,14 @@ def _add(
 
 async def delete_record(
     repo: Repository,
-    catalog: SourceCatalog,
+    rules: MasteringRules,
     entity: str,
     source: str,
     source_id: str,
     ctx: RequestContext,
 ) -> Accepted:
     """Mark a source record deleted and recompute (or retire) its golden record."""
-    catalog.authorize_write(source, entity)
+    rules.authorize_write(source, entity)
     await repo.lock([f"sr:{entity}:{source}:{source_id}"])
     current = (await repo.source_records(entity, source, [source_id])).get(source_id)
     if current is None:
@@ -299,6 +298,6 @@ async def delete_record(
     cause = Cause(kind="source_record", source=source, source_id=source_id)
     touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
     changes: GoldenChangeSet = await record_changes(
-        repo, survivorship_for(catalog, entity), {current.golden_id: touch}, ctx
+        repo, rules.survivorship_for(entity), {current.golden_id: touch}, ctx
     )
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mdm.adapters.merges import MergeStore
+from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
-from mdm.domain.sources import SourceCatalog, check_entity
+from mdm.domain.mastering import MasteringRules
+from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
-from mdm.services.survivorship import survivorship_for
 from schemas.events import Causation
 
 
@@ -39,7 +40,7 @@ class UnmergeResult:
     restored: bool  # the split-off records went back to the id they had before a merge
 
 
-async def _active(
+async def lock_active(
     repo: Repository, entity: str, golden_ids: Sequence[str]
 ) -> dict[str, GoldenRecord]:
     goldens = await repo.lock_goldens(sorted(set(golden_ids)))
@@ -56,7 +57,7 @@ async def _active(
 
 async def merge_goldens(
     repo: Repository,
-    catalog: SourceCatalog,
+    rules: MasteringRules,
     entity: str,
     survivor_id: str,
     loser_ids: Sequence[str],
@@ -71,11 +72,12 @@ async def merge_goldens(
         raise ValidationFailed("nothing to merge", [FieldProblem("$.loser_ids", "empty")])
     if survivor_id in losers:
         raise Conflict(f"{survivor_id} cannot be merged into itself")
-    goldens = await _active(repo, entity, [survivor_id, *losers])
+    goldens = await lock_active(repo, entity, [survivor_id, *losers])
     store = MergeStore(repo.conn)
     before = [m.record_id for m in await store.members(survivor_id)]
     moved = await store.move_all(losers, survivor_id)
     await store.repoint_redirects(losers, survivor_id)
+    await OverrideStore(repo.conn).inherit_pins(losers, survivor_id)
     # The steward says these are one: earlier not-a-match decisions between them no longer hold.
     await store.clear_not_a_match(before, [m.record_id for m in moved])
     merge_id = await store.record_merge(
@@ -92,7 +94,7 @@ async def merge_goldens(
         ),
         **{loser: Touch(cause=cause, merged_into=survivor_id) for loser in losers},
     }
-    changes = await record_changes(repo, survivorship_for(catalog, entity), touches, ctx, goldens)
+    changes = await record_changes(repo, rules.survivorship_for(entity), touches, ctx, goldens)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],
@@ -104,7 +106,7 @@ async def merge_goldens(
 
 async def unmerge_records(
     repo: Repository,
-    catalog: SourceCatalog,
+    rules: MasteringRules,
     entity: str,
     golden_id: str,
     records: Sequence[tuple[str, str]],
@@ -118,7 +120,7 @@ async def unmerge_records(
     go back to that id (undoing the merge exactly); otherwise they get a new id.
     """
     check_entity(entity)
-    goldens = await _active(repo, entity, [golden_id])
+    goldens = await lock_active(repo, entity, [golden_id])
     store = MergeStore(repo.conn)
     members = await store.members(golden_id)
     by_key = {(m.source, m.source_id): m for m in members}
@@ -143,6 +145,8 @@ async def unmerge_records(
         target = GoldenRecord.new(new_golden_id(entity), entity)
 
     await store.move([m.record_id for m in selected], target.golden_id)
+    if restored:
+        await OverrideStore(repo.conn).drop_inherited(golden_id, target.golden_id)
     await store.add_not_a_match(
         ((s.record_id, r.record_id) for s in selected for r in remaining),
         actor,
@@ -167,7 +171,7 @@ async def unmerge_records(
     }
     changes = await record_changes(
         repo,
-        survivorship_for(catalog, entity),
+        rules.survivorship_for(entity),
         touches,
         ctx,
         {golden_id: goldens[golden_id], target.golden_id: target},

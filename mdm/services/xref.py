@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
 from mdm.domain.errors import Conflict, NotFound
 from mdm.domain.golden import XrefDelta
-from mdm.domain.sources import SourceCatalog
+from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
 from mdm.services.ingest import IncomingRecord, content_hash
-from mdm.services.survivorship import survivorship_for
 from schemas.events import Causation
 
 #: How the source record was linked (source_record.link_rule).
@@ -34,7 +33,7 @@ class Registered:
 
 async def register_xref(
     repo: Repository,
-    catalog: SourceCatalog,
+    rules: MasteringRules,
     entity: str,
     golden_id: str,
     source: str,
@@ -47,7 +46,7 @@ async def register_xref(
     another golden record, or a merged or retired target, is a Conflict:
     moving a link between golden records is a steward's decision.
     """
-    catalog.authorize_write(source, entity)  # checks the entity type too
+    rules.authorize_write(source, entity)  # checks the entity type too
     # Same lock name as ingestion, so a concurrent PUT of this source record waits.
     await repo.lock([f"sr:{entity}:{source}:{source_id}"])
     goldens = await repo.lock_goldens([golden_id])
@@ -72,7 +71,7 @@ async def register_xref(
         cause=Causation(kind="source_record", source=source, source_id=source_id),
     )
     changes = await record_changes(
-        repo, survivorship_for(catalog, entity), {golden_id: touch}, ctx, goldens
+        repo, rules.survivorship_for(entity), {golden_id: touch}, ctx, goldens
     )
     return Registered(golden_id, "linked", changes.versions[golden_id])
 

@@ -56,11 +56,15 @@ async def test_same_customer_from_crm_and_erp_gets_one_golden_id(client: AsyncTe
     assert golden["provenance"]["name"] == {
         "source": "crm",
         "source_id": "ACC-1001",
-        "rule": "system_of_record",
+        "rule": "source_priority",
     }
-    # Only ERP has an e-mail: most recent non-empty value, standardized.
+    # Only ERP has an e-mail: the next source in the customer's priority list gives it.
     assert golden["attributes"]["email"] == "billing@acme-consulting.de"
-    assert golden["provenance"]["email"]["rule"] == "most_recent"
+    assert golden["provenance"]["email"] == {
+        "source": "erp",
+        "source_id": "C-77",
+        "rule": "source_priority",
+    }
     assert golden["attributes"]["phone"] == "+49301234567"
     assert golden["attributes"]["address"]["country"] == "DE"
     assert golden["attributes"]["tax_id"] in {"DE136695976", "136695976"}

@@ -26,10 +26,10 @@ from mdm.bootstrap import make_engine
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, delete_record, ingest_records
 from mdm.services.lifecycle import merge_goldens, unmerge_records
-from mdm.settings import load_sources
+from mdm.settings import load_rules
 
 T = TypeVar("T")
-CATALOG = load_sources()
+RULES = load_rules()
 SOURCES = st.sampled_from(["hcm", "psa", "erp"])
 SOURCE_IDS = st.sampled_from(["1", "2", "3", "4", "5"])
 PEOPLE = st.integers(min_value=0, max_value=3)  # few e-mails, so records link often
@@ -104,7 +104,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             attributes["job_title"] = title
         record = IncomingRecord(source_id=source_id, attributes=attributes)
         (result,) = self.in_transaction(
-            lambda repo: ingest_records(repo, CATALOG, "worker", source, [record], RequestContext())
+            lambda repo: ingest_records(repo, RULES, "worker", source, [record], RequestContext())
         )
         assert isinstance(result, Accepted)
         if result.outcome == "created":
@@ -121,7 +121,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         if not exists:
             return
         result = self.in_transaction(
-            lambda repo: delete_record(repo, CATALOG, "worker", source, source_id, RequestContext())
+            lambda repo: delete_record(repo, RULES, "worker", source, source_id, RequestContext())
         )
         assert result.outcome in {"deleted", "unchanged"}
 
@@ -133,7 +133,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         self.in_transaction(
             lambda repo: merge_goldens(
-                repo, CATALOG, "worker", survivor, [loser], "steward", "test", RequestContext()
+                repo, RULES, "worker", survivor, [loser], "steward", "test", RequestContext()
             )
         )
 
@@ -149,7 +149,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         result = self.in_transaction(
             lambda repo: unmerge_records(
-                repo, CATALOG, "worker", golden_id, chosen, "steward", "test", RequestContext()
+                repo, RULES, "worker", golden_id, chosen, "steward", "test", RequestContext()
             )
         )
         if not result.restored:
@@ -165,13 +165,13 @@ class LifecycleMachine(RuleBasedStateMachine):
         before = {g: self.members(g) for g in (survivor, loser)}
         self.in_transaction(
             lambda repo: merge_goldens(
-                repo, CATALOG, "worker", survivor, [loser], "steward", "test", RequestContext()
+                repo, RULES, "worker", survivor, [loser], "steward", "test", RequestContext()
             )
         )
         moved = [(s, i) for s, i, _ in before[loser]]
         result = self.in_transaction(
             lambda repo: unmerge_records(
-                repo, CATALOG, "worker", survivor, moved, "steward", "undo", RequestContext()
+                repo, RULES, "worker", survivor, moved, "steward", "undo", RequestContext()
             )
         )
         assert result.restored and result.split_golden_id == loser

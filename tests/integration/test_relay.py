@@ -102,7 +102,7 @@ async def ingest(hub: Hub, records: Sequence[tuple[str, str]], source: str = "cr
     async with hub.transaction() as repo:
         await ingest_records(
             repo,
-            hub.catalog,
+            hub.rules,
             "customer",
             source,
             [IncomingRecord(source_id=sid, attributes={"name": name}) for sid, name in records],

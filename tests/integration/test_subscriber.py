@@ -73,7 +73,7 @@ async def published(
     async with hub.transaction() as repo:
         await ingest_records(
             repo,
-            hub.catalog,
+            hub.rules,
             "customer",
             "crm",
             [IncomingRecord(source_id="ACC-1", attributes={"name": "Acme"})],

@@ -1,0 +1,174 @@
+"""Stewards' survivorship overrides on a golden record: pins and ignores.
+
+Authentication and roles come with the stewardship work; until then the actor
+is named in the body (or, for a DELETE, in the `actor` query parameter) and
+recorded with the decision, in the golden record's history and in its event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+
+from mdm.api.context import request_context
+from mdm.bootstrap import Hub
+from mdm.services.overrides import (
+    OverrideResult,
+    ignore_value,
+    list_overrides,
+    pin_value,
+    unpin_value,
+)
+from schemas.api import (
+    IgnoreRequest,
+    IgnoreView,
+    OverrideResponse,
+    OverridesView,
+    PinRequest,
+    PinView,
+)
+
+GoldenId = Annotated[str, PathParameter(max_length=64)]
+Attribute = Annotated[str, PathParameter(max_length=64)]
+ActorQuery = Annotated[str, QueryParameter(min_length=1, max_length=200)]
+ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
+
+
+def _response(result: OverrideResult) -> OverrideResponse:
+    return OverrideResponse(
+        golden_id=result.golden_id, version=result.version, changed=result.changed
+    )
+
+
+class OverridesController(Controller):
+    path = "/v1/golden"
+    tags = ["golden"]
+
+    @get("/{entity:str}/{golden_id:str}/overrides", operation_id="list_overrides")
+    async def overrides(
+        self, hub: NamedDependency[Hub], entity: FromPath[str], golden_id: GoldenId
+    ) -> OverridesView:
+        """The pins on a golden record and the ignored values of its source records."""
+        async with hub.reader() as repo:
+            found = await list_overrides(repo, entity, golden_id)
+        return OverridesView(
+            golden_id=golden_id,
+            pins=[PinView(**p) for p in found["pins"]],
+            ignores=[IgnoreView(**i) for i in found["ignores"]],
+        )
+
+    @put("/{entity:str}/{golden_id:str}/pins/{attribute:str}", operation_id="pin_value")
+    async def pin(
+        self,
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: GoldenId,
+        attribute: Attribute,
+        data: JSONBody[PinRequest],
+    ) -> OverrideResponse:
+        """Pin a value: it wins for this attribute whatever the survivorship rules say."""
+        async with hub.transaction() as repo:
+            result = await pin_value(
+                repo,
+                hub.rules,
+                entity,
+                golden_id,
+                attribute,
+                data.value,
+                data.actor,
+                data.reason,
+                request_context(request),
+            )
+        return _response(result)
+
+    @delete(
+        "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
+        operation_id="unpin_value",
+        status_code=200,
+    )
+    async def unpin(
+        self,
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: GoldenId,
+        attribute: Attribute,
+        actor: ActorQuery,
+        reason: ReasonQuery = None,
+    ) -> OverrideResponse:
+        """Remove a pin; the rules decide the attribute again."""
+        async with hub.transaction() as repo:
+            result = await unpin_value(
+                repo,
+                hub.rules,
+                entity,
+                golden_id,
+                attribute,
+                actor,
+                reason,
+                request_context(request),
+            )
+        return _response(result)
+
+    @put("/{entity:str}/{golden_id:str}/ignores", operation_id="ignore_value")
+    async def ignore(
+        self,
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: GoldenId,
+        data: JSONBody[IgnoreRequest],
+    ) -> OverrideResponse:
+        """Never use one source record's value of one attribute."""
+        async with hub.transaction() as repo:
+            result = await ignore_value(
+                repo,
+                hub.rules,
+                entity,
+                golden_id,
+                data.attribute,
+                data.source,
+                data.source_id,
+                data.actor,
+                data.reason,
+                request_context(request),
+            )
+        return _response(result)
+
+    @delete(
+        "/{entity:str}/{golden_id:str}/ignores/{source:str}/{source_id:str}/{attribute:str}",
+        operation_id="unignore_value",
+        status_code=200,
+    )
+    async def unignore(
+        self,
+        request: Request[Any, Any, Any],
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: GoldenId,
+        source: Annotated[str, PathParameter(max_length=64)],
+        source_id: Annotated[str, PathParameter(max_length=200)],
+        attribute: Attribute,
+        actor: ActorQuery,
+        reason: ReasonQuery = None,
+    ) -> OverrideResponse:
+        """Use an ignored source value again."""
+        async with hub.transaction() as repo:
+            result = await ignore_value(
+                repo,
+                hub.rules,
+                entity,
+                golden_id,
+                attribute,
+                source,
+                source_id,
+                actor,
+                reason,
+                request_context(request),
+                ignore=False,
+            )
+        return _response(result)

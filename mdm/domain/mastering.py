@@ -1,0 +1,38 @@
+"""The configuration every mastering use case applies: source roles and survivorship.
+
+Built once per process by the composition root (mdm/bootstrap.py) from the
+sources file and the survivorship file, validated there, then read-only. The
+use cases take it as one argument, so a hub started with an operator's own
+survivorship file can never apply the packaged rules in some code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from mdm.domain.sources import Role, SourceCatalog
+from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived, survive
+from mdm.domain.survivorship_config import SurvivorshipPolicy
+
+#: Golden attributes from the live contributions and the steward's overrides.
+Survivorship = Callable[[Sequence[Contribution], Overrides], Survived]
+
+
+@dataclass(frozen=True, slots=True)
+class MasteringRules:
+    sources: SourceCatalog
+    survivorship: SurvivorshipPolicy
+
+    def authorize_write(self, source: str, entity: str) -> Role:
+        return self.sources.authorize_write(source, entity)
+
+    def survivorship_for(self, entity: str) -> Survivorship:
+        policy = self.survivorship.for_entity(entity)
+
+        def apply(
+            contributions: Sequence[Contribution], overrides: Overrides = NO_OVERRIDES
+        ) -> Survived:
+            return survive(contributions, policy, overrides)
+
+        return apply
