@@ -1,0 +1,457 @@
+"""Fellegi-Sunter scoring of prepared records, pairwise and against a whole golden record.
+
+Each field contributes the weight of the level its comparator picked,
+log2(m/u); a field missing on either side contributes 0. Levels flagged
+`tf_adjust` add log2(u_exact / f), where u_exact is the u of the field's first
+(exact) level and f the relative frequency of the agreed value, as Splink
+does: agreeing on a rare surname counts more than on "Smith". The total match
+weight is log2(prior / (1 - prior)) plus the fields' weights, and the match
+probability is 2^w / (1 + 2^w).
+
+Every score carries its explanation (the "waterfall"): per field the level,
+the two values compared, the weight and the TF adjustment; JSON builtins via
+`to_dict()` or `msgspec.json.encode`.
+
+Entity-centric scoring (`score_cluster`) compares an incoming record with
+all source records of one golden record; `decide` turns the scores of the
+candidate golden records into link / review / new; `score_clusters` scores
+two golden records against each other. `pair_weight` is the fast path
+without an explanation.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from matching.comparators import NULL, comparable_check, compile_levels, level_of
+from matching.model import MatchModel
+from matching.prepare import Prepared
+
+# Relative frequencies below this are read as this (one value in ten million).
+MIN_FREQUENCY = 1e-7
+
+NULL_LABEL = "null"
+
+ClusterRule = Literal["field_best", "pairwise_best"]
+
+
+class TermFrequencies(Protocol):
+    """Relative frequency of a value of a field among the records the hub holds.
+
+    Counting golden records rather than source records is closer to what TF
+    adjustment needs (how likely another entity shares the value): three
+    sources spelling one company "Acme" do not make "acme" a common name.
+    """
+
+    def frequency(self, field: str, value: str) -> float | None:
+        """The share of `field`'s non-empty values equal to `value`; None if unknown."""
+        ...
+
+
+class CountedFrequencies:
+    """TermFrequencies from counts: {field: {value: count}} (a value's "v" feature)."""
+
+    def __init__(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        self._counts = counts
+        self._totals = {name: sum(c.values()) for name, c in counts.items()}
+
+    @classmethod
+    def from_records(cls, model: MatchModel, records: Iterable[Prepared]) -> CountedFrequencies:
+        counts: dict[str, dict[str, int]] = {}
+        for record in records:
+            for name, value in term_values(model, record).items():
+                field_counts = counts.setdefault(name, {})
+                field_counts[value] = field_counts.get(value, 0) + 1
+        return cls(counts)
+
+    def frequency(self, field: str, value: str) -> float | None:
+        count = self._counts.get(field, {}).get(value)
+        if not count:
+            return None
+        return count / self._totals[field]
+
+
+def term_values(model: MatchModel, prepared: Prepared) -> dict[str, str]:
+    """The values whose frequencies TF adjustment reads: {field: value} for the hub to count."""
+    out = {}
+    for f in model.fields:
+        if any(level.tf_adjust for level in f.levels) and (features := prepared.get(f.name)):
+            value = features.get("v")
+            if isinstance(value, str):
+                out[f.name] = value
+    return out
+
+
+# --- results ---------------------------------------------------------------------
+
+
+class FieldScore(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the waterfall: a field's level, the values compared and its weight."""
+
+    field: str
+    level: str
+    level_index: int
+    left: Any = None
+    right: Any = None
+    weight: float = 0.0
+    tf_adjustment: float = 0.0
+    # In a cluster score: the index of the member whose value gave this level.
+    member: int | None = None
+
+
+class Comparison(msgspec.Struct, frozen=True, kw_only=True):
+    """A pairwise score: match weight, probability and the waterfall."""
+
+    weight: float
+    probability: float
+    prior_weight: float
+    fields: tuple[FieldScore, ...]
+    model_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+
+
+class ClusterScore(msgspec.Struct, frozen=True, kw_only=True):
+    """An incoming record scored against all source records of one golden record."""
+
+    weight: float
+    probability: float
+    prior_weight: float
+    fields: tuple[FieldScore, ...]
+    model_version: int
+    rule: str
+    # The member with the highest pairwise weight (the closest source record).
+    best_member: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    golden_id: Any
+    probability: float
+    weight: float
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """link: join `golden_id`; review: a steward decides among `candidates`; new."""
+
+    outcome: Literal["link", "review", "new"]
+    golden_id: Any
+    candidates: tuple[Candidate, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+
+
+# --- the compiled model (predicates and weights computed once per model object) ------
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledField:
+    name: str
+    predicates: tuple[Any, ...]
+    labels: tuple[str, ...]
+    weights: tuple[float, ...]
+    tf: tuple[bool, ...]
+    u_exact: float
+    else_index: int
+    comparable: Any
+
+    def level(self, a: Prepared, b: Prepared) -> int:
+        return level_of(self.predicates, a.get(self.name), b.get(self.name), self.comparable)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    model: MatchModel
+    fields: tuple[CompiledField, ...]
+    prior_weight: float
+
+
+_compiled: dict[int, CompiledModel] = {}
+
+
+def compile_model(model: MatchModel) -> CompiledModel:
+    """The model's predicates and weights, built once per model object and cached."""
+    found = _compiled.get(id(model))
+    if found is not None and found.model is model:
+        return found
+    fields = []
+    for f in model.fields:
+        fields.append(
+            CompiledField(
+                name=f.name,
+                predicates=compile_levels(f.comparator, [level.label for level in f.levels]),
+                labels=tuple(level.label for level in f.levels),
+                weights=tuple(math.log2(level.m / level.u) for level in f.levels),
+                tf=tuple(level.tf_adjust for level in f.levels),
+                u_exact=f.levels[0].u,
+                else_index=len(f.levels) - 1,
+                comparable=comparable_check(f.comparator),
+            )
+        )
+    compiled = CompiledModel(model, tuple(fields), math.log2(model.prior / (1 - model.prior)))
+    _compiled[id(model)] = compiled
+    weakref.finalize(model, _compiled.pop, id(model), None)
+    return compiled
+
+
+def probability(weight: float) -> float:
+    """2^w / (1 + 2^w), without overflow."""
+    if weight >= 0:
+        return 1.0 / (1.0 + 2.0**-weight)
+    t = 2.0**weight
+    return t / (1.0 + t)
+
+
+def _tf_adjustment(
+    f: CompiledField, level: int, a: Mapping[str, Any], b: Mapping[str, Any], tf: Any
+) -> float:
+    if tf is None or not f.tf[level]:
+        return 0.0
+    # Exact agreement: one value. A fuzzy level: the more frequent of the two, as
+    # Splink does, so that a near-miss on "Smith" never counts as a rare name.
+    found = [x for x in (tf.frequency(f.name, a["v"]), tf.frequency(f.name, b["v"])) if x]
+    if not found:
+        return 0.0
+    freq = min(1.0, max(MIN_FREQUENCY, max(found)))
+    return math.log2(f.u_exact / freq)
+
+
+def _field_score(
+    f: CompiledField, level: int, a: Any, b: Any, tf: Any, member: int | None = None
+) -> FieldScore:
+    if level == NULL:
+        return FieldScore(
+            field=f.name,
+            level=NULL_LABEL,
+            level_index=NULL,
+            left=a.get("v") if a else None,
+            right=b.get("v") if b else None,
+            member=member,
+        )
+    adjust = _tf_adjustment(f, level, a, b, tf)
+    return FieldScore(
+        field=f.name,
+        level=f.labels[level],
+        level_index=level,
+        left=a["v"],
+        right=b["v"],
+        weight=f.weights[level] + adjust,
+        tf_adjustment=adjust,
+        member=member,
+    )
+
+
+def comparison_levels(model: MatchModel, a: Prepared, b: Prepared) -> list[int]:
+    """The level index of every field (NULL = -1 where a side has no value)."""
+    return [f.level(a, b) for f in compile_model(model).fields]
+
+
+def pair_weight(
+    compiled: CompiledModel, a: Prepared, b: Prepared, tf: TermFrequencies | None = None
+) -> float:
+    """The match weight of a pair, without building an explanation (the fast path)."""
+    total = compiled.prior_weight
+    for f in compiled.fields:
+        fa, fb = a.get(f.name), b.get(f.name)
+        if fa is None or fb is None:
+            continue
+        level = level_of(f.predicates, fa, fb, f.comparable)
+        if level == NULL:
+            continue
+        total += f.weights[level]
+        if tf is not None and f.tf[level]:
+            total += _tf_adjustment(f, level, fa, fb, tf)
+    return total
+
+
+def compare(
+    model: MatchModel, a: Prepared, b: Prepared, tf: TermFrequencies | None = None
+) -> Comparison:
+    """Score one pair of prepared records, with its waterfall."""
+    compiled = compile_model(model)
+    fields = tuple(
+        _field_score(f, f.level(a, b), a.get(f.name), b.get(f.name), tf) for f in compiled.fields
+    )
+    weight = compiled.prior_weight + sum(s.weight for s in fields)
+    return Comparison(
+        weight=weight,
+        probability=probability(weight),
+        prior_weight=compiled.prior_weight,
+        fields=fields,
+        model_version=model.version,
+    )
+
+
+def score_cluster(
+    model: MatchModel,
+    incoming: Prepared,
+    members: Sequence[Prepared],
+    tf: TermFrequencies | None = None,
+    *,
+    rule: ClusterRule = "field_best",
+) -> ClusterScore:
+    """Score `incoming` against the source records (`members`) of one golden record.
+
+    "field_best" (the default): per field, the best level the incoming
+    record reaches with any member that has the field, since every member
+    is a noisy observation of the same entity: a typo in one source's
+    family name must not hide the agreement with another's, and one member
+    may hold the e-mail while another holds the date of birth. A field's
+    value disagrees only when it disagrees with every member holding it, so
+    an identifier that matches no member remains strong counter-evidence.
+    Agreement with one of k distinct values of the cluster is k times as
+    likely by chance, so a level above "else" loses log2(k).
+
+    Why not keep a disagreement with ANY member as counter-evidence: members
+    of one golden record legitimately differ on per-system values (employee
+    numbers, e-mail addresses, phones), and a golden record already holding
+    two national ids is in conflict itself; one wrong member would then veto
+    every later link to its golden record.
+
+    "pairwise_best": the best single pairwise comparison with a member. It
+    cannot add up evidence that the members hold between them, so partial
+    records (a PSA resource with name and e-mail, an HCM person with birth
+    date and national id) link less often.
+    """
+    compiled = compile_model(model)
+    if not members:
+        raise ValueError("a golden record to score against has at least one member")
+    if rule not in ("field_best", "pairwise_best"):
+        raise ValueError(f"unknown cluster rule {rule!r}")
+    # One pass: every member's level and weight on every field.
+    grid = [_member_row(compiled, incoming, member, tf) for member in members]
+    totals = [sum(w for _, w in row) for row in grid]
+    best_member = max(range(len(members)), key=totals.__getitem__)
+    fields = []
+    for column, f in enumerate(compiled.fields):
+        a = incoming.get(f.name)
+        if rule == "pairwise_best":
+            index = best_member
+        else:
+            index = _best_in_column(grid, column)
+        if index is None or grid[index][column][0] == NULL:
+            b = members[index].get(f.name) if index is not None else None
+            fields.append(_field_score(f, NULL, a, b, tf, index))
+            continue
+        level = grid[index][column][0]
+        b = members[index][f.name]
+        score = _field_score(f, level, a, b, tf, index)
+        if rule == "field_best" and level != f.else_index:
+            distinct = {m[f.name]["v"] for m in members if f.name in m}
+            if len(distinct) > 1:
+                score = msgspec.structs.replace(
+                    score, weight=score.weight - math.log2(len(distinct))
+                )
+        fields.append(score)
+    weight = compiled.prior_weight + sum(s.weight for s in fields)
+    return ClusterScore(
+        weight=weight,
+        probability=probability(weight),
+        prior_weight=compiled.prior_weight,
+        fields=tuple(fields),
+        model_version=model.version,
+        rule=rule,
+        best_member=best_member,
+    )
+
+
+def score_clusters(
+    model: MatchModel,
+    left: Sequence[Prepared],
+    right: Sequence[Prepared],
+    tf: TermFrequencies | None = None,
+) -> ClusterScore:
+    """Score two golden records against each other: each member of `left` against all of
+    `right` (`score_cluster`), the best of them.
+
+    For the case `decide` sends to review because a record reached two golden
+    records: once it has joined one, this tells whether the two golden records
+    match on their own evidence (then merging them is no chain merge) or are
+    only bridged by the new record. `best_member` indexes `right`.
+    """
+    if not left:
+        raise ValueError("a golden record to score has at least one member")
+    scores = [score_cluster(model, record, right, tf) for record in left]
+    return max(scores, key=lambda s: s.weight)
+
+
+def _member_row(
+    compiled: CompiledModel, incoming: Prepared, member: Prepared, tf: Any
+) -> list[tuple[int, float]]:
+    row = []
+    for f in compiled.fields:
+        a, b = incoming.get(f.name), member.get(f.name)
+        level = level_of(f.predicates, a, b, f.comparable)
+        if level == NULL:
+            row.append((NULL, 0.0))
+            continue
+        weight = f.weights[level]
+        if tf is not None and f.tf[level]:
+            weight += _tf_adjustment(f, level, a, b, tf)
+        row.append((level, weight))
+    return row
+
+
+def _best_in_column(grid: list[list[tuple[int, float]]], column: int) -> int | None:
+    """The member with the highest weight on one field, among those with a value."""
+    best = None
+    best_weight = -math.inf
+    for index, row in enumerate(grid):
+        level, weight = row[column]
+        if level != NULL and weight > best_weight:
+            best, best_weight = index, weight
+    return best
+
+
+def decide(model: MatchModel, scores: Mapping[Any, ClusterScore]) -> Decision:
+    """Link, review or new, from the scores of the candidate golden records (by golden id).
+
+    link: exactly one candidate at or above `auto_link`. review: two or more
+    at or above `auto_link` (never a silent chain merge), or the best in the
+    review band. new: none reaches `review`. Candidates at or above
+    `review` are listed best first.
+    """
+    t = model.thresholds
+    ranked = sorted(
+        (
+            Candidate(golden_id=g, probability=s.probability, weight=s.weight)
+            for g, s in scores.items()
+        ),
+        key=lambda c: (-c.weight, str(c.golden_id)),
+    )
+    above = [c for c in ranked if c.probability >= t.auto_link]
+    band = tuple(c for c in ranked if c.probability >= t.review)
+    if len(above) == 1:
+        return Decision(
+            outcome="link",
+            golden_id=above[0].golden_id,
+            candidates=band,
+            reason=f"one candidate at or above auto_link {t.auto_link}",
+        )
+    if len(above) > 1:
+        return Decision(
+            outcome="review",
+            golden_id=above[0].golden_id,
+            candidates=band,
+            reason=f"{len(above)} candidates at or above auto_link {t.auto_link}",
+        )
+    if band:
+        return Decision(
+            outcome="review",
+            golden_id=band[0].golden_id,
+            candidates=band,
+            reason=f"best candidate in the review band [{t.review}, {t.auto_link})",
+        )
+    reason = f"no candidate reaches review {t.review}" if ranked else "no candidate"
+    return Decision(outcome="new", golden_id=None, candidates=(), reason=reason)
