@@ -252,12 +252,29 @@ class _Standardizer:
 
     def require(self) -> None:
         # Presence is the schema's job; here a present value must not be blank.
+        if self.entity == "worker":
+            self.require_a_name()
+            return
         name = REQUIRED[self.entity]
         if name not in self.attributes:
             return
-        value = self.values.get(name)
-        if value is None or (isinstance(value, str) and not value):
+        if self.blank(name):
             self.errors.append(Issue(name, "required", f"{name} must not be empty"))
+
+    def blank(self, name: str) -> bool:
+        value = self.values.get(name)
+        return value is None or (isinstance(value, str) and not value)
+
+    def require_a_name(self) -> None:
+        """A worker needs a family or a given name; without a family name it is flagged."""
+        if self.blank("family_name") and self.blank("given_name"):
+            self.errors.append(
+                Issue("family_name", "required", "a worker needs a family_name or a given_name")
+            )
+        elif self.blank("family_name"):
+            self.warnings.append(
+                Issue("family_name", "missing", "no family name: kept, for a steward to complete")
+            )
 
 
 def standardize_record(entity: str, attributes: Mapping[str, Any]) -> StandardizedRecord:

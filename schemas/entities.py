@@ -75,9 +75,15 @@ class Customer(_Inbound):
 
 
 class Worker(_Inbound):
-    """An employee or contractor: HCM's person, PSA's resource, ERP's vendor or employee."""
+    """An employee or contractor: HCM's person, PSA's resource, ERP's vendor or employee.
 
-    family_name: Name
+    A worker needs a name: a family_name or a given_name (neither is a 422). One
+    without a family name is kept with a data-quality warning rather than
+    refused, so that the source's id still has a golden record and a steward
+    can complete it.
+    """
+
+    family_name: Annotated[str, Meta(max_length=300)] | None = None
     given_name: ShortText | None = None
     middle_name: ShortText | None = None
     date_of_birth: dt.date | None = None

@@ -198,3 +198,18 @@ async def test_unknown_source_names_the_configured_ones(client: AsyncTestClient)
     assert "crm" in response.json()["detail"] and "sap" in response.json()["detail"]
     response = await client.put("/v1/sources/crm/vendor/1", json=GOOD)
     assert "customer" in response.json()["detail"] and "vendor" in response.json()["detail"]
+
+
+async def test_a_worker_without_any_name_is_refused_and_one_without_a_family_name_kept(
+    client: AsyncTestClient,
+) -> None:
+    refused = await client.put(
+        "/v1/sources/hcm/worker/NONAME", json={"attributes": {"email": "x@example.com"}}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["path"] == "$.attributes.family_name"
+    kept = await client.put(
+        "/v1/sources/hcm/worker/GIVEN", json={"attributes": {"given_name": "Cher"}}
+    )
+    assert kept.status_code == 200, kept.text
+    assert [(w["path"], w["code"]) for w in kept.json()["warnings"]] == [("family_name", "missing")]

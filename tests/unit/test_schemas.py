@@ -39,7 +39,7 @@ def test_a_full_worker_decodes() -> None:
             "$.attributes.worker_type",
         ),
         (b'{"attributes": {"family_name": "X", "salary": 1}}', "$.attributes"),
-        (b'{"attributes": {"family_name": ""}}', "$.attributes.family_name"),
+        (b'{"attributes": {"family_name": 7}}', "$.attributes.family_name"),
         (
             b'{"attributes": {"family_name": "X", "cost_rate": {"amount": 1, "currency": "EURO"}}}',
             "$.attributes.cost_rate.currency",

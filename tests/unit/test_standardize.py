@@ -303,10 +303,14 @@ def test_required_field_blank_is_an_error() -> None:
         ("customer", "name"),
         ("legal_entity", "name"),
         ("project", "name"),
-        ("worker", "family_name"),
     ]:
         result = standardize_record(entity, {name: "   \t "})
         assert result.errors == (Issue(name, "required", f"{name} must not be empty"),)
+    # A worker: a family or a given name (test_a_worker_needs_a_family_or_a_given_name).
+    worker = standardize_record("worker", {"family_name": "   \t "})
+    assert worker.errors == (
+        Issue("family_name", "required", "a worker needs a family_name or a given_name"),
+    )
 
 
 def test_invalid_optional_value_is_kept_raw_with_warning() -> None:
@@ -495,3 +499,15 @@ def test_standardize_record_never_raises_and_stays_json(record: tuple[str, dict]
     # Standardizing twice changes nothing more (except errors stay errors).
     again = standardize_record(entity, result.values)
     assert again.values == result.values
+
+
+def test_a_worker_needs_a_family_or_a_given_name() -> None:
+    only_given = standardize_record("worker", {"given_name": "Madonna"})
+    assert not only_given.errors
+    assert [(w.path, w.code) for w in only_given.warnings] == [("family_name", "missing")]
+    neither = standardize_record("worker", {"email": "x@example.com"})
+    assert [(e.path, e.code) for e in neither.errors] == [("family_name", "required")]
+    blank = standardize_record("worker", {"family_name": "  ", "given_name": ""})
+    assert [(e.path, e.code) for e in blank.errors] == [("family_name", "required")]
+    both = standardize_record("worker", {"family_name": "Ciccone", "given_name": "Madonna"})
+    assert not both.errors and not both.warnings
