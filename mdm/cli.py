@@ -91,6 +91,45 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _train(url: str, entity: str, sample: int, seed: int) -> None:
+    from mdm.bootstrap import make_engine
+    from mdm.services.matcher import train_model
+    from mdm.settings import load_rules
+
+    settings = Settings.from_env()
+    rules = load_rules(settings.sources_file, settings.survivorship_file)
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            trained = await train_model(conn, rules, entity, sample=sample, seed=seed)
+    finally:
+        await engine.dispose()
+    print(
+        f"{entity} model version {trained.version}: trained on {trained.records} records, "
+        f"prior {trained.prior:.3g}; hubs use it within seconds"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+
+    settings = _settings(args)
+    settings, embedded = resolve_services(
+        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
+    )
+    try:
+        if embedded is not None and embedded.postgres is not None:
+            asyncio.run(_migrate(settings.database.url or ""))
+        asyncio.run(_train(settings.database.url or "", args.entity, args.sample, args.seed))
+    except ValueError as exc:
+        print(f"mdm train: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
     from mdm.demo import run_demo
@@ -177,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="load a small sample from four sources and show the result")
     data_dir_option(demo)
     demo.set_defaults(func=cmd_demo)
+
+    train = sub.add_parser(
+        "train",
+        help="fit the entity's match model (m, u, prior) by EM on the records held; "
+        "stores the next model version",
+    )
+    train.add_argument("entity", choices=ENTITIES)
+    train.add_argument(
+        "--sample", type=int, default=200_000, help="records to train on (default 200000)"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    data_dir_option(train)
+    train.set_defaults(func=cmd_train)
 
     relay = sub.add_parser(
         "relay", help="publish the outbox to NATS JetStream until SIGTERM (mdm serve runs one too)"

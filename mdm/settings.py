@@ -193,4 +193,7 @@ def load_rules(
     else:
         text = survivorship_file.read_text("utf-8")
     attributes = {e: t.__struct_fields__ for e, t in ENTITY_TYPES.items()}
-    return MasteringRules(catalog, parse_policy(text, catalog, attributes=attributes))
+    from mdm.adapters.matching import CachedModels  # the one adapter the rules carry
+
+    policy = parse_policy(text, catalog, attributes=attributes)
+    return MasteringRules(catalog, policy, CachedModels())

@@ -82,6 +82,10 @@ class IngestResult(msgspec.Struct, kw_only=True):
     outcome: Outcome
     version: int
     warnings: list[DataQualityWarning] = []
+    # The model's match probability against the golden record it joined (when it decided).
+    match_probability: float | None = None
+    # Golden records a steward will compare this record with (review tasks opened).
+    review: list[str] = []
 
 
 class BatchItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -92,6 +96,8 @@ class BatchItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     outcome: Outcome | None = None
     version: int | None = None
     warnings: list[DataQualityWarning] | None = None
+    match_probability: float | None = None
+    review: list[str] | None = None
     error: Problem | None = None
 
 
@@ -271,3 +277,60 @@ class OverridesView(msgspec.Struct, kw_only=True):
     golden_id: str
     pins: list[PinView]
     ignores: list[IgnoreView]
+
+
+class MatchCandidateView(msgspec.Struct, kw_only=True):
+    golden_id: str
+    weight: float  # Fellegi-Sunter match weight (log2 odds)
+    probability: float
+    band: Literal["auto_link", "review", "below"]
+    explanation: dict[str, Any]  # per field: level, values compared, weight (the waterfall)
+
+
+class MatchResponse(msgspec.Struct, kw_only=True):
+    """What ingesting this record would do now; nothing is stored."""
+
+    decision: Literal["link", "review", "new"]
+    golden_id: str | None  # the golden record it would join (link) or be compared with (review)
+    reason: str
+    model_version: int
+    candidates: list[MatchCandidateView]
+    warnings: list[DataQualityWarning] = []
+
+
+class LinkView(msgspec.Struct, kw_only=True):
+    source: str
+    source_id: str
+    # existing | strong_key | strong_key_ambiguous | restored | match | new | review |
+    # registered | and the rules of merges and unmerges
+    rule: str
+    weight: float | None
+    probability: float | None
+    model_version: int | None
+    explanation: dict[str, Any] | None
+    received_at: dt.datetime
+
+
+class LinksView(msgspec.Struct, kw_only=True):
+    golden_id: str
+    links: list[LinkView]
+
+
+class ReviewTaskView(msgspec.Struct, kw_only=True):
+    id: int
+    entity: str
+    source: str
+    source_id: str
+    golden_id: str
+    candidate_id: str
+    reason: str  # review_band | several_matches
+    weight: float
+    probability: float
+    model_version: int
+    explanation: dict[str, Any]
+    status: str
+    created_at: dt.datetime
+
+
+class ReviewTaskList(msgspec.Struct, kw_only=True):
+    tasks: list[ReviewTaskView]

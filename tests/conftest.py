@@ -114,6 +114,7 @@ async def session_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 async def client(session_client: AsyncTestClient, database_url: str) -> AsyncTestClient:
     """The API client on an empty database."""
     await truncate_all(database_url)
+    session_client.app.state.hub.rules.models.forget()  # match models went with the tables
     return session_client
 
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger
 
@@ -69,6 +69,14 @@ class SourceRecordWrite:
     source_updated_at: dt.datetime | None
     received_at: dt.datetime
     link_rule: str
+    # Matching: the record's prepared features, and (when this write decided its
+    # link) the weight, probability, model version and waterfall behind it. An
+    # update that keeps its golden record passes None and keeps the stored link.
+    match_features: dict[str, Any] | None = None
+    link_weight: float | None = None
+    link_probability: float | None = None
+    link_model_version: int | None = None
+    link_explanation: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +159,17 @@ class Repository:
                     source_updated_at=bindparam("source_updated_at"),
                     received_at=bindparam("received_at"),
                     link_rule=bindparam("link_rule"),
+                    match_features=bindparam("match_features"),
+                    link_weight=func.coalesce(bindparam("link_weight"), sr.link_weight),
+                    link_probability=func.coalesce(
+                        bindparam("link_probability"), sr.link_probability
+                    ),
+                    link_model_version=func.coalesce(
+                        bindparam("link_model_version"), sr.link_model_version
+                    ),
+                    link_explanation=func.coalesce(
+                        bindparam("link_explanation", type_=JSONB), sr.link_explanation
+                    ),
                     deleted_at=None,
                 ),
                 known,
@@ -409,6 +428,11 @@ def _row(w: SourceRecordWrite) -> dict[str, Any]:
         "source_updated_at": w.source_updated_at,
         "received_at": w.received_at,
         "link_rule": w.link_rule,
+        "match_features": w.match_features,
+        "link_weight": w.link_weight,
+        "link_probability": w.link_probability,
+        "link_model_version": w.link_model_version,
+        "link_explanation": w.link_explanation,
     }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -99,6 +100,14 @@ source_record = Table(
     Column("received_at", TS, nullable=False),
     Column("deleted_at", TS, nullable=True),
     Column("link_rule", Text, nullable=False),
+    # Matching (migration 0006): the record's prepared comparison features, and
+    # why it is in its golden record: the match weight and probability against
+    # it, the model version that decided, and the per-field waterfall.
+    Column("match_features", JSONB, nullable=True),
+    Column("link_weight", Float, nullable=True),
+    Column("link_probability", Float, nullable=True),
+    Column("link_model_version", Integer, nullable=True),
+    Column("link_explanation", JSONB, nullable=True),
     UniqueConstraint("entity", "source", "source_id"),
     Index(None, "golden_id"),
 )
@@ -231,4 +240,49 @@ value_ignore = Table(
     Column("reason", Text, nullable=True),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("record_id", "attribute"),
+)
+
+
+# Match models, one row per (entity, version); the highest version is in force.
+# Version 1 of each entity is the packaged default (matching/defaults), written
+# at start; `mdm train` adds the next version.
+match_model = Table(
+    "match_model",
+    metadata,
+    Column("entity", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("model", JSONB, nullable=False),
+    # Relative value frequencies per compared field, for term-frequency adjustment.
+    Column("term_frequencies", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("trained_on", Integer, nullable=True),  # source records the EM saw
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("entity", "version"),
+)
+
+# A match the model was not sure of (the review band), or a record that matched
+# several golden records: a steward decides. The record is in `golden_id`;
+# `candidate_id` is the golden record it may be the same as.
+review_task = Table(
+    "review_task",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("record_id", BigInteger, ForeignKey("source_record.id"), nullable=False),
+    Column("golden_id", Text, nullable=False),
+    Column("candidate_id", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # review_band | several_matches
+    Column("weight", Float, nullable=False),
+    Column("probability", Float, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("explanation", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'open'")),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("decided_at", TS, nullable=True),
+    Column("decided_by", Text, nullable=True),
+    Column("comment", Text, nullable=True),
+    CheckConstraint(
+        "status IN ('open', 'merged', 'not_a_match', 'deferred', 'superseded')", name="status"
+    ),
+    Index(None, "entity", "status", "created_at"),
+    Index(None, "record_id"),
 )

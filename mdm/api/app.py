@@ -10,6 +10,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
+from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
@@ -64,6 +65,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             GoldenController,
             LifecycleController,
             OverridesController,
+            MatchingController,
+            *MATCH_ROUTES,
             XrefController,
             register_xref,
             health,

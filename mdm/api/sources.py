@@ -127,6 +127,8 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                 outcome=result.outcome,  # type: ignore[arg-type]
                 version=result.version,
                 warnings=_warnings(result.warnings),
+                match_probability=result.match_probability,
+                review=result.review,
             )
 
         return await _idempotent(request, hub, idempotency_key, work)
@@ -275,6 +277,8 @@ def _accepted(index: int, source_id: str, outcome: Accepted) -> BatchItemResult:
         outcome=outcome.outcome,  # type: ignore[arg-type]
         version=outcome.version,
         warnings=_warnings(outcome.warnings) or None,
+        match_probability=outcome.match_probability,
+        review=outcome.review or None,
     )
 
 

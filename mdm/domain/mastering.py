@@ -9,8 +9,11 @@ survivorship file can never apply the packaged rules in some code path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from matching.model import MatchModel
+from matching.scoring import TermFrequencies
 from mdm.domain.sources import Role, SourceCatalog
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived, survive
 from mdm.domain.survivorship_config import SurvivorshipPolicy
@@ -20,9 +23,29 @@ Survivorship = Callable[[Sequence[Contribution], Overrides], Survived]
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveModel:
+    """The match model in force for an entity, with the value frequencies it was trained on."""
+
+    model: MatchModel
+    frequencies: TermFrequencies | None
+
+
+class MatchModels(Protocol):
+    """A port: the match model in force per entity (stored in the database, cached)."""
+
+    async def current(self, conn: Any, entity: str) -> ActiveModel: ...
+
+
+class _NoModels:
+    async def current(self, conn: Any, entity: str) -> ActiveModel:
+        raise RuntimeError("no match models configured (the composition root sets them)")
+
+
+@dataclass(frozen=True, slots=True)
 class MasteringRules:
     sources: SourceCatalog
     survivorship: SurvivorshipPolicy
+    models: MatchModels = field(default_factory=_NoModels)
 
     def authorize_write(self, source: str, entity: str) -> Role:
         return self.sources.authorize_write(source, entity)

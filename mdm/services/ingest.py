@@ -17,13 +17,24 @@ from typing import Any
 import msgspec
 
 from matching import standardize_record, strong_keys
-from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
+from matching.scoring import ClusterScore
+from mdm.adapters.matching import MatchStore
+from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord, lock_id
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
-from mdm.domain.mastering import MasteringRules
+from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
+from mdm.services.matcher import (
+    MAX_REVIEWS,
+    BatchPool,
+    Features,
+    explanation,
+    features,
+    load_pool,
+    match,
+)
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -41,6 +52,8 @@ class Accepted:
     outcome: str
     version: int = 0
     warnings: list[dict[str, str]] = field(default_factory=list)
+    match_probability: float | None = None  # of the golden record it was linked to by the model
+    review: list[str] = field(default_factory=list)  # golden ids a steward will compare it with
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,20 @@ class _Prepared:
     warnings: list[dict[str, str]]
     keys: list[str]
     content_hash: bytes
+    features: Features | None = None
+
+
+#: Match keys are locked by bucket: a batch of a thousand records with a dozen
+#: keys each takes at most this many advisory locks (PostgreSQL's shared lock
+#: table holds max_locks_per_transaction x max_connections, 6,400 by default),
+#: while two single records collide on one only rarely (and then merely wait).
+KEY_LOCK_BUCKETS = 1024
+
+
+def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
+    """Lock names that two units of work sharing any match key have in common."""
+    buckets = {lock_id(f"{entity}:{key}") % KEY_LOCK_BUCKETS for key in keys}
+    return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
 def content_hash(record: IncomingRecord) -> bytes:
@@ -115,14 +142,20 @@ async def ingest_records(
     if not prepared:
         return [r for r in results if r is not None]
 
+    active = await rules.models.current(repo.conn, entity)
+    for p in prepared:
+        p.features = features(active, entity, p.values)
     all_keys = sorted({k for p in prepared for k in p.keys})
+    blocking = sorted({k for p in prepared if p.features for k in p.features.blocking})
     await repo.lock(
         [f"sr:{entity}:{source}:{p.record.source_id}" for p in prepared]
-        + [f"mk:{entity}:{k}" for k in all_keys]
+        + key_locks(entity, [*all_keys, *blocking])
     )
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
+    pool = await load_pool(MatchStore(repo.conn), entity, blocking)
     original = dict(stored)
+    reviews: list[tuple[str, str, str, str, ClusterScore]] = []
 
     deltas: dict[str, XrefDelta] = {}
     new_goldens: dict[str, GoldenRecord] = {}
@@ -137,7 +170,11 @@ async def ingest_records(
             unchanged.append((p.index, current.golden_id))
             results[p.index] = Accepted(current.golden_id, "unchanged", warnings=p.warnings)
             continue
-        golden_id, outcome, rule = _link(entity, p, current, owners, new_goldens)
+        link = _link(entity, p, current, owners, new_goldens, active, pool)
+        golden_id, outcome, rule = link.golden_id, link.outcome, link.rule
+        reviews.extend(
+            (sid, golden_id, candidate, reason, score) for candidate, reason, score in link.reviews
+        )
         if current is None or current.deleted_at is not None or current.golden_id != golden_id:
             _add(deltas, golden_id, linked=(source, sid))
             if (
@@ -150,6 +187,8 @@ async def ingest_records(
             deltas.setdefault(golden_id, XrefDelta())
         for key in p.keys:
             owners.setdefault(key, set()).add(golden_id)
+        assert p.features is not None
+        pool.add(golden_id, p.features)
         # Row id and version come from the database; a later record of this batch
         # with the same source_id replaces this write and compares against it.
         before = original.get(sid)
@@ -168,12 +207,23 @@ async def ingest_records(
             source_updated_at=p.record.source_updated_at,
             received_at=ctx.received_at,
             link_rule=rule,
+            match_features=p.features.prepared,
+            link_weight=link.score.weight if link.score else None,
+            link_probability=link.score.probability if link.score else None,
+            link_model_version=active.model.version if rule != "existing" else None,
+            link_explanation=explanation(link.score) if link.score else None,
         )
-        keys_by_source_id[sid] = p.keys
+        keys_by_source_id[sid] = sorted({*p.keys, *p.features.blocking})
         stored[sid] = StoredSourceRecord(
             before.id if before else 0, sid, golden_id, p.content_hash, version, None
         )
-        results[p.index] = Accepted(golden_id, outcome, warnings=p.warnings)
+        results[p.index] = Accepted(
+            golden_id,
+            outcome,
+            warnings=p.warnings,
+            match_probability=link.score.probability if link.score else None,
+            review=[candidate for candidate, _, _ in link.reviews],
+        )
 
     # Lock the existing golden records this batch links to before writing. A
     # merge that committed after our candidate lookup has moved their records:
@@ -191,6 +241,24 @@ async def ingest_records(
         ids = await repo.write_source_records(list(writes.values()))
         await repo.replace_match_keys(
             entity, {ids[sid]: keys for sid, keys in keys_by_source_id.items()}
+        )
+        await MatchStore(repo.conn).add_review_tasks(
+            [
+                {
+                    "entity": entity,
+                    "record_id": ids[sid],
+                    "golden_id": redirect.get(golden_id, golden_id),
+                    "candidate_id": redirect.get(candidate, candidate),
+                    "reason": reason,
+                    "weight": score.weight,
+                    "probability": score.probability,
+                    "model_version": active.model.version,
+                    "explanation": explanation(score),
+                    "created_at": ctx.received_at,
+                }
+                for sid, golden_id, candidate, reason, score in reviews
+                if redirect.get(golden_id, golden_id) != redirect.get(candidate, candidate)
+            ]
         )
         causes = {
             w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)
@@ -211,18 +279,29 @@ async def ingest_records(
     return [r for r in results if r is not None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Link:
+    golden_id: str
+    outcome: str  # created | linked
+    rule: str  # existing | strong_key | strong_key_ambiguous | restored | match | new | review
+    score: ClusterScore | None = None  # the model's score against the linked golden record
+    reviews: tuple[tuple[str, str, ClusterScore], ...] = ()  # (candidate, reason, score)
+
+
 def _link(
     entity: str,
     p: _Prepared,
     current: StoredSourceRecord | None,
     owners: dict[str, set[str]],
     new_goldens: dict[str, GoldenRecord],
-) -> tuple[str, str, str]:
-    """Which golden record this source record belongs to: (golden_id, outcome, rule)."""
+    active: ActiveModel,
+    pool: BatchPool,
+) -> _Link:
+    """Which golden record this source record belongs to, and why."""
     if current is not None and current.deleted_at is None:
         # An update keeps its golden record; re-matching on change is the
-        # probabilistic matcher's and the stewards' business, not a side effect.
-        return current.golden_id, "linked", "existing"
+        # stewards' business (review tasks), not a side effect of an update.
+        return _Link(current.golden_id, "linked", "existing")
     best, candidates = _choose(p.keys, owners)
     if best is not None:
         rule = "strong_key" if len(candidates) == 1 else "strong_key_ambiguous"
@@ -235,13 +314,34 @@ def _link(
                     f"records ({', '.join(candidates)}); linked to {best}",
                 }
             )
-        return best, "linked", rule
+        return _Link(best, "linked", rule)
     if current is not None:
         # A deleted record that comes back returns to the golden record it had.
-        return current.golden_id, "linked", "restored"
+        return _Link(current.golden_id, "linked", "restored")
+    assert p.features is not None
+    result = match(active, p.features, pool)
+    decision = result.decision
+    if decision.outcome == "link":
+        return _Link(decision.golden_id, "linked", "match", result.score(decision.golden_id))
+    reviews: tuple[tuple[str, str, ClusterScore], ...] = ()
+    if decision.outcome == "review":
+        auto = active.model.thresholds.auto_link
+        strong = [c.golden_id for c in decision.candidates if c.probability >= auto]
+        if len(strong) > 1:
+            # Several golden records match well: join the best, and let a steward
+            # decide whether the others are the same (never a silent chain merge).
+            best_id = strong[0]
+            reviews = tuple(
+                (g, "several_matches", result.scores[g]) for g in strong[1 : MAX_REVIEWS + 1]
+            )
+            return _Link(best_id, "linked", "match", result.score(best_id), reviews)
+        reviews = tuple(
+            (c.golden_id, "review_band", result.scores[c.golden_id])
+            for c in decision.candidates[:MAX_REVIEWS]
+        )
     golden = GoldenRecord.new(new_golden_id(entity), entity)
     new_goldens[golden.golden_id] = golden
-    return golden.golden_id, "created", "new"
+    return _Link(golden.golden_id, "created", "review" if reviews else "new", None, reviews)
 
 
 def _follow_redirects(

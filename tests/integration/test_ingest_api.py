@@ -95,6 +95,8 @@ async def test_update_bumps_version_and_writes_one_event_per_change(
         "outcome": "linked",
         "version": 2,
         "warnings": [],
+        "match_probability": None,  # an update keeps its golden record; no model decided
+        "review": [],
     }
     rows = (await db.execute(text("SELECT type, version, envelope FROM outbox ORDER BY id"))).all()
     assert [(r.type, r.version) for r in rows] == [("golden.created", 1), ("golden.updated", 2)]

@@ -1,0 +1,256 @@
+"""Reads and writes of probabilistic matching: models, candidates, links, review tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from matching.model import MatchModel, default_model
+from matching.scoring import CountedFrequencies
+from mdm.adapters.tables import match_model, review_task, source_record
+from mdm.domain.mastering import ActiveModel
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    entity: str
+    version: int
+    model: dict[str, Any]
+    term_frequencies: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A live source record of a candidate golden record, with its prepared features."""
+
+    record_id: int
+    golden_id: str
+    source: str
+    source_id: str
+    features: dict[str, Any]
+
+
+# For each blocking key, at most :cap + 1 live records: a key with more than :cap
+# is generic ("smith", a shared mailbox) and skipped by the caller, so one lookup
+# touches at most (keys x (cap + 1)) rows whatever the number of golden records.
+_CANDIDATES = text(
+    """
+    SELECT k.key, c.golden_id
+    FROM unnest(CAST(:keys AS text[])) AS k(key)
+    CROSS JOIN LATERAL (
+        SELECT s.golden_id
+        FROM match_key m JOIN source_record s ON s.id = m.source_record_id
+        WHERE m.entity = :entity AND m.key = k.key AND s.deleted_at IS NULL
+        LIMIT :limit
+    ) AS c
+    """
+)
+
+
+class MatchStore:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    # -- models -------------------------------------------------------------------
+
+    async def current_version(self, entity: str) -> int | None:
+        mm = match_model.c
+        return (
+            await self.conn.execute(select(func.max(mm.version)).where(mm.entity == entity))
+        ).scalar_one()
+
+    async def model(self, entity: str, version: int | None = None) -> StoredModel | None:
+        mm = match_model.c
+        query = select(match_model).where(mm.entity == entity)
+        if version is None:
+            query = query.order_by(mm.version.desc()).limit(1)
+        else:
+            query = query.where(mm.version == version)
+        row = (await self.conn.execute(query)).first()
+        if row is None:
+            return None
+        return StoredModel(row.entity, row.version, row.model, row.term_frequencies)
+
+    async def ensure_model(self, entity: str, version: int, model: dict[str, Any]) -> None:
+        """Store `model` as `version` unless that version exists (a concurrent start wins)."""
+        await self.conn.execute(
+            pg_insert(match_model)
+            .values(entity=entity, version=version, model=model)
+            .on_conflict_do_nothing()
+        )
+
+    async def add_model(
+        self,
+        entity: str,
+        model: dict[str, Any],
+        term_frequencies: dict[str, Any],
+        trained_on: int,
+    ) -> int:
+        """Store the next version of `entity`'s model; its version is in `model` too."""
+        await self.conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('match_model:' || :entity))"),
+            {"entity": entity},
+        )
+        version = (await self.current_version(entity) or 0) + 1
+        model = {**model, "version": version}
+        await self.conn.execute(
+            insert(match_model).values(
+                entity=entity,
+                version=version,
+                model=model,
+                term_frequencies=term_frequencies,
+                trained_on=trained_on,
+            )
+        )
+        return version
+
+    # -- candidates ---------------------------------------------------------------
+
+    async def candidate_owners(
+        self, entity: str, keys: Sequence[str], cap: int
+    ) -> tuple[dict[str, set[str]], set[str]]:
+        """Per blocking key the golden ids of its live records; and the keys found generic."""
+        if not keys:
+            return {}, set()
+        rows = await self.conn.execute(
+            _CANDIDATES, {"keys": sorted(set(keys)), "entity": entity, "limit": cap + 1}
+        )
+        by_key: dict[str, list[str]] = {}
+        for key, golden_id in rows:
+            by_key.setdefault(key, []).append(golden_id)
+        generic = {k for k, found in by_key.items() if len(found) > cap}
+        owners = {k: set(found) for k, found in by_key.items() if k not in generic}
+        return owners, generic
+
+    async def members(self, golden_ids: Iterable[str]) -> dict[str, list[Member]]:
+        """The live source records (with features) of each golden record."""
+        ids = sorted(set(golden_ids))
+        if not ids:
+            return {}
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(sr.id, sr.golden_id, sr.source, sr.source_id, sr.match_features)
+            .where(
+                sr.golden_id.in_(ids),
+                sr.deleted_at.is_(None),
+                sr.match_features.is_not(None),
+            )
+            .order_by(sr.id)
+        )
+        out: dict[str, list[Member]] = {}
+        for r in rows:
+            out.setdefault(r.golden_id, []).append(
+                Member(r.id, r.golden_id, r.source, r.source_id, r.match_features)
+            )
+        return out
+
+    async def sample_features(self, entity: str, limit: int, seed: float) -> list[dict[str, Any]]:
+        """Prepared features of up to `limit` live records, a repeatable random sample."""
+        sr = source_record.c
+        await self.conn.execute(text("SELECT setseed(:seed)"), {"seed": seed})
+        rows = await self.conn.execute(
+            select(sr.match_features)
+            .where(sr.entity == entity, sr.deleted_at.is_(None), sr.match_features.is_not(None))
+            .order_by(func.random())
+            .limit(limit)
+        )
+        return [r.match_features for r in rows]
+
+    # -- links and reviews ---------------------------------------------------------
+
+    async def links(self, golden_id: str) -> list[dict[str, Any]]:
+        sr = source_record.c
+        rows = await self.conn.execute(
+            select(
+                sr.source,
+                sr.source_id,
+                sr.link_rule,
+                sr.link_weight,
+                sr.link_probability,
+                sr.link_model_version,
+                sr.link_explanation,
+                sr.received_at,
+            )
+            .where(sr.golden_id == golden_id, sr.deleted_at.is_(None))
+            .order_by(sr.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    async def add_review_tasks(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            await self.conn.execute(insert(review_task), list(rows))
+
+    async def review_tasks(
+        self, entity: str, status: str, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        rt, sr = review_task.c, source_record.c
+        rows = await self.conn.execute(
+            select(
+                rt.id,
+                rt.entity,
+                sr.source,
+                sr.source_id,
+                rt.golden_id,
+                rt.candidate_id,
+                rt.reason,
+                rt.weight,
+                rt.probability,
+                rt.model_version,
+                rt.explanation,
+                rt.status,
+                rt.created_at,
+            )
+            .select_from(review_task.join(source_record, sr.id == rt.record_id))
+            .where(rt.entity == entity, rt.status == status)
+            .order_by(rt.created_at, rt.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+class CachedModels:
+    """The MatchModels port over the match_model table, cached per process.
+
+    The version in force is checked again after `ttl` seconds, so a model that
+    `mdm train` stored in another process is used within that time. An entity
+    with no stored model gets the packaged default stored as its first version.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._by_entity: dict[str, tuple[float, ActiveModel]] = {}
+        self._by_version: dict[tuple[str, int], ActiveModel] = {}
+
+    def forget(self) -> None:
+        self._by_entity.clear()
+        self._by_version.clear()
+
+    async def current(self, conn: AsyncConnection, entity: str) -> ActiveModel:
+        now = time.monotonic()
+        cached = self._by_entity.get(entity)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        store = MatchStore(conn)
+        version = await store.current_version(entity)
+        if version is None:
+            default = default_model(entity)
+            await store.ensure_model(entity, default.version, default.to_dict())
+            version = default.version
+        active = self._by_version.get((entity, version))
+        if active is None:
+            stored = await store.model(entity, version)
+            assert stored is not None  # versions are never deleted
+            counts = stored.term_frequencies
+            active = ActiveModel(
+                MatchModel.validated(stored.model), CountedFrequencies(counts) if counts else None
+            )
+            self._by_version[(entity, version)] = active
+        self._by_entity[entity] = (now + self.ttl, active)
+        return active

@@ -1,0 +1,140 @@
+"""Matching: search before create, why records are linked, and the review queue (read)."""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+
+from mdm.adapters.matching import MatchStore
+from mdm.bootstrap import Hub
+from mdm.domain.errors import NotFound
+from mdm.domain.sources import ENTITIES, check_entity
+from mdm.services.matcher import SearchResult, search
+from schemas.api import (
+    UPSERT_BODY,
+    DataQualityWarning,
+    LinksView,
+    LinkView,
+    MatchCandidateView,
+    MatchResponse,
+    ReviewTaskList,
+    ReviewTaskView,
+)
+
+
+def _band(probability: float, found: SearchResult) -> Literal["auto_link", "review", "below"]:
+    if probability >= found.auto_link:
+        return "auto_link"
+    return "review" if probability >= found.review else "below"
+
+
+def _match_response(found: SearchResult) -> MatchResponse:
+    return MatchResponse(
+        decision=found.decision.outcome,
+        golden_id=found.decision.golden_id,
+        reason=found.decision.reason,
+        model_version=found.model_version,
+        candidates=[
+            MatchCandidateView(
+                golden_id=golden_id,
+                weight=score.weight,
+                probability=score.probability,
+                band=_band(score.probability, found),
+                explanation=score.to_dict(),
+            )
+            for golden_id, score in found.scores
+        ],
+        warnings=[DataQualityWarning(**w) for w in found.warnings],
+    )
+
+
+def _match_route(entity: str) -> HTTPRouteHandler:
+    body_type = UPSERT_BODY[entity]
+
+    async def match(
+        hub: NamedDependency[Hub],
+        data: JSONBody[body_type],  # type: ignore[valid-type]
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
+    ) -> MatchResponse:
+        attributes = msgspec.to_builtins(data.attributes)  # type: ignore[attr-defined]
+        async with hub.reader() as repo:
+            found = await search(repo.conn, hub.rules, entity, attributes, limit)
+        return _match_response(found)
+
+    return post(
+        f"/v1/match/{entity}",
+        name=f"match_{entity}",
+        tags=["matching"],
+        status_code=200,
+        summary=f"Rank the golden records a {entity} record matches; stores nothing",
+        operation_id=f"match_{entity}",
+    )(match)
+
+
+@post("/v1/match/{entity:str}", include_in_schema=False, status_code=200)
+async def match_unknown_entity(entity: FromPath[str]) -> None:
+    check_entity(entity)  # raises UnknownEntity with the list of known types
+
+
+MATCH_ROUTES: list[HTTPRouteHandler] = [
+    *(_match_route(e) for e in ENTITIES),
+    match_unknown_entity,
+]
+
+
+class MatchingController(Controller):
+    path = "/v1"
+    tags = ["matching"]
+
+    @get("/golden/{entity:str}/{golden_id:str}/links", operation_id="get_links")
+    async def links(
+        self,
+        hub: NamedDependency[Hub],
+        entity: FromPath[str],
+        golden_id: Annotated[str, PathParameter(max_length=64)],
+    ) -> LinksView:
+        """Why each live source record is in this golden record: rule, score, waterfall."""
+        check_entity(entity)
+        async with hub.reader() as repo:
+            golden = await repo.golden(golden_id)
+            if golden is None or golden.entity != entity:
+                raise NotFound(f"no {entity} golden record {golden_id!r}")
+            rows = await MatchStore(repo.conn).links(golden_id)
+        return LinksView(
+            golden_id=golden_id,
+            links=[
+                LinkView(
+                    source=r["source"],
+                    source_id=r["source_id"],
+                    rule=r["link_rule"],
+                    weight=r["link_weight"],
+                    probability=r["link_probability"],
+                    model_version=r["link_model_version"],
+                    explanation=r["link_explanation"],
+                    received_at=r["received_at"],
+                )
+                for r in rows
+            ],
+        )
+
+    @get("/reviews", operation_id="list_reviews")
+    async def reviews(
+        self,
+        hub: NamedDependency[Hub],
+        entity: Annotated[str, QueryParameter(max_length=32)],
+        status: Annotated[
+            Literal["open", "merged", "not_a_match", "deferred", "superseded"], QueryParameter()
+        ] = "open",
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> ReviewTaskList:
+        """Review tasks the matcher opened, oldest first (deciding them: the stewardship API)."""
+        check_entity(entity)
+        async with hub.reader() as repo:
+            rows: list[dict[str, Any]] = await MatchStore(repo.conn).review_tasks(
+                entity, status, limit, offset
+            )
+        return ReviewTaskList(tasks=[ReviewTaskView(**r) for r in rows])

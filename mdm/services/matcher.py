@@ -1,0 +1,180 @@
+"""Probabilistic matching inside a unit of work: candidates, scores, decisions.
+
+Candidates come from the blocking index in PostgreSQL (match_key: every live
+source record's blocking keys), at most `cap` records per key: a key shared by
+more is generic and skipped, so one record touches tens of candidates however
+many golden records there are. Each candidate golden record is scored as a whole
+against all its live source records (matching.scoring.score_cluster) and the
+model's bands decide: link, review (a new golden record plus a review task, or
+the best of several strong matches plus a task for the others), or new.
+
+Records earlier in the same batch are candidates too (`BatchPool`), so a batch
+that holds two near-duplicates makes one golden record, as two requests would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from matching import standardize_record
+from matching.blocking import blocking_keys
+from matching.prepare import Prepared, prepare
+from matching.scoring import ClusterScore, Decision, decide, score_cluster, term_values
+from matching.training import train
+from mdm.adapters.matching import MatchStore
+from mdm.domain.errors import FieldProblem, ValidationFailed
+from mdm.domain.mastering import ActiveModel, MasteringRules
+
+#: A blocking key shared by more live source records than this is skipped as generic.
+GENERIC_KEY_CAP = 50
+#: At most this many candidate golden records are scored for one record (best-keyed first).
+MAX_CANDIDATES = 40
+#: Review tasks opened for one record at most.
+MAX_REVIEWS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    prepared: Prepared
+    blocking: list[str]
+
+
+def features(active: ActiveModel, entity: str, values: Mapping[str, Any]) -> Features:
+    prepared = prepare(active.model, entity, values)
+    return Features(prepared, blocking_keys(active.model, prepared))
+
+
+@dataclass(slots=True)
+class BatchPool:
+    """Candidates from the database, plus the records this unit of work has linked so far."""
+
+    generic: set[str] = field(default_factory=set)
+    db_owners: dict[str, set[str]] = field(default_factory=dict)
+    members: dict[str, list[Prepared]] = field(default_factory=dict)
+    batch_owners: dict[str, set[str]] = field(default_factory=dict)
+
+    def candidates(self, keys: Iterable[str]) -> list[str]:
+        """Golden ids sharing a non-generic key, the ones sharing most keys first."""
+        votes: dict[str, int] = {}
+        for key in keys:
+            if key in self.generic:
+                continue
+            for golden_id in self.db_owners.get(key, set()) | self.batch_owners.get(key, set()):
+                votes[golden_id] = votes.get(golden_id, 0) + 1
+        ranked = sorted(votes, key=lambda g: (-votes[g], g))
+        return ranked[:MAX_CANDIDATES]
+
+    def add(self, golden_id: str, f: Features) -> None:
+        for key in f.blocking:
+            self.batch_owners.setdefault(key, set()).add(golden_id)
+        self.members.setdefault(golden_id, []).append(f.prepared)
+
+
+async def load_pool(
+    store: MatchStore, entity: str, keys: Sequence[str], cap: int = GENERIC_KEY_CAP
+) -> BatchPool:
+    """The database's candidates for every key of a unit of work, and their members."""
+    owners, generic = await store.candidate_owners(entity, keys, cap)
+    goldens = {g for found in owners.values() for g in found}
+    members = await store.members(goldens)
+    return BatchPool(
+        generic=generic,
+        db_owners=owners,
+        members={g: [m.features for m in ms] for g, ms in members.items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    decision: Decision
+    scores: dict[str, ClusterScore]
+
+    def score(self, golden_id: str | None) -> ClusterScore | None:
+        return self.scores.get(golden_id) if golden_id is not None else None
+
+
+def match(active: ActiveModel, f: Features, pool: BatchPool) -> MatchResult:
+    """Score the candidate golden records of one record and decide."""
+    scores = {
+        golden_id: score_cluster(active.model, f.prepared, members, active.frequencies)
+        for golden_id in pool.candidates(f.blocking)
+        if (members := pool.members.get(golden_id))
+    }
+    return MatchResult(decide(active.model, scores), scores)
+
+
+def explanation(score: ClusterScore) -> dict[str, Any]:
+    """The waterfall stored with a link or a review task."""
+    return score.to_dict()
+
+
+# -- search before create, and training ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    decision: Decision
+    model_version: int
+    auto_link: float
+    review: float
+    scores: list[tuple[str, ClusterScore]]  # best first
+    warnings: list[dict[str, str]]
+
+
+async def search(
+    conn: Any, rules: MasteringRules, entity: str, attributes: Mapping[str, Any], limit: int = 10
+) -> SearchResult:
+    """Rank the golden records an incoming record would be compared with; store nothing."""
+    std = standardize_record(entity, attributes)
+    if std.errors:
+        raise ValidationFailed(
+            "the record is invalid",
+            [FieldProblem(f"$.attributes.{e.path}", e.message) for e in std.errors],
+        )
+    active = await rules.models.current(conn, entity)
+    f = features(active, entity, std.values)
+    pool = await load_pool(MatchStore(conn), entity, f.blocking)
+    result = match(active, f, pool)
+    ranked = sorted(result.scores.items(), key=lambda item: (-item[1].weight, item[0]))
+    warnings = [{"path": w.path, "code": w.code, "message": w.message} for w in std.warnings]
+    t = active.model.thresholds
+    return SearchResult(
+        result.decision, active.model.version, t.auto_link, t.review, ranked[:limit], warnings
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Trained:
+    entity: str
+    version: int
+    records: int
+    prior: float
+
+
+async def train_model(
+    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
+) -> Trained:
+    """Fit m, u and the prior by EM on a sample of the held records; store the next version.
+
+    The value frequencies of the sample are stored with it for term-frequency
+    adjustment. Unsupervised: no labels, only the records the hub holds.
+    """
+    active = await rules.models.current(conn, entity)
+    store = MatchStore(conn)
+    records = await store.sample_features(entity, sample, seed=0.5)
+    if len(records) < 2:
+        raise ValueError(f"only {len(records)} live {entity} record(s) to train on")
+    model = train(active.model, records, seed=seed)
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        for name, value in term_values(model, record).items():
+            bucket = counts.setdefault(name, {})
+            bucket[value] = bucket.get(value, 0) + 1
+    # JSON builtins only (the EM works in numpy, whose floats the JSON encoder refuses).
+    stored = msgspec.json.decode(msgspec.json.encode(model, enc_hook=float))
+    version = await store.add_model(entity, stored, counts, len(records))
+    return Trained(entity, version, len(records), model.prior)
