@@ -149,3 +149,17 @@ class MergeStore:
             select(nm.record_a, nm.record_b).where(nm.record_a.in_(ids) | nm.record_b.in_(ids))
         )
         return {(a, b) for a, b in rows}
+
+    async def apart(self, golden_a: str, golden_b: str) -> bool:
+        """Whether a steward said some record of one is not a match of some record of the other."""
+        row = await self.conn.execute(
+            text(
+                "SELECT 1 FROM not_a_match n "
+                "JOIN source_record a ON a.id = n.record_a "
+                "JOIN source_record b ON b.id = n.record_b "
+                "WHERE (a.golden_id = :x AND b.golden_id = :y) "
+                "   OR (a.golden_id = :y AND b.golden_id = :x) LIMIT 1"
+            ),
+            {"x": golden_a, "y": golden_b},
+        )
+        return row.first() is not None

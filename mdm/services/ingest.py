@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ import msgspec
 from matching import standardize_record, strong_keys
 from matching.scoring import ClusterScore
 from mdm.adapters.matching import MatchStore
+from mdm.adapters.merges import MergeStore
+from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord, lock_id
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
@@ -34,6 +36,7 @@ from mdm.services.matcher import (
     features,
     load_pool,
     match,
+    same_on_their_own,
 )
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
@@ -156,6 +159,9 @@ async def ingest_records(
     pool = await load_pool(MatchStore(repo.conn), entity, blocking)
     original = dict(stored)
     reviews: list[tuple[str, str, str, str, ClusterScore]] = []
+    # (survivor, loser, their score against each other, the record that matched both)
+    auto_merges: list[tuple[str, str, ClusterScore, str]] = []
+    merges_store = MergeStore(repo.conn)
 
     deltas: dict[str, XrefDelta] = {}
     new_goldens: dict[str, GoldenRecord] = {}
@@ -172,6 +178,17 @@ async def ingest_records(
             continue
         link = _link(entity, p, current, owners, new_goldens, active, pool)
         golden_id, outcome, rule = link.golden_id, link.outcome, link.rule
+        asked = [candidate for candidate, _, _ in link.reviews]
+        for other, own in link.merges:
+            survivor, loser = _roles(golden_id, other, new_goldens)
+            if loser not in new_goldens and await merges_store.apart(survivor, loser):
+                # A steward said these are not the same: ask again rather than merge.
+                reviews.append((sid, golden_id, other, "several_matches", own))
+                asked.append(other)
+                continue
+            pool.merge(loser, survivor)
+            auto_merges.append((survivor, loser, own, sid))
+            golden_id = pool.resolve(golden_id)
         reviews.extend(
             (sid, golden_id, candidate, reason, score) for candidate, reason, score in link.reviews
         )
@@ -222,13 +239,34 @@ async def ingest_records(
             outcome,
             warnings=p.warnings,
             match_probability=link.score.probability if link.score else None,
-            review=[candidate for candidate, _, _ in link.reviews],
+            review=asked,
         )
+
+    # Golden records merged in this unit of work: what linked to a loser goes to its
+    # survivor. A loser created in this unit never existed for anyone else and
+    # simply is not created; an existing one is merged like a steward's merge.
+    merged = {loser: pool.resolve(loser) for loser in pool.merged}
+    db_merges: dict[str, list[tuple[str, ClusterScore, str]]] = {}
+    if merged:
+        writes, deltas = _follow_redirects(merged, writes, deltas)
+        for r in results:
+            if isinstance(r, Accepted):
+                r.golden_id = merged.get(r.golden_id, r.golden_id)
+                r.review = [g for g in dict.fromkeys(merged.get(g, g) for g in r.review)]
+                r.review = [g for g in r.review if g != r.golden_id]
+        for _, loser, own, bridge in auto_merges:
+            if new_goldens.pop(loser, None) is None:
+                db_merges.setdefault(merged[loser], []).append((loser, own, bridge))
+        reviews = [
+            (sid, pool.resolve(g), pool.resolve(c), reason, score)
+            for sid, g, c, reason, score in reviews
+        ]
 
     # Lock the existing golden records this batch links to before writing. A
     # merge that committed after our candidate lookup has moved their records:
     # follow its redirect so nothing is linked to a merged-away record.
-    locked = await repo.lock_goldens(sorted(set(deltas) - new_goldens.keys()))
+    db_losers = {loser for found in db_merges.values() for loser, _, _ in found}
+    locked = await repo.lock_goldens(sorted((set(deltas) | db_losers) - new_goldens.keys()))
     redirect = {g: r.merged_into for g, r in locked.items() if r.merged_into is not None}
     if redirect:
         locked.update(await repo.lock_goldens(sorted(set(redirect.values()) - locked.keys())))
@@ -265,6 +303,12 @@ async def ingest_records(
             for w in writes.values()
         }
         touches = {g: Touch(xrefs=d, cause=causes.get(g, SYSTEM_CAUSE)) for g, d in deltas.items()}
+        for survivor, found in db_merges.items():
+            touches.update(
+                await _auto_merge(
+                    repo, entity, source, survivor, found, locked, redirect, deltas, ctx
+                )
+            )
         changes = await record_changes(
             repo, rules.survivorship_for(entity), touches, ctx, {**locked, **new_goldens}
         )
@@ -279,6 +323,63 @@ async def ingest_records(
     return [r for r in results if r is not None]
 
 
+def _roles(linked: str, other: str, new_goldens: Mapping[str, GoldenRecord]) -> tuple[str, str]:
+    """(survivor, loser): an existing golden record keeps its id over one made just now,
+    else the older one (golden ids begin with their creation time)."""
+    if (linked in new_goldens) != (other in new_goldens):
+        return (other, linked) if linked in new_goldens else (linked, other)
+    return (min(linked, other), max(linked, other))
+
+
+async def _auto_merge(
+    repo: Repository,
+    entity: str,
+    source: str,
+    survivor: str,
+    found: Sequence[tuple[str, ClusterScore, str]],
+    locked: Mapping[str, GoldenRecord],
+    redirect: Mapping[str, str],
+    deltas: Mapping[str, XrefDelta],
+    ctx: RequestContext,
+) -> dict[str, Touch]:
+    """Merge existing golden records that match `survivor` on their own evidence.
+
+    Like a steward's merge (mdm/services/lifecycle.py): records move, redirects,
+    inherited pins, a merge_event (actor "matcher") that an unmerge can undo,
+    golden.merged and golden.lost_merge events.
+    """
+    if survivor in redirect or survivor not in locked:
+        return {}  # merged away meanwhile by someone else: leave it to a steward
+    losers = sorted(
+        {loser for loser, _, _ in found if loser in locked and locked[loser].status == "active"}
+    )
+    if not losers:
+        return {}
+    best, bridge = max(((own, b) for _, own, b in found), key=lambda x: x[0].probability)
+    reason = (
+        f"the golden records match on their own evidence (probability {best.probability:.6f}) "
+        f"when {source}:{bridge} matched both"
+    )
+    store = MergeStore(repo.conn)
+    moved = await store.move_all(losers, survivor)
+    await store.repoint_redirects(losers, survivor)
+    await OverrideStore(repo.conn).inherit_pins(losers, survivor)
+    await store.record_merge(entity, survivor, losers, moved, "matcher", reason, ctx.received_at)
+    cause = Cause(kind="source_record", source=source, source_id=bridge, reason=reason)
+    delta = deltas.get(survivor, XrefDelta())
+    linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
+    touches = {
+        survivor: Touch(
+            xrefs=XrefDelta(linked=delta.linked | linked, unlinked=delta.unlinked),
+            cause=cause,
+            event_type="golden.merged",
+            merged_from=tuple(losers),
+        )
+    }
+    touches.update({loser: Touch(cause=cause, merged_into=survivor) for loser in losers})
+    return touches
+
+
 @dataclass(frozen=True, slots=True)
 class _Link:
     golden_id: str
@@ -286,6 +387,9 @@ class _Link:
     rule: str  # existing | strong_key | strong_key_ambiguous | restored | match | new | review
     score: ClusterScore | None = None  # the model's score against the linked golden record
     reviews: tuple[tuple[str, str, ClusterScore], ...] = ()  # (candidate, reason, score)
+    # Golden records that also match this record and match the linked one on their
+    # own evidence: merged into it (the score is theirs against each other).
+    merges: tuple[tuple[str, ClusterScore], ...] = ()
 
 
 def _link(
@@ -301,8 +405,9 @@ def _link(
     if current is not None and current.deleted_at is None:
         # An update keeps its golden record; re-matching on change is the
         # stewards' business (review tasks), not a side effect of an update.
-        return _Link(current.golden_id, "linked", "existing")
-    best, candidates = _choose(p.keys, owners)
+        return _Link(pool.resolve(current.golden_id), "linked", "existing")
+    resolved = {k: {pool.resolve(g) for g in owners[k]} for k in p.keys if k in owners}
+    best, candidates = _choose(p.keys, resolved)
     if best is not None:
         rule = "strong_key" if len(candidates) == 1 else "strong_key_ambiguous"
         if len(candidates) > 1:
@@ -317,7 +422,7 @@ def _link(
         return _Link(best, "linked", rule)
     if current is not None:
         # A deleted record that comes back returns to the golden record it had.
-        return _Link(current.golden_id, "linked", "restored")
+        return _Link(pool.resolve(current.golden_id), "linked", "restored")
     assert p.features is not None
     result = match(active, p.features, pool)
     decision = result.decision
@@ -328,13 +433,26 @@ def _link(
         auto = active.model.thresholds.auto_link
         strong = [c.golden_id for c in decision.candidates if c.probability >= auto]
         if len(strong) > 1:
-            # Several golden records match well: join the best, and let a steward
-            # decide whether the others are the same (never a silent chain merge).
+            # Several golden records match well: join the best. Another one that
+            # matches it on their own evidence (without this record) is the same
+            # and is merged into it; for the rest a steward decides: never a
+            # chain merge through this record.
             best_id = strong[0]
-            reviews = tuple(
-                (g, "several_matches", result.scores[g]) for g in strong[1 : MAX_REVIEWS + 1]
+            merges, several = [], []
+            for g in strong[1 : MAX_REVIEWS + 1]:
+                own = same_on_their_own(active, pool, best_id, g)
+                if own is not None:
+                    merges.append((g, own))
+                else:
+                    several.append((g, "several_matches", result.scores[g]))
+            return _Link(
+                best_id,
+                "linked",
+                "match",
+                result.score(best_id),
+                tuple(several),
+                tuple(merges),
             )
-            return _Link(best_id, "linked", "match", result.score(best_id), reviews)
         reviews = tuple(
             (c.golden_id, "review_band", result.scores[c.golden_id])
             for c in decision.candidates[:MAX_REVIEWS]

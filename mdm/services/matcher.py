@@ -23,7 +23,14 @@ import msgspec
 from matching import standardize_record
 from matching.blocking import blocking_keys
 from matching.prepare import Prepared, prepare
-from matching.scoring import ClusterScore, Decision, decide, score_cluster, term_values
+from matching.scoring import (
+    ClusterScore,
+    Decision,
+    decide,
+    score_cluster,
+    score_clusters,
+    term_values,
+)
 from matching.training import train
 from mdm.adapters.matching import MatchStore
 from mdm.domain.errors import FieldProblem, ValidationFailed
@@ -56,6 +63,12 @@ class BatchPool:
     db_owners: dict[str, set[str]] = field(default_factory=dict)
     members: dict[str, list[Prepared]] = field(default_factory=dict)
     batch_owners: dict[str, set[str]] = field(default_factory=dict)
+    merged: dict[str, str] = field(default_factory=dict)  # loser -> survivor, in this unit
+
+    def resolve(self, golden_id: str) -> str:
+        while golden_id in self.merged:
+            golden_id = self.merged[golden_id]
+        return golden_id
 
     def candidates(self, keys: Iterable[str]) -> list[str]:
         """Golden ids sharing a non-generic key, the ones sharing most keys first."""
@@ -63,10 +76,15 @@ class BatchPool:
         for key in keys:
             if key in self.generic:
                 continue
-            for golden_id in self.db_owners.get(key, set()) | self.batch_owners.get(key, set()):
+            found = self.db_owners.get(key, set()) | self.batch_owners.get(key, set())
+            for golden_id in {self.resolve(g) for g in found}:
                 votes[golden_id] = votes.get(golden_id, 0) + 1
         ranked = sorted(votes, key=lambda g: (-votes[g], g))
         return ranked[:MAX_CANDIDATES]
+
+    def merge(self, loser: str, survivor: str) -> None:
+        self.merged[loser] = survivor
+        self.members.setdefault(survivor, []).extend(self.members.pop(loser, []))
 
     def add(self, golden_id: str, f: Features) -> None:
         for key in f.blocking:
@@ -105,6 +123,21 @@ def match(active: ActiveModel, f: Features, pool: BatchPool) -> MatchResult:
         if (members := pool.members.get(golden_id))
     }
     return MatchResult(decide(active.model, scores), scores)
+
+
+def same_on_their_own(
+    active: ActiveModel, pool: BatchPool, left: str, right: str
+) -> ClusterScore | None:
+    """The two golden records' score against each other, if it reaches auto_link.
+
+    A record that matched both is left out: only their own members are compared,
+    so a merge this allows is evidence that they are one, not a chain through it.
+    """
+    a, b = pool.members.get(left), pool.members.get(right)
+    if not a or not b:
+        return None
+    score = score_clusters(active.model, a, b, active.frequencies)
+    return score if score.probability >= active.model.thresholds.auto_link else None
 
 
 def explanation(score: ClusterScore) -> dict[str, Any]:

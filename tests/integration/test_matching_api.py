@@ -271,3 +271,56 @@ async def test_mdm_train_stores_a_new_model_version_that_later_links_use(
     )
     links = (await client.get(f"/v1/golden/worker/{late['golden_id']}/links")).json()["links"]
     assert {link["source"]: link["model_version"] for link in links}["erp"] == 2
+
+
+async def test_a_record_matching_two_golden_records_that_match_each_other_merges_them(
+    client: AsyncTestClient, db: AsyncConnection
+) -> None:
+    anna = {"given_name": "Annika", "family_name": "Berglund-Moreau", "date_of_birth": "1980-01-07"}
+    a = await put(client, "hcm", "worker", "H-A", anna)
+    b = await put(client, "erp", "worker", "E-B", {"family_name": "Placeholder"})
+    assert b["golden_id"] != a["golden_id"]
+    # ERP corrects its record; an update keeps its golden record, so now two match.
+    await put(client, "erp", "worker", "E-B", {**anna, "email": "annika@example.com"})
+
+    c = await put(client, "psa", "worker", "P-C", anna)
+    assert c["golden_id"] == a["golden_id"]  # the older golden record survives
+    assert c["review"] == []
+    moved = await client.get(f"/v1/golden/worker/{b['golden_id']}", follow_redirects=False)
+    assert moved.status_code == 301
+    xrefs = (await client.get("/v1/xref/worker/erp/E-B")).json()
+    assert xrefs["golden_id"] == a["golden_id"]
+    merge = (
+        await db.execute(text("SELECT survivor_id, loser_ids, actor, reason FROM merge_event"))
+    ).one()
+    assert (merge.survivor_id, merge.loser_ids, merge.actor) == (
+        a["golden_id"],
+        [b["golden_id"]],
+        "matcher",
+    )
+    assert "psa:P-C matched both" in merge.reason
+    types = dict(
+        (
+            await db.execute(
+                text(
+                    "SELECT golden_id, type FROM outbox "
+                    "WHERE type IN ('golden.merged', 'golden.lost_merge')"
+                )
+            )
+        ).all()
+    )
+    assert types == {a["golden_id"]: "golden.merged", b["golden_id"]: "golden.lost_merge"}
+
+    # A steward undoes it: ERP's record goes back to its id and stays apart ...
+    undone = await client.post(
+        f"/v1/golden/worker/{a['golden_id']}/unmerge",
+        json={"records": [{"source": "erp", "source_id": "E-B"}], "actor": "steward.kim"},
+    )
+    assert undone.status_code == 200, undone.text
+    assert undone.json()["restored"] is True
+    # ... so a record matching both again opens a review task instead of merging.
+    d = await put(client, "psa", "worker", "P-D", anna)
+    assert d["golden_id"] in {a["golden_id"], b["golden_id"]}
+    assert d["review"] == [({a["golden_id"], b["golden_id"]} - {d["golden_id"]}).pop()]
+    count = (await db.execute(text("SELECT count(*) FROM merge_event"))).scalar_one()
+    assert count == 1
