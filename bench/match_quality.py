@@ -54,6 +54,18 @@ DOC = ROOT / "docs" / "benchmarks.md"
 START = "<!-- match_quality: start (written by bench/match_quality.py; edit the script) -->"
 END = "<!-- match_quality: end -->"
 MATCHERS = ("splink", "ecm", "hub")
+HUB_NOTE = (
+    "The hub (bench/hub_runner.py) ingests the records through its own HTTP path "
+    "(POST /v1/sources/{source}/{entity}/batch, 200 records a request, in the "
+    "dataset's order, in-process over ASGI) into a scratch database on the local "
+    "PostgreSQL, with the packaged default model; `mdm train`'s code path then fits "
+    "m, u and the prior by EM on the records it holds; a second scratch database "
+    "with only that trained model ingests the records again, and each record's "
+    "golden id is read back from the cross-reference. A record in the review band "
+    "keeps its own golden record (a steward has not decided yet), so it counts as "
+    "not linked. Records the hub refuses (a worker with neither a family nor a "
+    "given name) have no golden id and count as singletons."
+)
 HUB_MISSING = "hub: not run (bench/hub_runner.py missing)"
 ECM_NOTE = (
     "recordlinkage's ECM runs twice: with blocking passes that each pair two fields, "
@@ -232,6 +244,8 @@ def section(
         ),
         "",
         _wrap(ECM_NOTE),
+        "",
+        _wrap(HUB_NOTE),
         "",
         _wrap(f"Machine: {machine()}. {dt.date.today().isoformat()}. {versions()}."),
         "",
