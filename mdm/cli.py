@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -40,6 +41,10 @@ async def _migrate(database_url: str) -> None:
         await engine.dispose()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -47,6 +52,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
 
     settings, embedded = resolve_services(_settings(args))
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with
+    # the handler it found: with the default one the process dies on the spot and
+    # the embedded servers below are never stopped. Exit through `finally` instead.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if embedded is not None and embedded.postgres is not None:
             asyncio.run(_migrate(settings.database.url or ""))

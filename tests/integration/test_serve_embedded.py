@@ -100,6 +100,9 @@ def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path
     finally:
         log = _stop(proc)
     assert "embedded PostgreSQL" in log and "embedded nats-server" in log, log
+    # SIGTERM (docker stop, systemd) stops the embedded servers too; none is left behind.
+    assert "embedded nats-server stopped" in log, log
+    assert "embedded PostgreSQL stopped" in log, log
 
     proc = _serve(data_dir, port)
     try:
