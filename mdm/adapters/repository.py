@@ -35,6 +35,12 @@ _LOCK_SQL = text(
 ).bindparams(bindparam("keys", type_=ARRAY(BigInteger)))
 
 
+_INSERT_KEYS = text(
+    "INSERT INTO match_key (entity, key, source_record_id) "
+    "SELECT :entity, k, i FROM unnest(CAST(:keys AS text[]), CAST(:ids AS bigint[])) AS t(k, i)"
+)
+
+
 def lock_id(name: str) -> int:
     """A stable signed 64-bit advisory-lock id for a lock name."""
     return int.from_bytes(
@@ -187,18 +193,20 @@ class Repository:
         await self.conn.execute(delete(match_key).where(match_key.c.source_record_id == record_id))
 
     async def replace_match_keys(self, entity: str, keys_by_record: dict[int, list[str]]) -> None:
+        """Set the match keys of these source records: one DELETE and one INSERT of arrays.
+
+        A batch writes tens of thousands of keys; unnest() makes that one statement
+        instead of one parameter set per key.
+        """
         if not keys_by_record:
             return
         await self.conn.execute(
             delete(match_key).where(match_key.c.source_record_id.in_(list(keys_by_record)))
         )
-        rows = [
-            {"entity": entity, "key": key, "source_record_id": record_id}
-            for record_id, keys in keys_by_record.items()
-            for key in keys
-        ]
-        if rows:
-            await self.conn.execute(insert(match_key), rows)
+        ids = [record_id for record_id, keys in keys_by_record.items() for _ in keys]
+        keys = [key for found in keys_by_record.values() for key in found]
+        if keys:
+            await self.conn.execute(_INSERT_KEYS, {"entity": entity, "keys": keys, "ids": ids})
 
     async def contributions(self, golden_ids: Sequence[str]) -> dict[str, list[Contribution]]:
         """The live source records of each golden record, as survivorship inputs."""
