@@ -110,9 +110,10 @@ def nickname_group(name: str) -> list[str]:
 def _get(values: Mapping[str, Any], path: str) -> Any:
     node: Any = values
     for part in path.split("."):
-        if not isinstance(node, Mapping):
+        if type(node) is dict or isinstance(node, Mapping):  # dict first: the common case
+            node = node.get(part)
+        else:
             return None
-        node = node.get(part)
     return node
 
 
