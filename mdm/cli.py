@@ -1,4 +1,4 @@
-"""The `mdm` command: serve, migrate, relay, events replay, demo, schemas."""
+"""The `mdm` command: serve, migrate, load, train, relay, events replay, demo, schemas."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
+from typing import TextIO
 
 from mdm.domain.sources import ENTITIES
 from mdm.settings import Settings
@@ -139,6 +141,93 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _load(url: str, args: argparse.Namespace, total: int | None, out: TextIO) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mdm.bootstrap import make_engine
+    from mdm.services.bulk import bulk_load, detect_format, read_rows
+    from mdm.settings import load_rules
+
+    settings = Settings.from_env()
+    rules = load_rules(settings.sources_file, settings.survivorship_file)
+    path = Path(args.file)
+    fmt = args.format or detect_format(path)
+    engine = make_engine(url, pool_size=1)
+    began = time.perf_counter()
+    try:
+        with Progress(
+            TextColumn(f"{args.source} {args.entity}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=args.quiet,
+        ) as bar:
+            task = bar.add_task("load", total=total, rate="")
+
+            def advance(n: int) -> None:
+                done = bar.tasks[0].completed + n
+                rate = done / max(time.perf_counter() - began, 1e-9)
+                bar.update(task, advance=n, rate=f"{rate:,.0f} records/s")
+
+            report = await bulk_load(
+                engine,
+                rules,
+                args.entity,
+                args.source,
+                read_rows(path, fmt, args.id_column),
+                chunk_size=args.chunk,
+                rejects=out,
+                progress=advance,
+            )
+    finally:
+        await engine.dispose()
+    seconds = time.perf_counter() - began
+    outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(report.outcomes.items())) or "none"
+    print(
+        f"read {report.read:,} in {seconds:,.1f} s ({report.read / max(seconds, 1e-9):,.0f}/s): "
+        f"{outcomes}; already stored {report.skipped:,}; rejected {report.rejected:,}"
+        + (f" (see {out.name})" if report.rejected else "")
+    )
+    return 1 if report.rejected and not report.written and not report.skipped else 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+    from mdm.domain.errors import MdmError
+    from mdm.services.bulk import count_rows, detect_format
+
+    settings = _settings(args)
+    settings, embedded = resolve_services(
+        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
+    )
+    path = Path(args.file)
+    rejects = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejects.ndjson")
+    try:
+        total = count_rows(path, args.format or detect_format(path))
+        asyncio.run(_migrate(settings.database.url or ""))
+        with rejects.open("w") as out:
+            code = asyncio.run(_load(settings.database.url or "", args, total, out))
+            empty = out.tell() == 0
+        if empty:
+            rejects.unlink()
+        return code
+    except (ValueError, OSError, MdmError) as exc:
+        print(f"mdm load: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
     from mdm.demo import run_demo
@@ -238,6 +327,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     data_dir_option(train)
     train.set_defaults(func=cmd_train)
+
+    load = sub.add_parser(
+        "load",
+        help="bulk-load a source's file of one entity (NDJSON, CSV, Parquet); resumable",
+    )
+    load.add_argument("file", help="NDJSON batch items, or CSV/Parquet rows (dotted columns)")
+    load.add_argument("--source", required=True, help="the source system that sent the file")
+    load.add_argument("--entity", required=True, choices=ENTITIES)
+    load.add_argument("--format", choices=["ndjson", "csv", "parquet"], help="default: by suffix")
+    load.add_argument(
+        "--id-column", default="source_id", help="CSV/Parquet column of the source's id"
+    )
+    load.add_argument("--chunk", type=int, default=1000, help="records per transaction")
+    load.add_argument("--rejects", help="where refused records go (default: FILE.rejects.ndjson)")
+    load.add_argument("--quiet", action="store_true", help="no progress bar")
+    data_dir_option(load)
+    load.set_defaults(func=cmd_load)
 
     relay = sub.add_parser(
         "relay", help="publish the outbox to NATS JetStream until SIGTERM (mdm serve runs one too)"

@@ -23,7 +23,14 @@ from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
 from mdm.domain.sources import ENTITIES, check_entity
-from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
+from mdm.services.ingest import (
+    Accepted,
+    IncomingRecord,
+    Rejected,
+    decode_item,
+    delete_record,
+    ingest_records,
+)
 from schemas.api import (
     BATCH_ITEM,
     MAX_BATCH,
@@ -178,21 +185,11 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         decoded: list[tuple[int, IncomingRecord]] = []
         results: list[BatchItemResult | None] = [None] * len(data)
         for i, item in enumerate(data):
-            try:
-                parsed = msgspec.convert(item, item_type)
-            except msgspec.ValidationError as exc:
-                results[i] = _rejected(i, item, [_item_problem(i, str(exc))])
-                continue
-            decoded.append(
-                (
-                    i,
-                    IncomingRecord(
-                        source_id=parsed.source_id,
-                        attributes=msgspec.to_builtins(parsed.attributes),
-                        source_updated_at=parsed.source_updated_at,
-                    ),
-                )
-            )
+            record = decode_item(entity, i, item)
+            if isinstance(record, Rejected):
+                results[i] = _rejected(i, item, record.errors)
+            else:
+                decoded.append((i, record))
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             outcomes = await ingest_records(
@@ -245,12 +242,6 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             operation_id=f"batch_{entity}",
         )(batch),
     ]
-
-
-def _item_problem(index: int, message: str) -> FieldProblem:
-    text, _, where = message.partition(" - at `")
-    path = where.rstrip("`") if where else "$"
-    return FieldProblem(f"$[{index}]{path[1:]}", text)
 
 
 def _rejected(index: int, item: Any, problems: list[FieldProblem]) -> BatchItemResult:

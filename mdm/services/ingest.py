@@ -32,12 +32,14 @@ from mdm.services.matcher import (
     MAX_REVIEWS,
     BatchPool,
     Features,
+    PoolSource,
     explanation,
     features,
     load_pool,
     match,
     same_on_their_own,
 )
+from schemas.api import BATCH_ITEM
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -88,6 +90,24 @@ def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
     return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
+def decode_item(
+    entity: str, index: int, item: Any, strict: bool = True
+) -> IncomingRecord | Rejected:
+    """One batch item ({source_id, attributes, source_updated_at?}) checked against the
+    entity's schema, as POST .../batch and `mdm load` take it; problems name `$[index]...`."""
+    try:
+        parsed: Any = msgspec.convert(item, BATCH_ITEM[entity], strict=strict)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `")
+        path = where.rstrip("`") if where else "$"
+        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", message)])
+    return IncomingRecord(
+        source_id=parsed.source_id,
+        attributes=msgspec.to_builtins(parsed.attributes),
+        source_updated_at=parsed.source_updated_at,
+    )
+
+
 def content_hash(record: IncomingRecord) -> bytes:
     """What makes a replay a replay: the attributes and the source's update time."""
     payload = _hash_encoder.encode([record.attributes, record.source_updated_at])
@@ -131,8 +151,13 @@ async def ingest_records(
     source: str,
     records: Sequence[IncomingRecord],
     ctx: RequestContext,
+    candidates: PoolSource | None = None,
 ) -> list[Accepted | Rejected]:
-    """Upsert `records` of `source` for `entity`; one result per record, in order."""
+    """Upsert `records` of `source` for `entity`; one result per record, in order.
+
+    `candidates` replaces the database's blocking index as the source of candidate
+    golden records (a bulk load keeps the index in memory: mdm.services.bulk).
+    """
     rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
     prepared: list[_Prepared] = []
@@ -156,7 +181,10 @@ async def ingest_records(
     )
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
-    pool = await load_pool(MatchStore(repo.conn), entity, blocking)
+    if candidates is None:
+        pool = await load_pool(MatchStore(repo.conn), entity, blocking)
+    else:
+        pool = await candidates.pool(repo.conn, entity, blocking)
     original = dict(stored)
     reviews: list[tuple[str, str, str, str, ClusterScore]] = []
     # (survivor, loser, their score against each other, the record that matched both)
@@ -205,7 +233,7 @@ async def ingest_records(
         for key in p.keys:
             owners.setdefault(key, set()).add(golden_id)
         assert p.features is not None
-        pool.add(golden_id, p.features)
+        pool.add(golden_id, p.features, sid)
         # Row id and version come from the database; a later record of this batch
         # with the same source_id replaces this write and compares against it.
         before = original.get(sid)

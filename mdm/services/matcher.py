@@ -14,11 +14,14 @@ that holds two near-duplicates makes one golden record, as two requests would.
 
 from __future__ import annotations
 
+import heapq
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching import standardize_record
 from matching.blocking import blocking_keys
@@ -32,7 +35,7 @@ from matching.scoring import (
     term_values,
 )
 from matching.training import train
-from mdm.adapters.matching import MatchStore
+from mdm.adapters.matching import MatchStore, Member
 from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.mastering import ActiveModel, MasteringRules
 
@@ -55,6 +58,10 @@ def features(active: ActiveModel, entity: str, values: Mapping[str, Any]) -> Fea
     return Features(prepared, blocking_keys(active.model, prepared))
 
 
+def _rank(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
 @dataclass(slots=True)
 class BatchPool:
     """Candidates from the database, plus the records this unit of work has linked so far."""
@@ -64,6 +71,8 @@ class BatchPool:
     members: dict[str, list[Prepared]] = field(default_factory=dict)
     batch_owners: dict[str, set[str]] = field(default_factory=dict)
     merged: dict[str, str] = field(default_factory=dict)  # loser -> survivor, in this unit
+    # (golden id, features, source id) of each record linked in this unit
+    added: list[tuple[str, Features, str]] = field(default_factory=list)
 
     def resolve(self, golden_id: str) -> str:
         while golden_id in self.merged:
@@ -72,28 +81,43 @@ class BatchPool:
 
     def candidates(self, keys: Iterable[str]) -> list[str]:
         """Golden ids sharing a non-generic key, the ones sharing most keys first."""
-        votes: dict[str, int] = {}
+        votes: Counter[str] = Counter()
         for key in keys:
             if key in self.generic:
                 continue
-            found = self.db_owners.get(key, set()) | self.batch_owners.get(key, set())
-            for golden_id in {self.resolve(g) for g in found}:
-                votes[golden_id] = votes.get(golden_id, 0) + 1
-        ranked = sorted(votes, key=lambda g: (-votes[g], g))
-        return ranked[:MAX_CANDIDATES]
+            db = self.db_owners.get(key)
+            batch = self.batch_owners.get(key)
+            found = (db | batch) if db and batch else (db or batch)
+            if found:  # one vote per key and golden record
+                votes.update({self.resolve(g) for g in found} if self.merged else found)
+        if len(votes) <= MAX_CANDIDATES:
+            return sorted(votes, key=lambda g: (-votes[g], g))
+        return [g for g, _ in heapq.nsmallest(MAX_CANDIDATES, votes.items(), key=_rank)]
 
     def merge(self, loser: str, survivor: str) -> None:
         self.merged[loser] = survivor
         self.members.setdefault(survivor, []).extend(self.members.pop(loser, []))
 
-    def add(self, golden_id: str, f: Features) -> None:
+    def add(self, golden_id: str, f: Features, source_id: str = "") -> None:
         for key in f.blocking:
             self.batch_owners.setdefault(key, set()).add(golden_id)
         self.members.setdefault(golden_id, []).append(f.prepared)
+        self.added.append((golden_id, f, source_id))
+
+
+class CandidateSource(Protocol):
+    """Where a unit of work's candidates come from: PostgreSQL's index (MatchStore) or
+    the in-memory index of a bulk load (mdm.services.bulk), which answers the same."""
+
+    async def candidate_owners(
+        self, entity: str, keys: Sequence[str], cap: int
+    ) -> tuple[dict[str, set[str]], set[str]]: ...
+
+    async def members(self, golden_ids: Iterable[str]) -> dict[str, list[Member]]: ...
 
 
 async def load_pool(
-    store: MatchStore, entity: str, keys: Sequence[str], cap: int = GENERIC_KEY_CAP
+    store: CandidateSource, entity: str, keys: Sequence[str], cap: int = GENERIC_KEY_CAP
 ) -> BatchPool:
     """The database's candidates for every key of a unit of work, and their members."""
     owners, generic = await store.candidate_owners(entity, keys, cap)
@@ -104,6 +128,12 @@ async def load_pool(
         db_owners=owners,
         members={g: [m.features for m in ms] for g, ms in members.items()},
     )
+
+
+class PoolSource(Protocol):
+    """Builds a unit of work's BatchPool (ingest_records' `candidates`)."""
+
+    async def pool(self, conn: AsyncConnection, entity: str, keys: Sequence[str]) -> BatchPool: ...
 
 
 @dataclass(frozen=True, slots=True)
