@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -299,6 +300,32 @@ async def bulk_load(
     index = MemoryIndex()
     async with engine.connect() as conn:
         report.primed = await index.prime(conn, entity)
+    # The index holds tens of millions of objects for a million records: without this,
+    # every full collection of the cyclic GC walks all of them, and the load slows
+    # down as it grows (47% of the time at 100,000 records). Frozen objects are
+    # still freed by reference counting; the index itself has no cycles.
+    gc.freeze()
+    try:
+        await _load_chunks(
+            engine, rules, entity, source, rows, chunk_size, rejects, progress, index, report
+        )
+    finally:
+        gc.unfreeze()
+    return report
+
+
+async def _load_chunks(
+    engine: AsyncEngine,
+    rules: MasteringRules,
+    entity: str,
+    source: str,
+    rows: Iterable[Row],
+    chunk_size: int,
+    rejects: IO[str] | None,
+    progress: Any,
+    index: MemoryIndex,
+    report: LoadReport,
+) -> None:
     for chunk in _chunks(rows, chunk_size):
         report.read += len(chunk)
         decoded: list[tuple[Row, IncomingRecord]] = []
@@ -342,6 +369,7 @@ async def bulk_load(
                     index.rollback()
                     raise
             index.commit(source)
+            gc.freeze()
             report.chunks += 1
             for (row, _), result in zip(todo, results, strict=True):
                 if isinstance(result, Accepted):
@@ -350,7 +378,6 @@ async def bulk_load(
                     _reject(report, rejects, row, result.errors)
         if progress is not None:
             progress(len(chunk))
-    return report
 
 
 def _reject(
