@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -54,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
 
     settings, embedded = resolve_services(_settings(args))
+    relay: subprocess.Popen[bytes] | None = None
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with
     # the handler it found: with the default one the process dies on the spot and
     # the embedded servers below are never stopped. Exit through `finally` instead.
@@ -67,6 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.api.port,
             args.workers,
         )
+        relay = _start_relay(settings) if settings.relay.enabled else None
         common = {
             "host": settings.api.host,
             "port": settings.api.port,
@@ -78,13 +81,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # them the resolved (possibly embedded) service addresses.
             os.environ["MDM_DATABASE_URL"] = settings.database.url or ""
             os.environ["MDM_NATS_URL"] = settings.nats.url or ""
+            if settings.relay.mode == "process":  # one relay for all the workers
+                os.environ["MDM_RELAY"] = "0"
             uvicorn.run("mdm.api.app:app_from_env", factory=True, workers=args.workers, **common)
         else:
             uvicorn.run(create_app(settings), **common)
     finally:
+        if relay is not None:
+            _stop_relay(relay)
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _start_relay(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """`mdm relay` beside the API (relay mode "process"): publishing then never competes
+    with requests for the API's event loop. Inline mode runs it inside the app."""
+    if settings.relay.mode != "process":
+        return None
+    env = {
+        **os.environ,
+        "MDM_DATABASE_URL": settings.database.url or "",
+        "MDM_NATS_URL": settings.nats.url or "",
+    }
+    log.info("starting the outbox relay as a child process")
+    return subprocess.Popen([sys.executable, "-m", "mdm.cli", "relay"], env=env)
+
+
+def _stop_relay(relay: subprocess.Popen[bytes]) -> None:
+    if relay.poll() is None:
+        relay.terminate()  # it drains: the round in hand is published and marked
+        try:
+            relay.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

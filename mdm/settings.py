@@ -47,7 +47,11 @@ class RelaySettings:
     publish it could not mark), or a re-publish could slip past de-duplication.
     """
 
-    enabled: bool = True  # run the relay inside `mdm serve` (MDM_RELAY=0 turns it off)
+    enabled: bool = True  # `mdm serve` runs a relay (MDM_RELAY=0 turns it off)
+    # "process": `mdm serve` starts `mdm relay` as a child process, so publishing never
+    # shares the API's event loop (on 2 cores the inline relay doubled the ingest
+    # request's p99, docs/benchmarks.md); "inline" (MDM_RELAY=inline): in the app.
+    mode: str = "process"
     stream: str = "MDM"
     subject_prefix: str = "mdm"  # subjects are <prefix>.<entity>.<type>
     stream_max_age: float = 7 * DAY  # how long JetStream keeps events
@@ -125,6 +129,7 @@ def _relay_from_env(get: Callable[[str], str | None]) -> RelaySettings:
 
     return RelaySettings(
         enabled=(get("RELAY") or "1").lower() not in {"0", "false", "no", "off"},
+        mode="inline" if (get("RELAY") or "").lower() == "inline" else "process",
         stream=get("STREAM") or d.stream,
         subject_prefix=get("SUBJECT_PREFIX") or d.subject_prefix,
         stream_max_age=seconds("STREAM_MAX_AGE", d.stream_max_age),

@@ -41,9 +41,10 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
         await hub.start()
-        # The relay runs in every hub process unless MDM_RELAY=0; several at once
-        # keep per-golden-record order (publishers/relay.py).
-        if settings.relay.enabled:
+        # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`
+        # runs it as a child process); several at once keep per-golden-record order
+        # (publishers/relay.py).
+        if settings.relay.enabled and settings.relay.mode == "inline":
             relay = Relay(hub.engine, hub.nats, settings.relay)
             relays.append(relay)
             await relay.start()

@@ -9,6 +9,7 @@ compared row by row by other tests, and a relay would change it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -437,13 +438,15 @@ async def test_mdm_relay_command_publishes_and_drains_on_sigterm(
     assert "re-published 2 event(s)" in out.decode()
 
 
-async def test_the_hub_app_runs_the_relay_and_shows_its_metrics(
+async def test_the_hub_app_runs_the_relay_inline_and_shows_its_metrics(
     relay_db: str, nats_url: str, hub: Hub, js: JetStreamContext, relay_settings: RelaySettings
 ) -> None:
+    # MDM_RELAY=inline; by default `mdm serve` runs it as a child process instead
+    # (tests/integration/test_serve_embedded.py).
     settings = Settings(
         database=DatabaseSettings(url=relay_db),
         nats=NatsSettings(url=nats_url),
-        relay=relay_settings,
+        relay=dataclasses.replace(relay_settings, mode="inline"),
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await client.put(

@@ -7,18 +7,24 @@ then restarts it on the same data folder and checks the data survived.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import pytest
 
 
@@ -58,7 +64,7 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
+            out = proc.stdout.read().decode() if proc.stdout and not proc.stdout.closed else ""
             raise AssertionError(f"mdm serve exited with {proc.returncode}:\n{out}")
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
@@ -75,10 +81,45 @@ def _stop(proc: subprocess.Popen[bytes]) -> str:
     return out.decode()
 
 
+class _Log:
+    """Collects a process's output as it runs (to find the embedded NATS address)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in iter(stream.readline, b""):
+            self.lines.append(line.decode(errors="replace"))
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def finish(self, proc: subprocess.Popen[bytes]) -> str:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        self._thread.join(timeout=10)
+        return self.text()
+
+
+async def _stream_messages(nats_url: str, stream: str = "MDM") -> int:
+    client = await nats.connect(nats_url)
+    try:
+        info = await client.jetstream().stream_info(stream)
+        return int(info.state.messages)
+    except nats.js.errors.NotFoundError:  # the relay has not created it yet
+        return 0
+    finally:
+        await client.close()
+
+
 def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     proc = _serve(data_dir, port)
+    output = _Log(proc)
     try:
         _wait_healthy(base, proc)
         crm = httpx.put(
@@ -97,8 +138,17 @@ def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path
         )
         assert crm.status_code == erp.status_code == 200
         assert crm.json()["golden_id"] == erp.json()["golden_id"]
+        # The relay (a child process of `mdm serve`) publishes both changes.
+        found = re.search(r"embedded nats-server started: (nats://\S+),", output.text())
+        assert found, output.text()
+        deadline = time.monotonic() + 30
+        while asyncio.run(_stream_messages(found.group(1))) < 2:
+            assert time.monotonic() < deadline, output.text()
+            time.sleep(0.2)
     finally:
-        log = _stop(proc)
+        log = output.finish(proc)
+    assert "starting the outbox relay as a child process" in log, log
+    assert "relay stopped" in log, log
     assert "embedded PostgreSQL" in log and "embedded nats-server" in log, log
     # SIGTERM (docker stop, systemd) stops the embedded servers too; none is left behind.
     assert "embedded nats-server stopped" in log, log
