@@ -9,6 +9,7 @@ const keyBox = document.getElementById("api-key");
 const actorBox = document.getElementById("actor");
 const ENTITIES = ["customer", "worker", "project", "legal_entity"];
 const PAGE = 50;
+let nextFlash = null;  // [message, kind] to show after the next navigation
 
 keyBox.value = sessionStorage.getItem("mdm.apiKey") || "";
 actorBox.value = sessionStorage.getItem("mdm.actor") || "";
@@ -32,7 +33,8 @@ function say(message, kind) {
 }
 
 async function api(method, path, body) {
-  const headers = { "Accept": "application/json", "X-API-Key": keyBox.value };
+  const headers = { "Accept": "application/json" };
+  if (keyBox.value) headers["X-API-Key"] = keyBox.value;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -213,8 +215,9 @@ async function taskView(id) {
         comment: document.getElementById("comment").value || null };
       const result = await api("POST", `/v1/reviews/${id}/decision`, body);
       if (result.survivor_id) {
+        // Shown once the golden record's page is on screen (navigation clears the flash).
+        nextFlash = [`Task #${id}: merged into ${result.survivor_id} (version ${result.version}).`, "ok"];
         location.hash = `#/golden/${t.entity}/${result.survivor_id}`;
-        say(`Task #${id}: merged into ${result.survivor_id} (version ${result.version}).`, "ok");
       } else {
         await taskView(id);
         say(`Task #${id}: ${result.status}.`, "ok");
@@ -315,6 +318,11 @@ document.getElementById("search-form").addEventListener("submit", (event) => {
   event.preventDefault();
   location.hash = `#/search?q=${encodeURIComponent(document.getElementById("search-q").value.trim())}`;
 });
-window.addEventListener("hashchange", () => { say(""); route(); });
+window.addEventListener("hashchange", () => {
+  const [message, kind] = nextFlash || ["", ""];
+  nextFlash = null;
+  say(message, kind);
+  route();
+});
 window.addEventListener("unhandledrejection", (event) => say(event.reason.message, "error"));
 route();
