@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -399,3 +400,25 @@ async def test_the_steward_page_is_served(client: AsyncTestClient) -> None:
     assert '<script src="/steward/steward.js">' in page.text
     script = await client.get("/steward/steward.js")
     assert script.status_code == 200 and "X-API-Key" in script.text
+
+
+async def test_two_stewards_deciding_one_task_at_once_decide_it_once(
+    client: AsyncTestClient, db: AsyncConnection
+) -> None:
+    task = await one_task(client, 9)
+    url = f"/v1/reviews/{task['id']}/decision"
+    answers = await asyncio.gather(
+        client.post(url, json={"decision": "merge", "actor": "steward.kim"}),
+        client.post(url, json={"decision": "not_a_match", "actor": "steward.lee"}),
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    decisions = (
+        await db.execute(
+            text("SELECT count(*) FROM review_decision WHERE task_id = :t"), {"t": task["id"]}
+        )
+    ).scalar_one()
+    assert decisions == 1
+    assert [e.type for e in await review_events(db, task["id"])] == [
+        "review.opened",
+        "review.resolved",
+    ]
