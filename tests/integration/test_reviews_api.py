@@ -394,10 +394,11 @@ async def test_dashboard_and_search(client: AsyncTestClient) -> None:
 
 
 async def test_the_steward_page_is_served(client: AsyncTestClient) -> None:
-    page = await client.get("/steward/")
-    assert page.status_code == 200
-    assert "text/html" in page.headers["content-type"]
-    assert '<script src="/steward/steward.js">' in page.text
+    for path in ("/steward", "/steward/"):
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+        assert '<script src="/steward/steward.js">' in page.text
     script = await client.get("/steward/steward.js")
     assert script.status_code == 200 and "X-API-Key" in script.text
 
