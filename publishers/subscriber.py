@@ -10,7 +10,8 @@
 What it does with each message of a durable pull consumer (explicit acks):
 
 - decodes the envelope (schemas.events.Event); one that does not decode goes
-  to the dead-letter subject at once;
+  to the dead-letter subject at once, except review events (`review.*`, their
+  own envelope, schemas.events.ReviewEvent), which it acknowledges unread;
 - asks the state store whether the event is new: an event id applied before is
   a duplicate (JetStream redelivery, a relay re-publish, a replay) and a version
   at or below the last one applied for that golden record is stale; both are
@@ -232,13 +233,15 @@ class Subscriber:
         return Outcome.APPLIED
 
     def _not_ours(self, data: bytes) -> bool:
-        if self.config.types is None:
-            return False
         try:
             peek = _peek(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return False
-        return peek.type not in self.config.types
+        if peek.type.startswith("review."):
+            # Review events have an envelope of their own (schemas.events.ReviewEvent),
+            # ordered per task: this helper applies golden-record events only.
+            return True
+        return self.config.types is not None and peek.type not in self.config.types
 
     def _delay(self, attempt: int) -> float:
         steps = self.config.backoff or (1.0,)

@@ -229,6 +229,9 @@ class HistoryResponse(msgspec.Struct, kw_only=True):
     golden_id: str
     entity: EntityName
     versions: list[HistoryEntry]
+    # Stewards' decisions on review tasks naming this golden record, newest first
+    # (a merge decision is also a version above; not_a_match and defer are only here).
+    reviews: list[ReviewDecisionView] = []
 
 
 class PinRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -330,7 +333,158 @@ class ReviewTaskView(msgspec.Struct, kw_only=True):
     explanation: dict[str, Any]
     status: str
     created_at: dt.datetime
+    assigned_to: str | None = None
+    assigned_at: dt.datetime | None = None
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+    comment: str | None = None
 
 
 class ReviewTaskList(msgspec.Struct, kw_only=True):
     tasks: list[ReviewTaskView]
+    total: int = 0  # tasks matching the filters, all pages
+    limit: int = 50
+    offset: int = 0
+
+
+ReviewStatus = Literal["open", "merged", "not_a_match", "deferred", "superseded"]
+ReviewDecisionName = Literal["merge", "not_a_match", "defer"]
+Comment = Annotated[str, Meta(max_length=2000)]
+
+
+class ReviewDecisionView(msgspec.Struct, kw_only=True):
+    """One audited decision on a review task."""
+
+    id: int
+    task_id: int
+    entity: str
+    golden_id: str
+    candidate_id: str
+    decision: ReviewDecisionName
+    status: ReviewStatus  # the task's status after it
+    actor: str
+    comment: str | None
+    outcome: dict[str, Any]
+    created_at: dt.datetime
+
+
+class ReviewRecord(msgspec.Struct, kw_only=True):
+    """A live source record of one side of a review task."""
+
+    source: str
+    source_id: str
+    attributes: dict[str, Any]
+    under_review: bool  # the record the matcher was unsure of
+
+
+class ReviewSide(msgspec.Struct, kw_only=True):
+    golden_id: str
+    status: Literal["active", "retired", "merged"]
+    version: int
+    merged_into: str | None
+    attributes: dict[str, Any]
+    provenance: dict[str, Any]
+    records: list[ReviewRecord]
+
+
+class ReviewTaskDetail(msgspec.Struct, kw_only=True):
+    """A task with both golden records side by side and the field-by-field explanation."""
+
+    task: ReviewTaskView
+    left: ReviewSide  # the golden record holding the source record under review
+    right: ReviewSide  # the candidate it may be the same as
+    different: list[str]  # golden attributes whose values differ between the two sides
+    decidable: bool  # false when a side was merged or retired meanwhile (superseded)
+    decisions: list[ReviewDecisionView]
+
+
+class AssignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Assign a task to a steward (or, with `assignee` null, release it)."""
+
+    assignee: Annotated[str, Meta(min_length=1, max_length=200)] | None
+    actor: Actor | None = None
+
+
+class DecisionRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decision: ReviewDecisionName
+    actor: Actor | None = None
+    comment: Comment | None = None
+
+
+class DecisionResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    task_id: int
+    status: ReviewStatus
+    decision: ReviewDecisionName
+    decision_id: int
+    survivor_id: str | None = None  # merge: the golden record both sides are now
+    version: int | None = None  # merge: the survivor's version after it
+    kept_apart: int | None = None  # not_a_match: source-record pairs stored as not a match
+
+
+class BulkDecisionItem(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    task_id: Annotated[int, Meta(ge=1)]
+    decision: ReviewDecisionName
+    comment: Comment | None = None  # else the request's comment
+
+
+class BulkDecisionRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    decisions: Annotated[list[BulkDecisionItem], Meta(min_length=1, max_length=500)]
+    actor: Actor | None = None
+    comment: Comment | None = None
+
+
+class BulkDecisionItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    index: int
+    task_id: int
+    ok: bool
+    result: DecisionResult | None = None
+    error: Problem | None = None
+
+
+class BulkDecisionResponse(msgspec.Struct, kw_only=True):
+    results: list[BulkDecisionItemResult]
+    decided: int
+    failed: int
+
+
+class GoldenSearchHit(msgspec.Struct, kw_only=True, omit_defaults=True):
+    golden_id: str
+    entity: str
+    status: Literal["active", "retired", "merged"]
+    name: str | None  # the golden record's display name
+    matched: str  # what the query matched: "name", or "source:source_id"
+    merged_into: str | None = None
+
+
+class GoldenSearchResponse(msgspec.Struct, kw_only=True):
+    hits: list[GoldenSearchHit]
+
+
+class CountBy(msgspec.Struct, kw_only=True):
+    entity: str
+    key: str
+    count: int
+
+
+class ReviewAge(msgspec.Struct, kw_only=True):
+    entity: str
+    bucket: Literal["under_1h", "1h_to_1d", "1d_to_7d", "over_7d"]
+    count: int
+
+
+class OutboxLag(msgspec.Struct, kw_only=True):
+    pending: int  # events not yet published
+    lag_seconds: float  # age of the oldest unpublished event
+
+
+class DashboardView(msgspec.Struct, kw_only=True):
+    """The business view: what the hub holds and what needs a steward."""
+
+    records: list[CountBy]  # live source records per entity and source
+    golden: list[CountBy]  # golden records per entity and status
+    match_outcomes: list[CountBy]  # live source records per entity and link rule
+    review_outcomes: list[CountBy]  # review tasks per entity and status
+    open_reviews_by_age: list[ReviewAge]
+    quality_warnings: list[CountBy]  # warnings on live source records per entity and code
+    outbox: OutboxLag
+    generated_at: dt.datetime

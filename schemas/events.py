@@ -35,6 +35,8 @@ class Causation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     source_id: str | None = None
     actor: str | None = None
     reason: str | None = None
+    # A steward's decision on a review task (review.resolved, and the merge it made).
+    review_id: int | None = None
 
 
 class EventXref(msgspec.Struct, kw_only=True, frozen=True):
@@ -70,3 +72,54 @@ class Event(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def subject(self) -> str:
         return f"mdm.{self.entity}.{self.type}"
+
+
+class ReviewPayload(msgspec.Struct, kw_only=True, frozen=True):
+    """A review task as it is after the event."""
+
+    status: Literal["open", "merged", "not_a_match", "deferred", "superseded"]
+    reason: str  # review_band | several_matches
+    source: str  # the source record the matcher was unsure of ...
+    source_id: str
+    probability: float  # ... and its match probability against candidate_id
+    weight: float
+    # review.resolved: the steward's decision and comment; a merge's survivor.
+    decision: Literal["merge", "not_a_match", "defer"] | None = None
+    comment: str | None = None
+    survivor_id: str | None = None
+
+
+class ReviewEvent(msgspec.Struct, kw_only=True, frozen=True):
+    """review.opened / review.resolved: a review task was opened or decided.
+
+    Ordered per task, not per golden record: `version` is 1 when opened and
+    grows by one with every decision (a deferred task is decided again later).
+    The golden records themselves change (and publish golden.* events) only
+    when a decision merges them.
+    """
+
+    event_id: str
+    type: Literal["review.opened", "review.resolved"]
+    entity: str
+    review_id: int
+    version: int
+    golden_id: str  # the golden record holding the source record
+    candidate_id: str  # the golden record it may be the same as
+    occurred_at: dt.datetime
+    correlation_id: str
+    causation: Causation
+    payload: ReviewPayload
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def subject(self) -> str:
+        return f"mdm.{self.entity}.{self.type}"
+
+    @property
+    def ordering_key(self) -> str:
+        """The outbox's per-record order key for review events (see docs/events.md)."""
+        return review_ordering_key(self.review_id)
+
+
+def review_ordering_key(review_id: int) -> str:
+    return f"review:{review_id}"

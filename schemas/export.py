@@ -8,7 +8,7 @@ import msgspec
 
 from schemas.api import BATCH_ITEM, UPSERT_BODY
 from schemas.entities import ENTITY_TYPES
-from schemas.events import Event
+from schemas.events import Event, ReviewEvent
 
 JSON_DIR = Path(__file__).parent / "json"
 
@@ -21,6 +21,7 @@ def schema_documents() -> dict[str, bytes]:
         **{f"{name}.upsert.schema.json": cls for name, cls in UPSERT_BODY.items()},
         **{f"{name}.batch-item.schema.json": cls for name, cls in BATCH_ITEM.items()},
         "event.schema.json": Event,
+        "review-event.schema.json": ReviewEvent,
     }
     for filename, cls in named.items():
         schema = msgspec.json.schema(cls)

@@ -182,37 +182,15 @@ class MatchStore:
         )
         return [dict(r._mapping) for r in rows]
 
-    async def add_review_tasks(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self.conn.execute(insert(review_task), list(rows))
-
-    async def review_tasks(
-        self, entity: str, status: str, limit: int, offset: int
-    ) -> list[dict[str, Any]]:
-        rt, sr = review_task.c, source_record.c
-        rows = await self.conn.execute(
-            select(
-                rt.id,
-                rt.entity,
-                sr.source,
-                sr.source_id,
-                rt.golden_id,
-                rt.candidate_id,
-                rt.reason,
-                rt.weight,
-                rt.probability,
-                rt.model_version,
-                rt.explanation,
-                rt.status,
-                rt.created_at,
-            )
-            .select_from(review_task.join(source_record, sr.id == rt.record_id))
-            .where(rt.entity == entity, rt.status == status)
-            .order_by(rt.created_at, rt.id)
-            .limit(limit)
-            .offset(offset)
+    async def add_review_tasks(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Store review tasks; their ids, in the order of `rows`."""
+        if not rows:
+            return []
+        result = await self.conn.execute(
+            insert(review_task).returning(review_task.c.id, sort_by_parameter_order=True),
+            list(rows),
         )
-        return [dict(r._mapping) for r in rows]
+        return [int(i) for i in result.scalars()]
 
 
 class CachedModels:

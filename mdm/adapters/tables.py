@@ -280,9 +280,37 @@ review_task = Table(
     Column("decided_at", TS, nullable=True),
     Column("decided_by", Text, nullable=True),
     Column("comment", Text, nullable=True),
+    # Stewardship (migration 0008): who is working the task.
+    Column("assigned_to", Text, nullable=True),
+    Column("assigned_at", TS, nullable=True),
     CheckConstraint(
         "status IN ('open', 'merged', 'not_a_match', 'deferred', 'superseded')", name="status"
     ),
     Index(None, "entity", "status", "created_at"),
     Index(None, "record_id"),
+    Index(None, "golden_id"),
+    Index(None, "candidate_id"),
+)
+
+# Every decision on a review task, for audit: who, when, the comment they gave,
+# and what it did (`outcome`: the merge's survivor and version, the pairs kept
+# apart). A task deferred and later merged has two rows. The golden record's
+# history lists the rows naming it (golden_id or candidate_id).
+review_decision = Table(
+    "review_decision",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("task_id", BigInteger, ForeignKey("review_task.id"), nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("golden_id", Text, nullable=False),
+    Column("candidate_id", Text, nullable=False),
+    Column("decision", Text, nullable=False),  # merge | not_a_match | defer
+    Column("status", Text, nullable=False),  # the task's status after it
+    Column("actor", Text, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("outcome", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Index(None, "task_id"),
+    Index(None, "golden_id"),
+    Index(None, "candidate_id"),
 )

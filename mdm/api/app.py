@@ -8,13 +8,16 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
+from mdm.api.reviews import ReviewController
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
+from mdm.api.steward import STEWARD_ROUTES
 from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import SourceCatalog
@@ -68,6 +71,10 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             OverridesController,
             MatchingController,
             *MATCH_ROUTES,
+            ReviewController,
+            dashboard,
+            search_golden,
+            *STEWARD_ROUTES,
             XrefController,
             register_xref,
             health,

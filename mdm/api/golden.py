@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
 from mdm.adapters.repository import Repository, StoredXref
+from mdm.adapters.reviews import ReviewStore
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
@@ -20,6 +21,7 @@ from schemas.api import (
     HistoryEntry,
     HistoryResponse,
     Provenance,
+    ReviewDecisionView,
     XrefEntry,
     XrefLookupRequest,
     XrefLookupResponse,
@@ -125,14 +127,17 @@ class GoldenController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         before_version: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> HistoryResponse:
-        """Every version, newest first: what changed, why (source record or steward), when."""
+        """Every version, newest first: what changed, why (source record or steward), when;
+        and the review decisions naming this golden record."""
         check_entity(entity)
         async with hub.reader() as repo:
             golden = await repo.golden(golden_id)
             if golden is None or golden.entity != entity:
                 raise NotFound(f"no {entity} golden record {golden_id!r}")
             rows = await repo.history(golden_id, limit, before_version)
+            decisions = await ReviewStore(repo.conn).decisions(golden_id=golden_id, limit=limit)
         return HistoryResponse(
+            reviews=[ReviewDecisionView(**d) for d in decisions],
             golden_id=golden_id,
             entity=entity,  # type: ignore[arg-type]
             versions=[

@@ -12,6 +12,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
+from mdm.api.actor import actor_of
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.lifecycle import merge_goldens, unmerge_records
@@ -38,7 +39,7 @@ class LifecycleController(Controller):
                 entity,
                 data.survivor_id,
                 data.loser_ids,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -67,7 +68,7 @@ class LifecycleController(Controller):
                 entity,
                 golden_id,
                 [(r.source, r.source_id) for r in data.records],
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )

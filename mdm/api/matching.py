@@ -1,6 +1,6 @@
-"""Matching: search before create, why records are linked, and the review queue (read)."""
+"""Matching: search before create, and why records are linked (the queue: mdm/api/reviews.py)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get, post
@@ -20,8 +20,6 @@ from schemas.api import (
     LinkView,
     MatchCandidateView,
     MatchResponse,
-    ReviewTaskList,
-    ReviewTaskView,
 )
 
 
@@ -119,22 +117,3 @@ class MatchingController(Controller):
                 for r in rows
             ],
         )
-
-    @get("/reviews", operation_id="list_reviews")
-    async def reviews(
-        self,
-        hub: NamedDependency[Hub],
-        entity: Annotated[str, QueryParameter(max_length=32)],
-        status: Annotated[
-            Literal["open", "merged", "not_a_match", "deferred", "superseded"], QueryParameter()
-        ] = "open",
-        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
-    ) -> ReviewTaskList:
-        """Review tasks the matcher opened, oldest first (deciding them: the stewardship API)."""
-        check_entity(entity)
-        async with hub.reader() as repo:
-            rows: list[dict[str, Any]] = await MatchStore(repo.conn).review_tasks(
-                entity, status, limit, offset
-            )
-        return ReviewTaskList(tasks=[ReviewTaskView(**r) for r in rows])

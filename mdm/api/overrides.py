@@ -13,6 +13,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
+from mdm.api.actor import actor_of
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
@@ -79,7 +80,7 @@ class OverridesController(Controller):
                 golden_id,
                 attribute,
                 data.value,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -108,7 +109,7 @@ class OverridesController(Controller):
                 entity,
                 golden_id,
                 attribute,
-                actor,
+                actor_of(request, actor, "query:actor"),
                 reason,
                 request_context(request),
             )
@@ -133,7 +134,7 @@ class OverridesController(Controller):
                 data.attribute,
                 data.source,
                 data.source_id,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -166,7 +167,7 @@ class OverridesController(Controller):
                 attribute,
                 source,
                 source_id,
-                actor,
+                actor_of(request, actor, "query:actor"),
                 reason,
                 request_context(request),
                 ignore=False,

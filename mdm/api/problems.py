@@ -50,6 +50,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
         if isinstance(item, dict):
             key = item.get("key")
             source = item.get("source")
+            source = getattr(source, "value", source)  # litestar's ParamType enum -> "query"
             message = str(item.get("message", ""))
             path = f"$.{key}" if key and source == "body" else (key or "$")
             if source and source != "body":

@@ -22,6 +22,7 @@ from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord, lock_id
+from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
@@ -39,6 +40,7 @@ from mdm.services.matcher import (
     match,
     same_on_their_own,
 )
+from mdm.services.reviews import announce_opened
 from schemas.api import BATCH_ITEM
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
@@ -210,16 +212,16 @@ async def ingest_records(
         for other, own in link.merges:
             survivor, loser = _roles(golden_id, other, new_goldens)
             if loser not in new_goldens and await merges_store.apart(survivor, loser):
-                # A steward said these are not the same: ask again rather than merge.
-                reviews.append((sid, golden_id, other, "several_matches", own))
-                asked.append(other)
-                continue
+                continue  # a steward said these are not the same: neither merge nor ask again
             pool.merge(loser, survivor)
             auto_merges.append((survivor, loser, own, sid))
             golden_id = pool.resolve(golden_id)
-        reviews.extend(
-            (sid, golden_id, candidate, reason, score) for candidate, reason, score in link.reviews
-        )
+        for candidate, reason, score in link.reviews:
+            if golden_id not in new_goldens and await merges_store.apart(golden_id, candidate):
+                # A steward said not a match (or unmerged them): never proposed again.
+                asked.remove(candidate)
+                continue
+            reviews.append((sid, golden_id, candidate, reason, score))
         if current is None or current.deleted_at is not None or current.golden_id != golden_id:
             _add(deltas, golden_id, linked=(source, sid))
             if (
@@ -308,23 +310,31 @@ async def ingest_records(
         await repo.replace_match_keys(
             entity, {ids[sid]: keys for sid, keys in keys_by_source_id.items()}
         )
-        await MatchStore(repo.conn).add_review_tasks(
+        tasks = [
+            {
+                "entity": entity,
+                "record_id": ids[sid],
+                "golden_id": redirect.get(golden_id, golden_id),
+                "candidate_id": redirect.get(candidate, candidate),
+                "reason": reason,
+                "weight": score.weight,
+                "probability": score.probability,
+                "model_version": active.model.version,
+                "explanation": explanation(score),
+                "created_at": ctx.received_at,
+            }
+            for sid, golden_id, candidate, reason, score in reviews
+            if redirect.get(golden_id, golden_id) != redirect.get(candidate, candidate)
+        ]
+        task_ids = await MatchStore(repo.conn).add_review_tasks(tasks)
+        source_ids = {ids[sid]: sid for sid in writes}
+        await announce_opened(
+            ReviewStore(repo.conn),
             [
-                {
-                    "entity": entity,
-                    "record_id": ids[sid],
-                    "golden_id": redirect.get(golden_id, golden_id),
-                    "candidate_id": redirect.get(candidate, candidate),
-                    "reason": reason,
-                    "weight": score.weight,
-                    "probability": score.probability,
-                    "model_version": active.model.version,
-                    "explanation": explanation(score),
-                    "created_at": ctx.received_at,
-                }
-                for sid, golden_id, candidate, reason, score in reviews
-                if redirect.get(golden_id, golden_id) != redirect.get(candidate, candidate)
-            ]
+                {**t, "id": i, "source": source, "source_id": source_ids[t["record_id"]]}
+                for t, i in zip(tasks, task_ids, strict=True)
+            ],
+            ctx,
         )
         causes = {
             w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)

@@ -64,8 +64,13 @@ async def merge_goldens(
     actor: str,
     reason: str | None,
     ctx: RequestContext,
+    *,
+    review_id: int | None = None,
 ) -> MergeResult:
-    """Merge `loser_ids` into `survivor_id`: the survivor keeps its id, losers redirect."""
+    """Merge `loser_ids` into `survivor_id`: the survivor keeps its id, losers redirect.
+
+    `review_id` names the review task whose decision this merge is (in the events).
+    """
     check_entity(entity)
     losers = sorted(set(loser_ids))
     if not losers:
@@ -83,7 +88,7 @@ async def merge_goldens(
     merge_id = await store.record_merge(
         entity, survivor_id, losers, moved, actor, reason, ctx.received_at
     )
-    cause = Causation(kind="steward", actor=actor, reason=reason)
+    cause = Causation(kind="steward", actor=actor, reason=reason, review_id=review_id)
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {
         survivor_id: Touch(

@@ -1,0 +1,64 @@
+"""The business dashboard and the stewards' golden-record search."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+
+from mdm.adapters.dashboard import DashboardStore
+from mdm.bootstrap import Hub
+from mdm.domain.sources import check_entity
+from publishers.outbox import lag
+from schemas.api import (
+    CountBy,
+    DashboardView,
+    GoldenSearchHit,
+    GoldenSearchResponse,
+    OutboxLag,
+    ReviewAge,
+)
+
+
+@get("/v1/dashboard", tags=["stewardship"], operation_id="get_dashboard")
+async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
+    """Records per source and entity, match and review outcomes, open reviews by age,
+    data-quality warnings by kind, and the outbox's lag."""
+    async with hub.reader() as repo:
+        counts = await DashboardStore(repo.conn).counts()
+        pending, lag_seconds = await lag(repo.conn)
+
+    def by(name: str) -> list[CountBy]:
+        return [CountBy(entity=e, key=k, count=n) for e, k, n in counts[name]]
+
+    return DashboardView(
+        records=by("records"),
+        golden=by("golden"),
+        match_outcomes=by("match_outcomes"),
+        review_outcomes=by("review_outcomes"),
+        open_reviews_by_age=[
+            ReviewAge(entity=e, bucket=b, count=n)  # type: ignore[arg-type]
+            for e, b, n in counts["open_reviews_by_age"]
+        ],
+        quality_warnings=by("quality_warnings"),
+        outbox=OutboxLag(pending=pending, lag_seconds=lag_seconds),
+        generated_at=dt.datetime.now(dt.UTC),
+    )
+
+
+@get("/v1/search/golden", tags=["stewardship"], operation_id="search_golden")
+async def search_golden(
+    hub: NamedDependency[Hub],
+    q: Annotated[str, QueryParameter(min_length=1, max_length=200)],
+    entity: Annotated[str | None, QueryParameter(max_length=32)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+) -> GoldenSearchResponse:
+    """Golden records by any source id (`C-77` or `erp:C-77`), golden id, or part of the name."""
+    if entity is not None:
+        check_entity(entity)
+    async with hub.reader() as repo:
+        hits = await DashboardStore(repo.conn).search(q.strip(), entity, limit)
+    return GoldenSearchResponse(hits=[GoldenSearchHit(**h) for h in hits])

@@ -1,0 +1,321 @@
+"""The stewards' review queue: read tasks, assign them, decide them.
+
+A decision calls the existing lifecycle services (a merge is
+`merge_goldens`, a not-a-match is the same not_a_match pairs an unmerge
+stores) in the caller's transaction, together with the task's status change,
+its audit row (review_decision: who, when, the comment) and its
+`review.resolved` event. A task whose golden records were merged or retired
+meanwhile is superseded: it is closed as such, never decided twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from mdm.adapters.merges import MergeStore
+from mdm.adapters.repository import Repository
+from mdm.adapters.reviews import UNDECIDED, ReviewStore
+from mdm.domain.errors import Conflict, NotFound
+from mdm.domain.mastering import MasteringRules
+from mdm.services.context import RequestContext
+from mdm.services.lifecycle import merge_goldens
+from schemas.events import Causation, ReviewEvent, ReviewPayload
+
+Decision = Literal["merge", "not_a_match", "defer"]
+_STATUS: dict[str, str] = {"merge": "merged", "not_a_match": "not_a_match", "defer": "deferred"}
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+def review_event(
+    task: Mapping[str, Any],
+    type_: Literal["review.opened", "review.resolved"],
+    version: int,
+    status: str,
+    ctx: RequestContext,
+    cause: Causation,
+    *,
+    decision: str | None = None,
+    comment: str | None = None,
+    survivor_id: str | None = None,
+) -> ReviewEvent:
+    return ReviewEvent(
+        event_id=str(uuid.uuid4()),
+        type=type_,
+        entity=task["entity"],
+        review_id=task["id"],
+        version=version,
+        golden_id=task["golden_id"],
+        candidate_id=task["candidate_id"],
+        occurred_at=ctx.received_at,
+        correlation_id=ctx.correlation_id,
+        causation=cause,
+        payload=ReviewPayload(
+            status=status,  # type: ignore[arg-type]
+            reason=task["reason"],
+            source=task["source"],
+            source_id=task["source_id"],
+            probability=task["probability"],
+            weight=task["weight"],
+            decision=decision,  # type: ignore[arg-type]
+            comment=comment,
+            survivor_id=survivor_id,
+        ),
+    )
+
+
+def outbox_row(event: ReviewEvent) -> dict[str, Any]:
+    """The event as an outbox row, ordered per review task (its own ordering key)."""
+    return {
+        "event_id": event.event_id,
+        "entity": event.entity,
+        "golden_id": event.ordering_key,
+        "version": event.version,
+        "type": event.type,
+        "subject": event.subject,
+        "envelope": msgspec.to_builtins(event),
+        "occurred_at": event.occurred_at,
+    }
+
+
+async def announce_opened(
+    store: ReviewStore, tasks: Sequence[Mapping[str, Any]], ctx: RequestContext
+) -> None:
+    """review.opened for tasks the matcher just stored (each row has its id and source)."""
+    await store.add_events(
+        [
+            outbox_row(
+                review_event(
+                    t,
+                    "review.opened",
+                    1,
+                    "open",
+                    ctx,
+                    Causation(kind="source_record", source=t["source"], source_id=t["source_id"]),
+                )
+            )
+            for t in tasks
+        ]
+    )
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def _different(left: Mapping[str, Any], right: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(left) | set(right) if left.get(k) != right.get(k))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDetail:
+    task: dict[str, Any]
+    sides: tuple[dict[str, Any], dict[str, Any]]
+    different: list[str]
+    decidable: bool
+    decisions: list[dict[str, Any]]
+
+
+async def task_detail(repo: Repository, task_id: int) -> TaskDetail:
+    store = ReviewStore(repo.conn)
+    task = await store.task(task_id)
+    if task is None:
+        raise NotFound(f"no review task {task_id}")
+    sides = []
+    for golden_id in (task["golden_id"], task["candidate_id"]):
+        golden = await repo.golden(golden_id)
+        if golden is None:
+            raise NotFound(f"review task {task_id} names an unknown golden record {golden_id}")
+        records = await store.records(golden_id)
+        sides.append(
+            {
+                "golden_id": golden_id,
+                "status": golden.status,
+                "version": golden.version,
+                "merged_into": golden.merged_into,
+                "attributes": golden.attributes,
+                "provenance": golden.provenance,
+                "records": [
+                    {
+                        "source": r["source"],
+                        "source_id": r["source_id"],
+                        "attributes": r["standardized"],
+                        "under_review": r["id"] == task["record_id"],
+                    }
+                    for r in records
+                ],
+            }
+        )
+    left, right = sides
+    decidable = (
+        task["status"] in UNDECIDED and left["status"] == "active" and right["status"] == "active"
+    )
+    return TaskDetail(
+        task=task,
+        sides=(left, right),
+        different=_different(left["attributes"], right["attributes"]),
+        decidable=decidable,
+        decisions=await store.decisions(task_id=task_id),
+    )
+
+
+# -- deciding --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    task_id: int
+    status: str  # the task's status now (superseded if it could not be decided)
+    decision: str
+    decision_id: int
+    survivor_id: str | None = None
+    version: int | None = None
+    kept_apart: int | None = None
+    superseded_why: str | None = None
+    also_superseded: list[int] = field(default_factory=list)
+
+
+async def _close(
+    store: ReviewStore,
+    task: Mapping[str, Any],
+    decision: str,
+    status: str,
+    actor: str,
+    comment: str | None,
+    outcome: dict[str, Any],
+    ctx: RequestContext,
+    cause: Causation,
+) -> int:
+    """Status change, audit row and review.resolved event of one task."""
+    await store.set_status([task["id"]], status, actor, comment, ctx.received_at)
+    decision_id = await store.add_decision(
+        {
+            "task_id": task["id"],
+            "entity": task["entity"],
+            "golden_id": task["golden_id"],
+            "candidate_id": task["candidate_id"],
+            "decision": decision,
+            "status": status,
+            "actor": actor,
+            "comment": comment,
+            "outcome": outcome,
+            "created_at": ctx.received_at,
+        }
+    )
+    version = 1 + await store.decision_count(task["id"])
+    event = review_event(
+        task,
+        "review.resolved",
+        version,
+        status,
+        ctx,
+        cause,
+        decision=decision,
+        comment=comment,
+        survivor_id=outcome.get("survivor_id"),
+    )
+    await store.add_events([outbox_row(event)])
+    return decision_id
+
+
+async def decide(
+    repo: Repository,
+    rules: MasteringRules,
+    task_id: int,
+    decision: Decision,
+    actor: str,
+    comment: str | None,
+    ctx: RequestContext,
+) -> Decided:
+    """Apply a steward's decision to one review task (in the caller's transaction)."""
+    store = ReviewStore(repo.conn)
+    task = await store.task(task_id, lock=True)
+    if task is None:
+        raise NotFound(f"no review task {task_id}")
+    if task["status"] not in UNDECIDED:
+        raise Conflict(f"review task {task_id} is already {task['status']}")
+    cause = Causation(kind="steward", actor=actor, reason=comment, review_id=task_id)
+    left, right = task["golden_id"], task["candidate_id"]
+    goldens = await repo.lock_goldens(sorted({left, right}))
+    gone = [g for g in (left, right) if g not in goldens or goldens[g].status != "active"]
+    if gone or left == right:
+        why = "; ".join(
+            f"{g} was merged into {goldens[g].merged_into}"
+            if g in goldens and goldens[g].merged_into
+            else f"{g} is {goldens[g].status if g in goldens else 'unknown'}"
+            for g in gone
+        )
+        outcome = {"superseded": why}
+        decision_id = await _close(
+            store, task, decision, "superseded", actor, comment, outcome, ctx, cause
+        )
+        return Decided(task_id, "superseded", decision, decision_id, superseded_why=why)
+
+    outcome: dict[str, Any] = {}
+    survivor: str | None = None
+    version: int | None = None
+    kept_apart: int | None = None
+    if decision == "merge":
+        # The older golden record keeps its id (ids begin with their creation time).
+        survivor, loser = min(left, right), max(left, right)
+        merged = await merge_goldens(
+            repo,
+            rules,
+            task["entity"],
+            survivor,
+            [loser],
+            actor,
+            comment,
+            ctx,
+            review_id=task_id,
+        )
+        version = merged.version
+        outcome = {"survivor_id": survivor, "merged": [loser], "merge_id": merged.merge_id}
+    elif decision == "not_a_match":
+        merges = MergeStore(repo.conn)
+        a = [m.record_id for m in await merges.members(left)]
+        b = [m.record_id for m in await merges.members(right)]
+        pairs = [(x, y) for x in a for y in b]
+        await merges.add_not_a_match(pairs, actor, comment, ctx.received_at)
+        kept_apart = len(pairs)
+        outcome = {"kept_apart": kept_apart}
+    status = _STATUS[decision]
+    decision_id = await _close(store, task, decision, status, actor, comment, outcome, ctx, cause)
+
+    # Other tasks about the same two golden records are answered by this one.
+    also: list[int] = []
+    if decision != "defer":
+        for other in await store.undecided_between(left, right, exclude=task_id):
+            note = {"superseded": f"decided by review task {task_id} ({decision})"}
+            await _close(store, other, decision, "superseded", actor, comment, note, ctx, cause)
+            also.append(other["id"])
+    return Decided(
+        task_id,
+        status,
+        decision,
+        decision_id,
+        survivor_id=survivor,
+        version=version,
+        kept_apart=kept_apart,
+        also_superseded=also,
+    )
+
+
+async def assign(
+    repo: Repository, task_id: int, assignee: str | None, ctx: RequestContext
+) -> dict[str, Any]:
+    store = ReviewStore(repo.conn)
+    task = await store.task(task_id, lock=True)
+    if task is None:
+        raise NotFound(f"no review task {task_id}")
+    if task["status"] not in UNDECIDED:
+        raise Conflict(f"review task {task_id} is already {task['status']}")
+    await store.assign(task_id, assignee, ctx.received_at)
+    found = await store.task(task_id)
+    assert found is not None
+    return found

@@ -1,0 +1,220 @@
+"""The steward page end to end in headless Chromium (Debian's), driven by Playwright.
+
+The real hub serves on a free port (uvicorn in a thread, the tests' database and
+NATS); review tasks come from ingesting near-duplicates through the API; the
+browser opens the queue, decides, and sees the golden record change. Screenshots
+of a failing test go to a temporary folder named in the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Page, expect, sync_playwright
+
+from mdm.api.app import create_app
+from mdm.settings import Settings
+from publishers.testing import free_port
+from tests.conftest import truncate_all
+from tests.integration.review_data import batches, pair
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+API_KEY = "steward-test-key"
+WAIT = 60_000  # ms: an upper bound for a page update on a busy machine, not a timing claim
+
+
+@pytest.fixture(scope="module")
+def live_hub(settings: Settings) -> Iterator[str]:
+    """The hub's app served by uvicorn on a free port; its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{base}/steward/", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        threading.Event().wait(0.1)
+    else:
+        raise AssertionError("the hub did not start")
+    yield base
+    server.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture
+def hub_url(live_hub: str, database_url: str) -> str:
+    asyncio.run(truncate_all(database_url))
+    return live_hub
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        sent: list[dict[str, str]] = []
+        page.on("request", lambda r: sent.append(r.headers) if "/v1/" in r.url else None)
+        page.sent_headers = sent  # type: ignore[attr-defined]
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@contextmanager
+def screenshot_on_failure(page: Page, name: str) -> Iterator[None]:
+    """Keep a full-page screenshot of a failing test in a temporary folder."""
+    try:
+        yield
+    except BaseException:
+        path = Path(tempfile.mkdtemp(prefix="mdm-browser-")) / f"{name}.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+            print(f"screenshot of the failure: {path}")
+        except Exception as exc:  # the browser may be what failed
+            print(f"no screenshot ({exc!r})")
+        raise
+
+
+def _post(base: str, path: str, body: Any) -> Any:
+    response = httpx.post(f"{base}{path}", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _sign_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/steward/")
+    page.fill("#api-key", API_KEY)
+    page.dispatch_event("#api-key", "change")
+    page.fill("#actor", "steward.kim")
+    page.dispatch_event("#actor", "change")
+    # The key and the name stay for the browser tab's session: a reload keeps them.
+    page.sent_headers.clear()  # type: ignore[attr-defined]
+    page.reload()
+    expect(page.locator("#api-key")).to_have_value(API_KEY)
+    expect(page.locator("#actor")).to_have_value("steward.kim")
+
+
+def test_a_steward_decides_a_task_and_sees_the_golden_record_change(
+    hub_url: str, page: Page
+) -> None:
+    with screenshot_on_failure(
+        page, "test_a_steward_decides_a_task_and_sees_the_golden_record_change"
+    ):
+        hcm, psa = pair(0)
+        first = httpx.put(f"{hub_url}/v1/sources/hcm/worker/H-0", json={"attributes": hcm}).json()
+        second = httpx.put(f"{hub_url}/v1/sources/psa/worker/P-0", json={"attributes": psa}).json()
+        assert second["review"] == [first["golden_id"]]
+        survivor = min(first["golden_id"], second["golden_id"])
+
+        _sign_in(page, hub_url)
+        expect(page.locator("#queue tbody tr")).to_have_count(1, timeout=WAIT)
+        expect(page.locator("#queue-total")).to_contain_text("1 task")
+        page.click("#queue tbody tr a[href^='#/task/']")
+
+        # Both records side by side; the birth date (only HCM has it) is highlighted.
+        expect(page.locator("#left tr.diff[data-attr='date_of_birth']")).to_have_count(
+            1, timeout=WAIT
+        )
+        expect(page.locator("#right tr.diff[data-attr='date_of_birth']")).to_have_count(1)
+        expect(page.locator("#left tr[data-attr='family_name']")).not_to_have_class("diff")
+        expect(page.locator("#waterfall")).to_contain_text("date_of_birth")
+        expect(page.locator("#left")).to_contain_text("psa:P-0 (under review)")
+
+        page.fill("#comment", "same person: HR confirms")
+        page.click("button[data-decide='merge']")
+
+        # The golden record page: both sources now, the merge in its history.
+        expect(page.locator("#golden-id")).to_contain_text(survivor, timeout=WAIT)
+        expect(page.locator("#xrefs")).to_contain_text("P-0")
+        expect(page.locator("#xrefs")).to_contain_text("H-0")
+        expect(page.locator("#history tbody tr").first).to_contain_text("golden.merged")
+        expect(page.locator("#history tbody tr").first).to_contain_text("steward.kim")
+        expect(page.locator("#review-decisions")).to_contain_text("same person: HR confirms")
+        expect(page.locator("#flash")).to_contain_text("merged into")
+
+        golden = httpx.get(f"{hub_url}/v1/golden/worker/{survivor}").json()
+        assert {(x["source"], x["source_id"]) for x in golden["xrefs"]} == {
+            ("hcm", "H-0"),
+            ("psa", "P-0"),
+        }
+        assert page.locator("#golden-version").inner_text() == str(golden["version"])
+
+        # The queue is empty now; the search box finds the record by a source id.
+        page.click("#nav-queue")
+        expect(page.locator("#queue-total")).to_contain_text("0 task", timeout=WAIT)
+        page.fill("#search-q", "P-0")
+        page.press("#search-q", "Enter")
+        expect(page.locator("#search-results")).to_contain_text(survivor, timeout=WAIT)
+        expect(page.locator("#search-results")).to_contain_text("psa:P-0")
+        page.click(f"#search-results a[href$='{survivor}']")
+        expect(page.locator("#golden-id")).to_contain_text(survivor, timeout=WAIT)
+
+        page.click("#nav-dashboard")
+        expect(page.locator("#dash-records")).to_contain_text("hcm", timeout=WAIT)
+        expect(page.locator("#dash-reviews")).to_contain_text("merged")
+
+        # Every API call the page made carried the key typed in the key box.
+        sent = page.sent_headers  # type: ignore[attr-defined]
+        assert sent and all(h.get("x-api-key") == API_KEY for h in sent)
+
+
+def test_a_steward_works_a_queue_of_100_tasks_from_the_page(hub_url: str, page: Page) -> None:
+    with screenshot_on_failure(page, "test_a_steward_works_a_queue_of_100_tasks_from_the_page"):
+        hcm, psa = batches(100)
+        _post(hub_url, "/v1/sources/hcm/worker/batch", hcm)
+        _post(hub_url, "/v1/sources/psa/worker/batch", psa)
+        opened = httpx.get(f"{hub_url}/v1/reviews", params={"limit": 1}).json()["total"]
+        assert opened >= 100
+
+        _sign_in(page, hub_url)
+        expect(page.locator("#queue tbody tr")).to_have_count(50, timeout=WAIT)
+        decisions = ["merge"] + ["not_a_match"] * 20
+        for round_, decision in enumerate(decisions):
+            if page.locator("#queue tbody tr .pick").count() == 0:
+                break
+            page.evaluate("document.getElementById('flash').textContent = ''")
+            page.check("#pick-all")
+            page.fill("#bulk-comment", f"pass {round_}")
+            page.click(f"button[data-bulk='{decision}']")
+            expect(page.locator("#flash")).to_contain_text("decided", timeout=WAIT)
+        else:
+            raise AssertionError("the queue did not empty")
+        expect(page.locator("#queue tbody")).to_contain_text("No tasks.")
+        expect(page.locator("#queue-total")).to_contain_text("0 task")
+
+        everything = httpx.get(
+            f"{hub_url}/v1/reviews", params={"status": "any", "limit": 500}
+        ).json()["tasks"]
+        assert len(everything) == opened
+        statuses = [t["status"] for t in everything]
+        assert set(statuses) <= {"merged", "not_a_match", "superseded"}
+        assert statuses.count("merged") >= 1 and statuses.count("not_a_match") >= 50
+        # Every task carries who decided it and the comment of its pass.
+        assert all(t["decided_by"] == "steward.kim" for t in everything)
+        assert all((t["comment"] or "").startswith("pass ") for t in everything)
