@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -205,7 +206,7 @@ async def test_mdm_load_reports_bad_lines_and_a_second_run_changes_nothing(
     first = _mdm(args, scratch)
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
-    assert "read 152" in out and "rejected 2" in out, out
+    assert f"read {len(items) + 2}" in out and "rejected 2" in out, out
     rejects = [
         json.loads(x)
         for x in (tmp_path / "workers.ndjson.rejects.ndjson").read_text().split("\n")
@@ -219,12 +220,12 @@ async def test_mdm_load_reports_bad_lines_and_a_second_run_changes_nothing(
     }
     stored = await _count(scratch, "SELECT count(*) FROM source_record")
     versions = await _count(scratch, "SELECT count(*) FROM golden_record_history")
-    assert stored == 150
+    assert stored == len(items)
 
     again = _mdm(args, scratch)
     out, _ = again.communicate(timeout=300)
     assert again.returncode == 0, out
-    assert "already stored 150" in out, out
+    assert f"already stored {len(items)}" in out, out
     assert await _count(scratch, "SELECT count(*) FROM source_record") == stored
     assert await _count(scratch, "SELECT count(*) FROM golden_record_history") == versions
 
@@ -246,12 +247,19 @@ async def test_a_load_killed_half_way_finishes_on_the_next_run_as_if_never_kille
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     done = await _count(scratch, "SELECT count(*) FROM source_record")
-    assert 300 <= done < 3000 and done % 100 == 0  # whole chunks only
+    # Whole chunks only: the distinct source ids of the first k chunks of 100 rows.
+    whole_chunks = {
+        len({item["source_id"] for item in items[: k * 100]}) for k in range(len(items) // 100)
+    }
+    assert 300 <= done < len(items) and done in whole_chunks
 
     resumed = _mdm(args, scratch)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out
-    assert f"already stored {done:,}" in out, out
+    # Everything committed is skipped, but ANNA-B's first row (its content was since
+    # replaced by a later row of the file) when that later row was committed too.
+    skipped = int(re.search(r"already stored ([\d,]+)", out).group(1).replace(",", ""))
+    assert skipped in (done, done - 1), out
 
     async with scratch_database(server_database_url) as clean:
         whole = _mdm(args, clean)
