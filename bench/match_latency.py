@@ -27,6 +27,7 @@ import datetime as dt
 import os
 import platform
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -257,12 +258,15 @@ def _free_port() -> int:
 
 def _http(url: str, probes: list[dict[str, Any]], relay: bool, prefix: str) -> dict[str, Any]:
     port = _free_port()
+    admin_key = "mdm_bench_" + secrets.token_urlsafe(16)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MDM_")},
         "MDM_DATABASE_URL": url,
         "MDM_NATS_URL": os.environ.get("MDM_BENCH_NATS_URL", "nats://127.0.0.1:4222"),
         "MDM_LOG_LEVEL": "WARNING",
         "MDM_RELAY": "1" if relay else "0",
+        "MDM_ADMIN_KEY": admin_key,
+        "MDM_RATE_LIMIT": "0",  # measure the hub, not its throttle
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "mdm.cli", "serve", "--port", str(port)],
@@ -280,7 +284,7 @@ def _http(url: str, probes: list[dict[str, Any]], relay: bool, prefix: str) -> d
             except httpx.TransportError:
                 time.sleep(0.2)
         times, linked = [], 0
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, headers={"X-API-Key": admin_key}) as client:
             for i, attrs in enumerate(probes):
                 t0 = time.perf_counter()
                 response = client.put(

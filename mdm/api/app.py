@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from mdm.api.access import AccessMiddleware
+from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
@@ -30,6 +32,7 @@ def _provide_hub(state: State) -> Hub:
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+    opt = requires(Permission.OPS)
 
 
 def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Litestar:
@@ -40,6 +43,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
 
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
+        if problem := await missing_credentials(hub.engine, settings.auth):
+            raise RuntimeError(problem)
         await hub.start()
         # The relay runs in every hub process unless MDM_RELAY=0; several at once
         # keep per-golden-record order (publishers/relay.py).
@@ -74,14 +79,16 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         ],
         dependencies={"hub": Provide(_provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[prometheus.middleware],
+        # Every route declares its permission (opt); this one guard checks it.
+        guards=[authorize],
+        middleware=[prometheus.middleware, AccessMiddleware(settings.auth, hub.rules.sensitive)],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(
             title="MDM hub",
             version="1",
             description="Golden records, cross-references and ingestion for CRM, PSA, ERP and HCM.",
-            path="/schema",
+            openapi_router=Router(path="/schema", route_handlers=[], opt=requires(Permission.OPS)),
         ),
         request_max_body_size=settings.api.max_body_bytes,
         # The process configures logging once (mdm.cli); litestar must not add handlers.

@@ -12,6 +12,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.lifecycle import merge_goldens, unmerge_records
@@ -22,7 +23,12 @@ class LifecycleController(Controller):
     path = "/v1/golden"
     tags = ["golden"]
 
-    @post("/{entity:str}/merge", operation_id="merge_goldens", status_code=200)
+    @post(
+        "/{entity:str}/merge",
+        operation_id="merge_goldens",
+        status_code=200,
+        opt=requires(Permission.STEWARD),
+    )
     async def merge(
         self,
         request: Request[Any, Any, Any],
@@ -50,7 +56,12 @@ class LifecycleController(Controller):
             moved_source_records=result.moved,
         )
 
-    @post("/{entity:str}/{golden_id:str}/unmerge", operation_id="unmerge", status_code=200)
+    @post(
+        "/{entity:str}/{golden_id:str}/unmerge",
+        operation_id="unmerge",
+        status_code=200,
+        opt=requires(Permission.STEWARD),
+    )
     async def unmerge(
         self,
         request: Request[Any, Any, Any],

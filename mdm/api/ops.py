@@ -8,6 +8,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from sqlalchemy import text
 
+from mdm.api.auth import Permission, requires
 from mdm.bootstrap import Hub
 from schemas.api import Health
 
@@ -22,7 +23,7 @@ async def _database_ok(hub: Hub) -> bool:
     return True
 
 
-@get("/health", tags=["ops"], operation_id="health")
+@get("/health", tags=["ops"], operation_id="health", opt=requires(Permission.PUBLIC))
 async def health(hub: NamedDependency[Hub]) -> Response[Health]:
     """200 when PostgreSQL and NATS both answer, 503 (with which one failed) otherwise."""
     db_ok, nats_ok = await asyncio.gather(_database_ok(hub), hub.nats.healthy())

@@ -13,6 +13,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
@@ -47,7 +48,11 @@ class OverridesController(Controller):
     path = "/v1/golden"
     tags = ["golden"]
 
-    @get("/{entity:str}/{golden_id:str}/overrides", operation_id="list_overrides")
+    @get(
+        "/{entity:str}/{golden_id:str}/overrides",
+        operation_id="list_overrides",
+        opt=requires(Permission.READ),
+    )
     async def overrides(
         self, hub: NamedDependency[Hub], entity: FromPath[str], golden_id: GoldenId
     ) -> OverridesView:
@@ -60,7 +65,11 @@ class OverridesController(Controller):
             ignores=[IgnoreView(**i) for i in found["ignores"]],
         )
 
-    @put("/{entity:str}/{golden_id:str}/pins/{attribute:str}", operation_id="pin_value")
+    @put(
+        "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
+        operation_id="pin_value",
+        opt=requires(Permission.STEWARD),
+    )
     async def pin(
         self,
         request: Request[Any, Any, Any],
@@ -89,6 +98,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
         operation_id="unpin_value",
         status_code=200,
+        opt=requires(Permission.STEWARD),
     )
     async def unpin(
         self,
@@ -114,7 +124,11 @@ class OverridesController(Controller):
             )
         return _response(result)
 
-    @put("/{entity:str}/{golden_id:str}/ignores", operation_id="ignore_value")
+    @put(
+        "/{entity:str}/{golden_id:str}/ignores",
+        operation_id="ignore_value",
+        opt=requires(Permission.STEWARD),
+    )
     async def ignore(
         self,
         request: Request[Any, Any, Any],
@@ -143,6 +157,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/ignores/{source:str}/{source_id:str}/{attribute:str}",
         operation_id="unignore_value",
         status_code=200,
+        opt=requires(Permission.STEWARD),
     )
     async def unignore(
         self,
