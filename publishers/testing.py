@@ -180,3 +180,7 @@ class KeyedClient:
 
     async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.request("DELETE", url, **kwargs)
+
+
+#: The tests' `make_client` fixture: `await make_client("steward", name="anna")`.
+MakeClient = Callable[..., Awaitable[KeyedClient]]

@@ -174,7 +174,15 @@ class Health(msgspec.Struct, kw_only=True):
     nats: str
 
 
-Actor = Annotated[str, Meta(min_length=1, max_length=200, description="Who decided (steward).")]
+Actor = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="Optional: the person the caller acts for. The hub records the "
+        "authenticated caller, 'on behalf of' this name when given (docs/security.md).",
+    ),
+]
 Reason = Annotated[str, Meta(max_length=2000)]
 
 
@@ -183,7 +191,7 @@ class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     loser_ids: Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(min_length=1, max_length=100)
     ]
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -202,7 +210,7 @@ class RecordRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class UnmergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     records: Annotated[list[RecordRef], Meta(min_length=1, max_length=MAX_BATCH)]
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -235,7 +243,7 @@ class PinRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A steward's value for one golden attribute; it wins whatever the rules say."""
 
     value: Any
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -245,7 +253,7 @@ class IgnoreRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     attribute: Annotated[str, Meta(min_length=1, max_length=64)]
     source: Annotated[str, Meta(min_length=1, max_length=64)]
     source_id: SourceId
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 

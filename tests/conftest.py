@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ from mdm.settings import (
     Settings,
     normalize_database_url,
 )
-from publishers.testing import KeyedClient
+from publishers.testing import KeyedClient, MakeClient
 
 
 @pytest.fixture(scope="session")
@@ -129,9 +129,6 @@ async def client(session_client: AsyncTestClient, database_url: str) -> AsyncTes
     return session_client
 
 
-MakeClient = Callable[..., Awaitable[KeyedClient]]
-
-
 @pytest.fixture
 async def make_client(client: AsyncTestClient, database_url: str) -> AsyncIterator[MakeClient]:
     """`await make_client("steward")`, `("source", source="crm")`, `("reader", sensitive=True)`:
@@ -143,11 +140,14 @@ async def make_client(client: AsyncTestClient, database_url: str) -> AsyncIterat
         sensitive: bool = False,
         key: str | None = None,
         headers: dict[str, str] | None = None,
+        name: str | None = None,
     ) -> KeyedClient:
         if role is not None:
             engine = create_async_engine(database_url)
             async with engine.begin() as conn:
-                _, key = await KeyStore(conn).create(role, f"test {role}", source, sensitive)
+                _, key = await KeyStore(conn).create(
+                    role, name or f"test {role}", source, sensitive
+                )
             await engine.dispose()
         sent = dict(headers or {})
         if key is not None:

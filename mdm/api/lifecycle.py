@@ -1,7 +1,7 @@
 """Steward decisions on golden records: merge and unmerge.
 
-Authentication and roles come with the stewardship work; until then the actor
-is named in the body and recorded with every decision.
+The actor recorded with every decision is the authenticated caller (an
+`actor` in the body is kept as the person they act for: mdm/api/auth.py actor_of).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from mdm.api.auth import Permission, requires
+from mdm.api.auth import Permission, actor_of, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.lifecycle import merge_goldens, unmerge_records
@@ -44,7 +44,7 @@ class LifecycleController(Controller):
                 entity,
                 data.survivor_id,
                 data.loser_ids,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -78,7 +78,7 @@ class LifecycleController(Controller):
                 entity,
                 golden_id,
                 [(r.source, r.source_id) for r in data.records],
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )

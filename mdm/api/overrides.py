@@ -1,8 +1,8 @@
 """Stewards' survivorship overrides on a golden record: pins and ignores.
 
-Authentication and roles come with the stewardship work; until then the actor
-is named in the body (or, for a DELETE, in the `actor` query parameter) and
-recorded with the decision, in the golden record's history and in its event.
+The actor recorded with the decision, in the golden record's history and in its
+event, is the authenticated caller; an `actor` in the body (or, for a DELETE,
+the query) is kept as the person they act for (mdm/api/auth.py actor_of).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from litestar import Controller, Request, delete, get, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from mdm.api.auth import Permission, requires
+from mdm.api.auth import Permission, actor_of, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
@@ -34,7 +34,7 @@ from schemas.api import (
 
 GoldenId = Annotated[str, PathParameter(max_length=64)]
 Attribute = Annotated[str, PathParameter(max_length=64)]
-ActorQuery = Annotated[str, QueryParameter(min_length=1, max_length=200)]
+ActorQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
 ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
 
 
@@ -88,7 +88,7 @@ class OverridesController(Controller):
                 golden_id,
                 attribute,
                 data.value,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -107,7 +107,7 @@ class OverridesController(Controller):
         entity: FromPath[str],
         golden_id: GoldenId,
         attribute: Attribute,
-        actor: ActorQuery,
+        actor: ActorQuery = None,
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Remove a pin; the rules decide the attribute again."""
@@ -118,7 +118,7 @@ class OverridesController(Controller):
                 entity,
                 golden_id,
                 attribute,
-                actor,
+                actor_of(request, actor),
                 reason,
                 request_context(request),
             )
@@ -147,7 +147,7 @@ class OverridesController(Controller):
                 data.attribute,
                 data.source,
                 data.source_id,
-                data.actor,
+                actor_of(request, data.actor),
                 data.reason,
                 request_context(request),
             )
@@ -168,7 +168,7 @@ class OverridesController(Controller):
         source: Annotated[str, PathParameter(max_length=64)],
         source_id: Annotated[str, PathParameter(max_length=200)],
         attribute: Attribute,
-        actor: ActorQuery,
+        actor: ActorQuery = None,
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Use an ignored source value again."""
@@ -181,7 +181,7 @@ class OverridesController(Controller):
                 attribute,
                 source,
                 source_id,
-                actor,
+                actor_of(request, actor),
                 reason,
                 request_context(request),
                 ignore=False,
