@@ -29,6 +29,7 @@ from mdm.bootstrap import make_engine
 from mdm.settings import (
     AuthSettings,
     DatabaseSettings,
+    JwtSettings,
     NatsSettings,
     RelaySettings,
     Settings,
@@ -96,6 +97,13 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
 
 
 ADMIN_KEY = "mdm_test-admin-" + secrets.token_urlsafe(16)
+# The shared app also takes HS256 tokens of this test issuer (tests/integration/test_auth.py).
+TEST_JWT = JwtSettings(
+    issuer="https://login.example.test/",
+    audience="mdm-hub",
+    algorithms=("HS256",),
+    key="test-signing-secret-" + secrets.token_hex(16),
+)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +116,7 @@ def settings(database_url: str, nats_url: str) -> Settings:
         relay=RelaySettings(enabled=False),
         # The shared clients act as admin through MDM_ADMIN_KEY; role clients get keys
         # from the database (make_client). No rate limit: the suite is one fast client.
-        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0),
+        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0, jwt=TEST_JWT),
     )
 
 

@@ -88,7 +88,12 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             title="MDM hub",
             version="1",
             description="Golden records, cross-references and ingestion for CRM, PSA, ERP and HCM.",
-            openapi_router=Router(path="/schema", route_handlers=[], opt=requires(Permission.OPS)),
+            openapi_router=Router(
+                path="/schema",
+                route_handlers=[],
+                opt=requires(Permission.OPS),
+                include_in_schema=False,
+            ),
         ),
         request_max_body_size=settings.api.max_body_bytes,
         # The process configures logging once (mdm.cli); litestar must not add handlers.

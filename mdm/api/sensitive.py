@@ -25,7 +25,9 @@ def mask(data: Any, sensitive: frozenset[str]) -> Any:
         return [mask(item, sensitive) for item in data]
     if not isinstance(data, dict):
         return data
-    row_is_sensitive = any(data.get(k) in sensitive for k in _ROW_NAME_KEYS)
+    row_is_sensitive = any(
+        isinstance(name := data.get(k), str) and name in sensitive for k in _ROW_NAME_KEYS
+    )
     out: dict[str, Any] = {}
     for key, value in data.items():
         if value is None:
