@@ -97,7 +97,7 @@ class Refusal:
 
 def _identity(role: str, name: str, source: str | None, **kw: Any) -> Identity:
     # Admins always read sensitive attributes; other roles need the grant.
-    granted = role == "admin" or bool(kw.pop("sensitive", False))
+    granted = bool(kw.pop("sensitive", False)) or role == "admin"
     return Identity(role=role, name=name, source=source, sensitive=granted, **kw)
 
 
