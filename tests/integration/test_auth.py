@@ -189,8 +189,15 @@ async def test_jwt_issuer_audience_and_algorithms_are_checked(
             jwt.encode(_claims(mdm_role="reader"), other_key, algorithm="RS256", headers=headers),
             401,
         ),
-        # HS256 is not in the allowlist (RS256 only), even signed with the public key
-        (jwt.encode(_claims(mdm_role="admin"), "a-shared-secret-long-enough-for-hs256-0123456789", algorithm="HS256"), 401),
+        # HS256 is not in the allowlist (RS256 only)
+        (
+            jwt.encode(
+                _claims(mdm_role="admin"),
+                "a-shared-secret-long-enough-for-hs256-0123456789",
+                algorithm="HS256",
+            ),
+            401,
+        ),
         ("not.a.token", 401),
     ]
     async with AsyncTestClient(app=app) as client:
