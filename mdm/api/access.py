@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 from litestar.datastructures import Headers, MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,12 +67,9 @@ class TokenBuckets:
 
 
 class AccessMiddleware(ASGIMiddleware):
-    scopes = ()  # set in __init__
+    scopes = (ScopeType.HTTP,)
 
     def __init__(self, settings: AuthSettings, sensitive: frozenset[str]) -> None:
-        from litestar.enums import ScopeType
-
-        self.scopes = (ScopeType.HTTP,)
         self.authenticator = Authenticator(settings.admin_key, settings.jwt)
         self.buckets = (
             TokenBuckets(settings.rate_limit, settings.rate_burst)
