@@ -168,6 +168,18 @@ class XrefLookupResponse(msgspec.Struct, kw_only=True):
     results: list[XrefLookupResult]
 
 
+class WhoAmI(msgspec.Struct, kw_only=True):
+    """GET /v1/me: the authenticated caller (docs/security.md)."""
+
+    role: Literal["admin", "steward", "reader", "source"]
+    name: str
+    actor: str  # how decisions by this caller are recorded
+    source: str | None  # a source caller's system
+    key_id: str | None  # an API key's id (None for a token)
+    subject: str | None  # a token's subject
+    sensitive: bool  # may read sensitive attributes unmasked
+
+
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "degraded"]
     database: str

@@ -6,6 +6,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from mdm.api.access import AccessMiddleware
@@ -13,7 +14,7 @@ from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
-from mdm.api.ops import health
+from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
@@ -75,6 +76,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             XrefController,
             register_xref,
             health,
+            whoami,
             MetricsController,
         ],
         dependencies={"hub": Provide(_provide_hub, sync_to_thread=False)},
@@ -88,6 +90,23 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             title="MDM hub",
             version="1",
             description="Golden records, cross-references and ingestion for CRM, PSA, ERP and HCM.",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="apiKey",
+                        name="X-API-Key",
+                        security_scheme_in="header",
+                        description="An API key (`mdm keys create`, docs/security.md)",
+                    ),
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="An OAuth2 client-credentials token",
+                    ),
+                }
+            ),
+            security=[{"apiKey": []}, {"bearer": []}],
             openapi_router=Router(
                 path="/schema",
                 route_handlers=[],

@@ -41,6 +41,7 @@ class Permission(enum.StrEnum):
     OPS = "ops"  # metrics and the OpenAPI document
     READ = "read"  # golden records, their history, links and overrides; match search
     XREF_READ = "xref_read"  # cross-reference lookups
+    AUTHENTICATED = "authenticated"  # any valid credential (who am I)
     SOURCE_WRITE = "source_write"  # a source system's own records (path parameter `source`)
     STEWARD = "steward"  # review queue, merge, unmerge, pins, ignores
     ADMIN = "admin"
@@ -52,6 +53,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.OPS: frozenset({"admin", "steward", "reader"}),
     Permission.READ: frozenset({"admin", "steward", "reader"}),
     Permission.XREF_READ: frozenset({"admin", "steward", "reader", "source"}),
+    Permission.AUTHENTICATED: frozenset(ROLES),
     Permission.SOURCE_WRITE: frozenset({"admin", "source"}),
     Permission.STEWARD: frozenset({"admin", "steward"}),
     Permission.ADMIN: frozenset({"admin"}),

@@ -111,6 +111,10 @@ async def test_a_source_key_writes_its_own_records_and_reads_cross_references(
     assert golden["attributes"]["name"] == "Globex"
     assert (await crm.get("/v1/xref/customer/erp/C-1")).status_code == 200
     assert (await crm.get("/v1/reviews?entity=customer")).status_code == 403  # not the queue
+    me = (await crm.get("/v1/me")).json()
+    assert me["role"] == "source" and me["source"] == "crm" and me["sensitive"] is False
+    assert me["key_id"].startswith("key_") and me["actor"].startswith("test source (source, key")
+    assert (await client.get("/v1/me")).json()["sensitive"] is True  # admin
 
 
 def _rsa() -> tuple[Any, str]:

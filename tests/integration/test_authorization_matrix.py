@@ -40,6 +40,7 @@ READ = frozenset({"admin", "steward", "reader"})
 XREF_READ = frozenset({"admin", "steward", "reader", "source"})
 SOURCE_WRITE = frozenset({"admin", "source"})  # a source only on its own records
 STEWARD = frozenset({"admin", "steward"})
+ANYONE_AUTHENTICATED = frozenset({"admin", "steward", "reader", "source"})
 Roles = frozenset[str]
 
 
@@ -172,6 +173,7 @@ MATRIX: dict[tuple[str, str], tuple[Roles, Build]] = {
         lambda s, src: (f"/v1/xref/customer/{s.erp_golden}/{src}", {"source_id": "X-9"}),
     ),
     ("GET", "/health"): (PUBLIC, lambda s, src: ("/health", None)),
+    ("GET", "/v1/me"): (ANYONE_AUTHENTICATED, lambda s, src: ("/v1/me", None)),
 }
 
 # Served but kept out of the OpenAPI document.
