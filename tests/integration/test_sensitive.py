@@ -74,6 +74,7 @@ async def _worker(client: AsyncTestClient) -> str:
 def _reads(golden_id: str) -> list[tuple[str, str, Any]]:
     return [
         ("GET", f"/v1/golden/worker/{golden_id}", None),
+        ("GET", f"/v1/golden/worker/{golden_id}?as_of=2999-01-01T00:00:00Z", None),
         ("GET", f"/v1/golden/worker/{golden_id}/history", None),
         ("GET", f"/v1/golden/worker/{golden_id}/links", None),
         ("GET", f"/v1/golden/worker/{golden_id}/overrides", None),
