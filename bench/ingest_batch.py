@@ -140,19 +140,24 @@ async def run(records: int, concurrency: int, batch_size: int, workers: int) -> 
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
     port = free_port()
+    admin_key = "mdm_bench_" + secrets.token_urlsafe(16)
     env = {
         **os.environ,
         "MDM_DATABASE_URL": url,
         "MDM_NATS_URL": nats_url,
         "MDM_PORT": str(port),
         "MDM_LOG_LEVEL": "WARNING",
+        "MDM_ADMIN_KEY": admin_key,
+        "MDM_RATE_LIMIT": "0",  # measure the hub, not its throttle
     }
     mdm = [sys.executable, "-m", "mdm.cli"]
     subprocess.run([*mdm, "migrate"], env=env, check=True, cwd=ROOT)
     proc = subprocess.Popen([*mdm, "serve", "--workers", str(workers)], env=env, cwd=ROOT)
     try:
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=120, headers={"X-API-Key": admin_key}
+        ) as client:
             for _ in range(100):
                 try:
                     if (await client.get("/health")).status_code == 200:

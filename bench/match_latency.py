@@ -76,6 +76,8 @@ from mdm.services.bulk import Row, bulk_load  # noqa: E402
 from mdm.settings import load_rules, normalize_database_url  # noqa: E402
 from publishers.testing import free_port, scratch_database  # noqa: E402
 
+ADMIN_KEY = f"mdm_bench_{secrets.token_hex(16)}"  # the served hub's MDM_ADMIN_KEY
+AUTH = {"X-API-Key": ADMIN_KEY}
 START = "<!-- match_latency -->"
 END = "<!-- match_latency: end -->"
 GENERATOR = "match_latency/2"  # changes when the generated people change
@@ -695,6 +697,8 @@ class Server:
             MDM_STREAM=stream,
             MDM_SUBJECT_PREFIX=stream.lower(),
             MDM_LOG_LEVEL="WARNING",
+            MDM_ADMIN_KEY=ADMIN_KEY,
+            MDM_RATE_LIMIT="0",  # measure the hub, not its throttle
         )
         mdm = Path(sys.executable).with_name("mdm")
         cmd = [str(mdm)] if mdm.exists() else [sys.executable, "-m", "mdm.cli"]
@@ -741,7 +745,7 @@ def _sequential(base: str, probes: list[Probe], prefix: str) -> dict[str, Any]:
     times: list[float] = []
     outcomes: Counter = Counter()
     dup_linked = dups = 0
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with httpx.Client(base_url=base, timeout=60, headers=AUTH) as client:
         for i, probe in enumerate(probes):
             t0 = time.perf_counter()
             response = client.put(
@@ -785,7 +789,7 @@ async def _sustained(base: str, probes: Iterator[Probe], prefix: str, seconds: f
                 errors[response.status_code] += 1
 
     limits = httpx.Limits(max_connections=HTTP_CLIENTS, max_keepalive_connections=HTTP_CLIENTS)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=AUTH) as client:
         began = time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(HTTP_CLIENTS)))
         elapsed = time.perf_counter() - began
@@ -810,6 +814,7 @@ def _http_pass(
         httpx.put(  # warm the process (model cache, pool), not measured
             f"{server.base}/v1/sources/psa/worker/warm-{stamp}",
             json={"attributes": more.pop().attributes},
+            headers=AUTH,
             timeout=60,
         ).raise_for_status()
         seq_result = _sequential(server.base, seq, f"s{stamp}-")

@@ -53,7 +53,12 @@ class Hub:
             )
         return cls(
             settings=settings,
-            rules=load_rules(settings.sources_file, settings.survivorship_file, catalog),
+            rules=load_rules(
+                settings.sources_file,
+                settings.survivorship_file,
+                catalog,
+                sensitive=settings.auth.sensitive_attributes,
+            ),
             engine=make_engine(
                 settings.database.url, settings.database.pool_size, settings.database.echo
             ),

@@ -54,7 +54,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mdm.api.app import create_app
     from mdm.bootstrap import resolve_services
 
-    settings, embedded = resolve_services(_settings(args))
+    configured = _settings(args)
+    if configured.database.url is None:
+        configured = _development_admin_key(configured)
+    elif problem := asyncio.run(_missing_credentials(configured)):
+        print(f"mdm serve: {problem}", file=sys.stderr)
+        return 2
+    settings, embedded = resolve_services(configured)
     relay: subprocess.Popen[bytes] | None = None
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with
     # the handler it found: with the default one the process dies on the spot and
@@ -81,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # them the resolved (possibly embedded) service addresses.
             os.environ["MDM_DATABASE_URL"] = settings.database.url or ""
             os.environ["MDM_NATS_URL"] = settings.nats.url or ""
+            os.environ["MDM_ADMIN_KEY"] = settings.auth.admin_key or ""
             if settings.relay.mode == "process":  # one relay for all the workers
                 os.environ["MDM_RELAY"] = "0"
             uvicorn.run("mdm.api.app:app_from_env", factory=True, workers=args.workers, **common)
@@ -116,6 +123,33 @@ def _stop_relay(relay: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             relay.kill()
             relay.wait()
+
+
+def _development_admin_key(settings: Settings) -> Settings:
+    """Embedded mode: MDM_ADMIN_KEY, or a new development admin key printed once here."""
+    if settings.auth.admin_key:
+        log.info("embedded mode: the admin key is the one in MDM_ADMIN_KEY")
+        return settings
+    import secrets
+
+    key = "mdm_dev_" + secrets.token_urlsafe(24)
+    print(
+        "\nDevelopment admin key (valid while this process runs; set MDM_ADMIN_KEY to choose one):"
+        f"\n\n    X-API-Key: {key}\n",
+        flush=True,
+    )
+    return dataclasses.replace(settings, auth=dataclasses.replace(settings.auth, admin_key=key))
+
+
+async def _missing_credentials(settings: Settings) -> str | None:
+    from mdm.api.auth import missing_credentials
+    from mdm.bootstrap import make_engine
+
+    engine = make_engine(settings.database.url or "", pool_size=1)
+    try:
+        return await missing_credentials(engine, settings.auth)
+    finally:
+        await engine.dispose()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -310,6 +344,74 @@ def cmd_events_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _keys(url: str, args: argparse.Namespace) -> int:
+    from mdm.adapters.keys import KeyStore
+    from mdm.bootstrap import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            store = KeyStore(conn)
+            if args.keys_command == "create":
+                name = args.name or (f"{args.source} {args.role}" if args.source else args.role)
+                stored, key = await store.create(args.role, name, args.source, args.sensitive)
+                print(
+                    f"created {stored.key_id} ({stored.role}"
+                    + (f", source {stored.source}" if stored.source else "")
+                    + (", sensitive" if stored.sensitive else "")
+                    + f"): {stored.name}"
+                )
+                print("the key is shown once; send it as the X-API-Key header:")
+                print(key)
+            elif args.keys_command == "list":
+                for k in await store.list(include_revoked=args.all):
+                    state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
+                    print(
+                        f"{k.key_id}\t{k.role}\t{k.source or '-'}\t"
+                        f"{'sensitive' if k.sensitive else '-'}\t{state}\t"
+                        f"{k.created_at:%Y-%m-%d %H:%M}\t{k.name}"
+                    )
+            elif not await store.revoke(args.key_id):
+                print(f"mdm keys revoke: no live key {args.key_id!r}", file=sys.stderr)
+                return 1
+            else:
+                print(f"revoked {args.key_id}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+
+    if args.keys_command == "create" and (args.role == "source") != (args.source is not None):
+        print(
+            "mdm keys create: --source is needed for, and only for, --role source", file=sys.stderr
+        )
+        return 2
+    settings = _settings(args)
+    if args.keys_command == "create" and args.source is not None:
+        from mdm.settings import load_sources
+
+        known = load_sources(settings.sources_file).systems
+        if args.source not in known:
+            print(
+                f"mdm keys create: unknown source {args.source!r}; one of {', '.join(known)}",
+                file=sys.stderr,
+            )
+            return 2
+    settings, embedded = resolve_services(
+        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
+    )
+    try:
+        if embedded is not None and embedded.postgres is not None:
+            asyncio.run(_migrate(settings.database.url or ""))
+        return asyncio.run(_keys(settings.database.url or "", args))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import write_json_schemas
 
@@ -396,6 +498,26 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--golden-id", help="only this golden record's events")
     data_dir_option(replay)
     replay.set_defaults(func=cmd_events_replay)
+
+    keys = sub.add_parser("keys", help="API keys: create, list, revoke (docs/security.md)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--role", required=True, choices=["admin", "steward", "reader", "source"])
+    create.add_argument("--source", help="the source system a `source` key writes for")
+    create.add_argument("--name", help="who or what holds it (recorded as the actor)")
+    create.add_argument(
+        "--sensitive",
+        action="store_true",
+        help="may read sensitive attributes unmasked (admin keys always may)",
+    )
+    data_dir_option(create)
+    listing = keys_sub.add_parser("list", help="the live keys (never the keys themselves)")
+    listing.add_argument("--all", action="store_true", help="revoked ones too")
+    data_dir_option(listing)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    data_dir_option(revoke)
+    keys.set_defaults(func=cmd_keys)
 
     schemas = sub.add_parser(
         "schemas", help="export the entities' JSON Schema for connector authors"

@@ -10,6 +10,8 @@ identifier, so deterministic matching keeps it apart.
 
 from __future__ import annotations
 
+import dataclasses
+import secrets
 from typing import Any, TextIO
 
 from litestar.testing import AsyncTestClient
@@ -179,7 +181,13 @@ KEY_ATTRIBUTE = {
 
 async def run_demo(settings: Settings, out: TextIO) -> None:
     """Send the sample through the HTTP API and print the golden records and xrefs."""
+    # The demo drives the API in this process: it holds a one-off admin key of its own.
+    key = "mdm_demo_" + secrets.token_urlsafe(16)
+    settings = dataclasses.replace(
+        settings, auth=dataclasses.replace(settings.auth, admin_key=key, rate_limit=0)
+    )
     async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["X-API-Key"] = key
         golden_ids: dict[str, list[str]] = {}
         out.write("Ingesting the sample through PUT /v1/sources/{source}/{entity}/{id}:\n")
         for source, entity, source_id, attributes, updated in SAMPLE:

@@ -12,7 +12,7 @@ from pathlib import Path
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
 from mdm.domain.survivorship_config import parse_policy
-from schemas.entities import ENTITY_TYPES
+from schemas.entities import ENTITY_TYPES, SENSITIVE_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,40 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JwtSettings:
+    """OAuth2 client-credentials tokens (docs/security.md): what a token must say to be taken."""
+
+    issuer: str
+    audience: str
+    algorithms: tuple[str, ...] = ("RS256",)
+    jwks_url: str | None = None  # the issuer's JWKS (keys fetched and cached) ...
+    key: str | None = None  # ... or a PEM public key / an HMAC secret
+    role_claim: str = "mdm_role"
+    source_claim: str = "mdm_source"
+    sensitive_claim: str = "mdm_sensitive"
+    leeway: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.algorithms or any(a.lower() == "none" for a in self.algorithms):
+            raise ValueError("MDM_JWT_ALGORITHMS must name signing algorithms (never 'none')")
+        if (self.jwks_url is None) == (self.key is None):
+            raise ValueError("JWT: set exactly one of MDM_JWT_JWKS_URL and MDM_JWT_KEY")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Credentials, limits and sensitive attributes (docs/security.md)."""
+
+    admin_key: str | None = None  # MDM_ADMIN_KEY: an admin key held outside the database
+    # A production hub (MDM_DATABASE_URL configured) refuses to start without any credential.
+    require_credentials: bool = False
+    jwt: JwtSettings | None = None
+    rate_limit: float = 50.0  # requests per second per client; 0 turns limiting off
+    rate_burst: int = 200
+    sensitive_attributes: tuple[str, ...] = ()  # added to the schemas' own
 
 
 MINUTE = 60.0
@@ -87,6 +121,7 @@ class Settings:
     nats: NatsSettings = field(default_factory=NatsSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
     survivorship_file: Path | None = None
@@ -113,11 +148,41 @@ class Settings:
                 max_body_bytes=int(get("MAX_BODY_BYTES") or 8 * 1024 * 1024),
             ),
             relay=_relay_from_env(get),
+            auth=_auth_from_env(get),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,
             survivorship_file=Path(p) if (p := get("SURVIVORSHIP_FILE")) else None,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _auth_from_env(get: Callable[[str], str | None]) -> AuthSettings:
+    d = AuthSettings()
+    jwt = None
+    if get("JWT_ISSUER") or get("JWT_AUDIENCE") or get("JWT_JWKS_URL") or get("JWT_KEY"):
+        issuer, audience = get("JWT_ISSUER"), get("JWT_AUDIENCE")
+        if not issuer or not audience:
+            raise ValueError("JWT: MDM_JWT_ISSUER and MDM_JWT_AUDIENCE are both required")
+        algorithms = tuple(a.strip() for a in (get("JWT_ALGORITHMS") or "RS256").split(","))
+        jwt = JwtSettings(
+            issuer=issuer,
+            audience=audience,
+            algorithms=tuple(a for a in algorithms if a),
+            jwks_url=get("JWT_JWKS_URL"),
+            key=get("JWT_KEY"),
+            role_claim=get("JWT_ROLE_CLAIM") or "mdm_role",
+            source_claim=get("JWT_SOURCE_CLAIM") or "mdm_source",
+            sensitive_claim=get("JWT_SENSITIVE_CLAIM") or "mdm_sensitive",
+        )
+    sensitive = get("SENSITIVE_ATTRIBUTES") or ""
+    return AuthSettings(
+        admin_key=get("ADMIN_KEY"),
+        require_credentials=get("DATABASE_URL") is not None,
+        jwt=jwt,
+        rate_limit=float(get("RATE_LIMIT") or d.rate_limit),
+        rate_burst=int(get("RATE_BURST") or d.rate_burst),
+        sensitive_attributes=tuple(a.strip() for a in sensitive.split(",") if a.strip()),
+    )
 
 
 def _relay_from_env(get: Callable[[str], str | None]) -> RelaySettings:
@@ -186,6 +251,7 @@ def load_rules(
     sources_file: Path | None = None,
     survivorship_file: Path | None = None,
     catalog: SourceCatalog | None = None,
+    sensitive: tuple[str, ...] = (),
 ) -> MasteringRules:
     """The source catalog and the survivorship rules over it (packaged defaults for None).
 
@@ -201,4 +267,11 @@ def load_rules(
     from mdm.adapters.matching import CachedModels  # the one adapter the rules carry
 
     policy = parse_policy(text, catalog, attributes=attributes)
-    return MasteringRules(catalog, policy, CachedModels())
+    known = {name for names in attributes.values() for name in names}
+    if unknown := sorted(set(sensitive) - known):
+        raise ValueError(
+            f"MDM_SENSITIVE_ATTRIBUTES names no attribute of any entity: {', '.join(unknown)}"
+        )
+    return MasteringRules(
+        catalog, policy, CachedModels(), sensitive=SENSITIVE_ATTRIBUTES | frozenset(sensitive)
+    )

@@ -14,7 +14,9 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -141,3 +143,44 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout:g}s")
         await asyncio.sleep(every)
+
+
+class KeyedClient:
+    """Another caller on an httpx client's connection: its own credentials, or none.
+
+    Litestar's test client runs the app in its own event loop; a second client
+    would start the app a second time. This one sends through the first one,
+    replacing its X-API-Key / Authorization headers with `headers`.
+    """
+
+    _CREDENTIALS = ("x-api-key", "authorization")
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.headers = dict(headers or {})
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        follow = kwargs.pop("follow_redirects", False)
+        request = self.client.build_request(method, url, **kwargs)
+        for name in self._CREDENTIALS:
+            if name in request.headers:
+                del request.headers[name]
+        for name, value in self.headers.items():
+            request.headers[name] = value
+        return await self.client.send(request, follow_redirects=follow)
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+
+#: The tests' `make_client` fixture: `await make_client("steward", name="anna")`.
+MakeClient = Callable[..., Awaitable[KeyedClient]]

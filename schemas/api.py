@@ -168,13 +168,33 @@ class XrefLookupResponse(msgspec.Struct, kw_only=True):
     results: list[XrefLookupResult]
 
 
+class WhoAmI(msgspec.Struct, kw_only=True):
+    """GET /v1/me: the authenticated caller (docs/security.md)."""
+
+    role: Literal["admin", "steward", "reader", "source"]
+    name: str
+    actor: str  # how decisions by this caller are recorded
+    source: str | None  # a source caller's system
+    key_id: str | None  # an API key's id (None for a token)
+    subject: str | None  # a token's subject
+    sensitive: bool  # may read sensitive attributes unmasked
+
+
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "degraded"]
     database: str
     nats: str
 
 
-Actor = Annotated[str, Meta(min_length=1, max_length=200, description="Who decided (steward).")]
+Actor = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description="Optional: the person the caller acts for. The hub records the "
+        "authenticated caller, 'on behalf of' this name when given (docs/security.md).",
+    ),
+]
 Reason = Annotated[str, Meta(max_length=2000)]
 
 
@@ -183,7 +203,7 @@ class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     loser_ids: Annotated[
         list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(min_length=1, max_length=100)
     ]
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -202,7 +222,7 @@ class RecordRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class UnmergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     records: Annotated[list[RecordRef], Meta(min_length=1, max_length=MAX_BATCH)]
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -238,7 +258,7 @@ class PinRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A steward's value for one golden attribute; it wins whatever the rules say."""
 
     value: Any
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 
@@ -248,7 +268,7 @@ class IgnoreRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     attribute: Annotated[str, Meta(min_length=1, max_length=64)]
     source: Annotated[str, Meta(min_length=1, max_length=64)]
     source_id: SourceId
-    actor: Actor
+    actor: Actor | None = None
     reason: Reason | None = None
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 import msgspec
+import msgspec.inspect
 from msgspec import Meta
 
 # Bounded strings keep one bad record from bloating the database or the match index.
@@ -37,6 +38,14 @@ CountryText = Annotated[
     ),
 ]
 CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code.")]
+
+# Sensitive attributes: masked in API answers for callers without the grant, never
+# carried in events, never logged (docs/security.md). The JSON Schema marks them
+# with "x-sensitive": true; a hub's configuration may add more (MDM_SENSITIVE_ATTRIBUTES).
+SENSITIVE = Meta(
+    extra_json_schema={"x-sensitive": True},
+    description="Sensitive: masked for callers without the grant; never in events or logs.",
+)
 
 
 class _Inbound(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -86,17 +95,17 @@ class Worker(_Inbound):
     family_name: Annotated[str, Meta(max_length=300)] | None = None
     given_name: ShortText | None = None
     middle_name: ShortText | None = None
-    date_of_birth: dt.date | None = None
+    date_of_birth: Annotated[dt.date, SENSITIVE] | None = None
     email: Annotated[str, Meta(max_length=320)] | None = None
     phone: Annotated[str, Meta(max_length=40)] | None = None
-    national_id: Annotated[str, Meta(max_length=40)] | None = None
+    national_id: Annotated[str, Meta(max_length=40), SENSITIVE] | None = None
     employee_number: Annotated[str, Meta(max_length=40)] | None = None
     address: Address | None = None
     employer_ref: Ref | None = None
     manager_ref: Ref | None = None
     job_title: ShortText | None = None
     cost_center: ShortText | None = None
-    cost_rate: Money | None = None
+    cost_rate: Annotated[Money, SENSITIVE] | None = None
     worker_type: Literal["employee", "contractor"] | None = None
     status: Literal["active", "inactive", "terminated"] | None = None
     hire_date: dt.date | None = None
@@ -138,6 +147,25 @@ ENTITY_TYPES: dict[str, type[msgspec.Struct]] = {
     "project": Project,
     "legal_entity": LegalEntity,
 }
+
+
+def _sensitive(types: dict[str, type[msgspec.Struct]]) -> frozenset[str]:
+    """Attribute names whose type carries the SENSITIVE mark, in any entity."""
+    names = set()
+    for struct in types.values():
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        for f in info.fields:
+            variants = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+            if any(
+                (getattr(v, "extra_json_schema", None) or {}).get("x-sensitive") for v in variants
+            ):
+                names.add(f.name)
+    return frozenset(names)
+
+
+#: national_id, date_of_birth, cost_rate: read from the marks above.
+SENSITIVE_ATTRIBUTES: frozenset[str] = _sensitive(ENTITY_TYPES)
 
 # The attribute a person or a human reader recognises the record by.
 REQUIRED_ATTRIBUTE: dict[str, str] = {

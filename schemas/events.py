@@ -55,6 +55,10 @@ class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
     # golden.unmerged: the golden record the split-off source records went to, or came from.
     split_into: str | None = None
     split_from: str | None = None
+    # Sensitive attributes the golden record holds but events never carry (their
+    # names only; `changed` still says when one changed). Read them through the API
+    # with a key that has the sensitive grant (docs/security.md).
+    withheld: list[str] = []
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):

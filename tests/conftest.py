@@ -21,17 +21,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mdm.adapters.keys import KeyStore
 from mdm.adapters.migrate import upgrade
 from mdm.adapters.tables import metadata
 from mdm.api.app import create_app
 from mdm.bootstrap import make_engine
 from mdm.settings import (
+    AuthSettings,
     DatabaseSettings,
+    JwtSettings,
     NatsSettings,
     RelaySettings,
     Settings,
     normalize_database_url,
 )
+from publishers.testing import KeyedClient, MakeClient
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +96,16 @@ async def database_url(server_database_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+ADMIN_KEY = "mdm_test-admin-" + secrets.token_urlsafe(16)
+# The shared app also takes HS256 tokens of this test issuer (tests/integration/test_auth.py).
+TEST_JWT = JwtSettings(
+    issuer="https://login.example.test/",
+    audience="mdm-hub",
+    algorithms=("HS256",),
+    key="test-signing-secret-" + secrets.token_hex(16),
+)
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, nats_url: str) -> Settings:
     # No relay in the shared app: tests compare outbox rows before and after, and the
@@ -100,6 +114,9 @@ def settings(database_url: str, nats_url: str) -> Settings:
         database=DatabaseSettings(url=database_url),
         nats=NatsSettings(url=nats_url),
         relay=RelaySettings(enabled=False),
+        # The shared clients act as admin through MDM_ADMIN_KEY; role clients get keys
+        # from the database (make_client). No rate limit: the suite is one fast client.
+        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0, jwt=TEST_JWT),
     )
 
 
@@ -112,10 +129,40 @@ async def session_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 
 @pytest.fixture
 async def client(session_client: AsyncTestClient, database_url: str) -> AsyncTestClient:
-    """The API client on an empty database."""
+    """The API client, authenticated as admin, on an empty database."""
     await truncate_all(database_url)
     session_client.app.state.hub.rules.models.forget()  # match models went with the tables
+    session_client.headers.clear()
+    session_client.headers["X-API-Key"] = ADMIN_KEY
     return session_client
+
+
+@pytest.fixture
+async def make_client(client: AsyncTestClient, database_url: str) -> AsyncIterator[MakeClient]:
+    """`await make_client("steward")`, `("source", source="crm")`, `("reader", sensitive=True)`:
+    a client on the same app with a new API key of that role (key=... sends a given one)."""
+
+    async def make(
+        role: str | None = None,
+        source: str | None = None,
+        sensitive: bool = False,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> KeyedClient:
+        if role is not None:
+            engine = create_async_engine(database_url)
+            async with engine.begin() as conn:
+                _, key = await KeyStore(conn).create(
+                    role, name or f"test {role}", source, sensitive
+                )
+            await engine.dispose()
+        sent = dict(headers or {})
+        if key is not None:
+            sent["X-API-Key"] = key
+        return KeyedClient(client, sent)
+
+    yield make
 
 
 async def truncate_all(database_url: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -313,4 +314,22 @@ review_decision = Table(
     Index(None, "task_id"),
     Index(None, "golden_id"),
     Index(None, "candidate_id"),
+)
+
+# API keys (docs/security.md). Only a SHA-256 of the key is kept: keys are 256
+# random bits, so a fast hash is as strong as a slow one and costs nothing per
+# request. A revoked key keeps its row (who had it, when it stopped).
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("source", Text, nullable=True),
+    Column("sensitive", Boolean, nullable=False, server_default=text("false")),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("created_at", TS, nullable=False, server_default=func.now()),
+    Column("revoked_at", TS, nullable=True),
+    CheckConstraint("role IN ('admin', 'steward', 'reader', 'source')", name="role"),
+    CheckConstraint("(role = 'source') = (source IS NOT NULL)", name="source_bound"),
 )

@@ -1,23 +1,22 @@
 """Who is acting: the one place a request's actor is decided.
 
-Until authentication lands the actor is the `actor` the body (or query) names,
-as the merge and override APIs take it. With authentication this function
-returns the authenticated identity instead, and every caller follows.
+Always the authenticated caller (mdm.api.auth.identity_of); the `actor` a body or
+query names is kept as "on behalf of" (a shared tool key acting for a named
+steward: docs/security.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar.connection import ASGIConnection
 
-from mdm.domain.errors import FieldProblem, ValidationFailed
+from mdm.api import auth
 
 
-def actor_of(request: Request[Any, Any, Any], given: str | None, path: str = "$.actor") -> str:
-    """The actor of this request: the named one (required until keys identify callers)."""
-    if given is None or not given.strip():
-        raise ValidationFailed(
-            "who decides must be named", [FieldProblem(path, "required: the steward's name")]
-        )
-    return given.strip()
+def actor_of(
+    connection: ASGIConnection[Any, Any, Any, Any], given: str | None, path: str = "$.actor"
+) -> str:
+    """The actor of this request; `path` names where `given` came from (for callers'
+    symmetry with validation; the authenticated identity is never missing here)."""
+    return auth.actor_of(connection, given.strip() if given else None)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from mdm.api.access import AccessMiddleware
+from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
-from mdm.api.ops import health
+from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.reviews import ReviewController
@@ -33,6 +36,7 @@ def _provide_hub(state: State) -> Hub:
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+    opt = requires(Permission.OPS)
 
 
 def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Litestar:
@@ -43,6 +47,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
 
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
+        if problem := await missing_credentials(hub.engine, settings.auth):
+            raise RuntimeError(problem)
         await hub.start()
         # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`
         # runs it as a child process); several at once keep per-golden-record order
@@ -78,18 +84,43 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             XrefController,
             register_xref,
             health,
+            whoami,
             MetricsController,
         ],
         dependencies={"hub": Provide(_provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[prometheus.middleware],
+        # Every route declares its permission (opt); this one guard checks it.
+        guards=[authorize],
+        middleware=[prometheus.middleware, AccessMiddleware(settings.auth, hub.rules.sensitive)],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(
             title="MDM hub",
             version="1",
             description="Golden records, cross-references and ingestion for CRM, PSA, ERP and HCM.",
-            path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="apiKey",
+                        name="X-API-Key",
+                        security_scheme_in="header",
+                        description="An API key (`mdm keys create`, docs/security.md)",
+                    ),
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="An OAuth2 client-credentials token",
+                    ),
+                }
+            ),
+            security=[{"apiKey": []}, {"bearer": []}],
+            openapi_router=Router(
+                path="/schema",
+                route_handlers=[],
+                opt=requires(Permission.OPS),
+                include_in_schema=False,
+            ),
         ),
         request_max_body_size=settings.api.max_body_bytes,
         # The process configures logging once (mdm.cli); litestar must not add handlers.

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from mdm.adapters.dashboard import DashboardStore
+from mdm.api.auth import Permission, requires
 from mdm.bootstrap import Hub
 from mdm.domain.sources import check_entity
 from publishers.outbox import lag
@@ -23,7 +24,12 @@ from schemas.api import (
 )
 
 
-@get("/v1/dashboard", tags=["stewardship"], operation_id="get_dashboard")
+@get(
+    "/v1/dashboard",
+    tags=["stewardship"],
+    operation_id="get_dashboard",
+    opt=requires(Permission.READ),
+)
 async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
     """Records per source and entity, match and review outcomes, open reviews by age,
     data-quality warnings by kind, and the outbox's lag."""
@@ -49,7 +55,12 @@ async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
     )
 
 
-@get("/v1/search/golden", tags=["stewardship"], operation_id="search_golden")
+@get(
+    "/v1/search/golden",
+    tags=["stewardship"],
+    operation_id="search_golden",
+    opt=requires(Permission.READ),
+)
 async def search_golden(
     hub: NamedDependency[Hub],
     q: Annotated[str, QueryParameter(min_length=1, max_length=200)],

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
 from mdm.adapters.repository import Repository, StoredXref
 from mdm.adapters.reviews import ReviewStore
+from mdm.api.auth import Permission, requires
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
@@ -65,7 +66,11 @@ class GoldenController(Controller):
     path = "/v1/golden"
     tags = ["golden"]
 
-    @get("/{entity:str}/{golden_id:str}", operation_id="get_golden")
+    @get(
+        "/{entity:str}/{golden_id:str}",
+        operation_id="get_golden",
+        opt=requires(Permission.READ),
+    )
     async def get_golden(
         self,
         hub: NamedDependency[Hub],
@@ -118,7 +123,11 @@ class GoldenController(Controller):
             )
         )
 
-    @get("/{entity:str}/{golden_id:str}/history", operation_id="get_golden_history")
+    @get(
+        "/{entity:str}/{golden_id:str}/history",
+        operation_id="get_golden_history",
+        opt=requires(Permission.READ),
+    )
     async def history(
         self,
         hub: NamedDependency[Hub],
@@ -198,7 +207,11 @@ class XrefController(Controller):
     path = "/v1/xref"
     tags = ["xref"]
 
-    @get("/{entity:str}/{source:str}/{source_id:str}", operation_id="get_xref")
+    @get(
+        "/{entity:str}/{source:str}/{source_id:str}",
+        operation_id="get_xref",
+        opt=requires(Permission.XREF_READ),
+    )
     async def get_xref(
         self,
         hub: NamedDependency[Hub],
@@ -215,7 +228,12 @@ class XrefController(Controller):
                 raise NotFound(f"{source} {entity} {source_id!r} is not known to the hub")
             return await _xref_view(hub, repo, entity, golden_id)
 
-    @post("/lookup", operation_id="lookup_xrefs", status_code=200)
+    @post(
+        "/lookup",
+        operation_id="lookup_xrefs",
+        status_code=200,
+        opt=requires(Permission.XREF_READ),
+    )
     async def lookup(
         self, hub: NamedDependency[Hub], data: JSONBody[XrefLookupRequest]
     ) -> XrefLookupResponse:

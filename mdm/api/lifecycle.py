@@ -1,7 +1,7 @@
 """Steward decisions on golden records: merge and unmerge.
 
-Authentication and roles come with the stewardship work; until then the actor
-is named in the body and recorded with every decision.
+The actor recorded with every decision is the authenticated caller (an
+`actor` in the body is kept as the person they act for: mdm/api/auth.py actor_of).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
 from mdm.api.actor import actor_of
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.lifecycle import merge_goldens, unmerge_records
@@ -23,7 +24,12 @@ class LifecycleController(Controller):
     path = "/v1/golden"
     tags = ["golden"]
 
-    @post("/{entity:str}/merge", operation_id="merge_goldens", status_code=200)
+    @post(
+        "/{entity:str}/merge",
+        operation_id="merge_goldens",
+        status_code=200,
+        opt=requires(Permission.STEWARD),
+    )
     async def merge(
         self,
         request: Request[Any, Any, Any],
@@ -51,7 +57,12 @@ class LifecycleController(Controller):
             moved_source_records=result.moved,
         )
 
-    @post("/{entity:str}/{golden_id:str}/unmerge", operation_id="unmerge", status_code=200)
+    @post(
+        "/{entity:str}/{golden_id:str}/unmerge",
+        operation_id="unmerge",
+        status_code=200,
+        opt=requires(Permission.STEWARD),
+    )
     async def unmerge(
         self,
         request: Request[Any, Any, Any],

@@ -9,6 +9,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from mdm.adapters.matching import MatchStore
+from mdm.api.auth import Permission, requires
 from mdm.bootstrap import Hub
 from mdm.domain.errors import NotFound
 from mdm.domain.sources import ENTITIES, check_entity
@@ -69,10 +70,16 @@ def _match_route(entity: str) -> HTTPRouteHandler:
         status_code=200,
         summary=f"Rank the golden records a {entity} record matches; stores nothing",
         operation_id=f"match_{entity}",
+        opt=requires(Permission.READ),
     )(match)
 
 
-@post("/v1/match/{entity:str}", include_in_schema=False, status_code=200)
+@post(
+    "/v1/match/{entity:str}",
+    include_in_schema=False,
+    status_code=200,
+    opt=requires(Permission.READ),
+)
 async def match_unknown_entity(entity: FromPath[str]) -> None:
     check_entity(entity)  # raises UnknownEntity with the list of known types
 
@@ -87,7 +94,11 @@ class MatchingController(Controller):
     path = "/v1"
     tags = ["matching"]
 
-    @get("/golden/{entity:str}/{golden_id:str}/links", operation_id="get_links")
+    @get(
+        "/golden/{entity:str}/{golden_id:str}/links",
+        operation_id="get_links",
+        opt=requires(Permission.READ),
+    )
     async def links(
         self,
         hub: NamedDependency[Hub],

@@ -1,8 +1,8 @@
 """Stewards' survivorship overrides on a golden record: pins and ignores.
 
-Authentication and roles come with the stewardship work; until then the actor
-is named in the body (or, for a DELETE, in the `actor` query parameter) and
-recorded with the decision, in the golden record's history and in its event.
+The actor recorded with the decision, in the golden record's history and in its
+event, is the authenticated caller; an `actor` in the body (or, for a DELETE,
+the query) is kept as the person they act for (mdm/api/auth.py actor_of).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from mdm.api.actor import actor_of
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
@@ -34,7 +35,7 @@ from schemas.api import (
 
 GoldenId = Annotated[str, PathParameter(max_length=64)]
 Attribute = Annotated[str, PathParameter(max_length=64)]
-ActorQuery = Annotated[str, QueryParameter(min_length=1, max_length=200)]
+ActorQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
 ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
 
 
@@ -48,7 +49,11 @@ class OverridesController(Controller):
     path = "/v1/golden"
     tags = ["golden"]
 
-    @get("/{entity:str}/{golden_id:str}/overrides", operation_id="list_overrides")
+    @get(
+        "/{entity:str}/{golden_id:str}/overrides",
+        operation_id="list_overrides",
+        opt=requires(Permission.READ),
+    )
     async def overrides(
         self, hub: NamedDependency[Hub], entity: FromPath[str], golden_id: GoldenId
     ) -> OverridesView:
@@ -61,7 +66,11 @@ class OverridesController(Controller):
             ignores=[IgnoreView(**i) for i in found["ignores"]],
         )
 
-    @put("/{entity:str}/{golden_id:str}/pins/{attribute:str}", operation_id="pin_value")
+    @put(
+        "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
+        operation_id="pin_value",
+        opt=requires(Permission.STEWARD),
+    )
     async def pin(
         self,
         request: Request[Any, Any, Any],
@@ -90,6 +99,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
         operation_id="unpin_value",
         status_code=200,
+        opt=requires(Permission.STEWARD),
     )
     async def unpin(
         self,
@@ -98,7 +108,7 @@ class OverridesController(Controller):
         entity: FromPath[str],
         golden_id: GoldenId,
         attribute: Attribute,
-        actor: ActorQuery,
+        actor: ActorQuery = None,
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Remove a pin; the rules decide the attribute again."""
@@ -115,7 +125,11 @@ class OverridesController(Controller):
             )
         return _response(result)
 
-    @put("/{entity:str}/{golden_id:str}/ignores", operation_id="ignore_value")
+    @put(
+        "/{entity:str}/{golden_id:str}/ignores",
+        operation_id="ignore_value",
+        opt=requires(Permission.STEWARD),
+    )
     async def ignore(
         self,
         request: Request[Any, Any, Any],
@@ -144,6 +158,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/ignores/{source:str}/{source_id:str}/{attribute:str}",
         operation_id="unignore_value",
         status_code=200,
+        opt=requires(Permission.STEWARD),
     )
     async def unignore(
         self,
@@ -154,7 +169,7 @@ class OverridesController(Controller):
         source: Annotated[str, PathParameter(max_length=64)],
         source_id: Annotated[str, PathParameter(max_length=200)],
         attribute: Attribute,
-        actor: ActorQuery,
+        actor: ActorQuery = None,
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Use an ignored source value again."""

@@ -79,6 +79,8 @@ def _body_path(message: str) -> tuple[str, str]:
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     title = {
         400: "Bad request",
+        401: "Unauthorized",
+        403: "Forbidden",
         404: "Not found",
         405: "Method not allowed",
         413: "Request body too large",

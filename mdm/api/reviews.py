@@ -11,6 +11,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from mdm.adapters.reviews import ReviewFilter, ReviewSort, ReviewStore
 from mdm.api.actor import actor_of
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
@@ -65,7 +66,7 @@ class ReviewController(Controller):
     path = "/v1/reviews"
     tags = ["stewardship"]
 
-    @get("", operation_id="list_reviews")
+    @get("", operation_id="list_reviews", opt=requires(Permission.STEWARD))
     async def list_reviews(
         self,
         hub: NamedDependency[Hub],
@@ -112,7 +113,7 @@ class ReviewController(Controller):
             tasks=[task_view(r) for r in rows], total=total, limit=limit, offset=offset
         )
 
-    @get("/{task_id:int}", operation_id="get_review")
+    @get("/{task_id:int}", operation_id="get_review", opt=requires(Permission.STEWARD))
     async def get_review(self, hub: NamedDependency[Hub], task_id: TaskId) -> ReviewTaskDetail:
         """One task: both golden records side by side, what differs, and the waterfall."""
         async with hub.reader() as repo:
@@ -133,7 +134,12 @@ class ReviewController(Controller):
             decisions=[decision_view(d) for d in found.decisions],
         )
 
-    @post("/{task_id:int}/assign", operation_id="assign_review", status_code=200)
+    @post(
+        "/{task_id:int}/assign",
+        operation_id="assign_review",
+        opt=requires(Permission.STEWARD),
+        status_code=200,
+    )
     async def assign_review(
         self,
         request: Request[Any, Any, Any],
@@ -147,7 +153,12 @@ class ReviewController(Controller):
             row = await assign(repo, task_id, data.assignee, request_context(request))
         return task_view(row)
 
-    @post("/{task_id:int}/decision", operation_id="decide_review", status_code=200)
+    @post(
+        "/{task_id:int}/decision",
+        operation_id="decide_review",
+        opt=requires(Permission.STEWARD),
+        status_code=200,
+    )
     async def decide_review(
         self,
         request: Request[Any, Any, Any],
@@ -172,7 +183,12 @@ class ReviewController(Controller):
             raise _superseded(decided)  # after the commit: the task stays superseded
         return _result(decided)
 
-    @post("/decisions", operation_id="decide_reviews", status_code=200)
+    @post(
+        "/decisions",
+        operation_id="decide_reviews",
+        opt=requires(Permission.STEWARD),
+        status_code=200,
+    )
     async def decide_reviews(
         self,
         request: Request[Any, Any, Any],

@@ -17,6 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
 from mdm.adapters.repository import Repository
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
 from mdm.api.problems import field_errors
@@ -224,6 +225,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             tags=tag,
             summary=f"Upsert a source's {entity} record",
             operation_id=f"upsert_{entity}",
+            opt=requires(Permission.SOURCE_WRITE),
         )(upsert),
         delete(
             path,
@@ -232,6 +234,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             status_code=200,
             summary=f"Mark a source's {entity} record deleted",
             operation_id=f"delete_{entity}",
+            opt=requires(Permission.SOURCE_WRITE),
         )(remove),
         post(
             batch_path,
@@ -240,6 +243,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             status_code=200,
             summary=f"Upsert up to {MAX_BATCH} {entity} records",
             operation_id=f"batch_{entity}",
+            opt=requires(Permission.SOURCE_WRITE),
         )(batch),
     ]
 
@@ -277,7 +281,11 @@ async def _unknown_entity(entity: str) -> None:
     check_entity(entity)  # raises UnknownEntity with the list of known types
 
 
-@put("/v1/sources/{source:str}/{entity:str}/{source_id:str}", include_in_schema=False)
+@put(
+    "/v1/sources/{source:str}/{entity:str}/{source_id:str}",
+    include_in_schema=False,
+    opt=requires(Permission.SOURCE_WRITE),
+)
 async def put_unknown_entity(entity: FromPath[str]) -> None:
     await _unknown_entity(entity)
 
@@ -286,12 +294,17 @@ async def put_unknown_entity(entity: FromPath[str]) -> None:
     "/v1/sources/{source:str}/{entity:str}/{source_id:str}",
     include_in_schema=False,
     status_code=200,
+    opt=requires(Permission.SOURCE_WRITE),
 )
 async def delete_unknown_entity(entity: FromPath[str]) -> None:
     await _unknown_entity(entity)
 
 
-@post("/v1/sources/{source:str}/{entity:str}/batch", include_in_schema=False)
+@post(
+    "/v1/sources/{source:str}/{entity:str}/batch",
+    include_in_schema=False,
+    opt=requires(Permission.SOURCE_WRITE),
+)
 async def batch_unknown_entity(entity: FromPath[str]) -> None:
     await _unknown_entity(entity)
 

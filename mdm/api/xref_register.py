@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, PathParameter
 from msgspec import Meta
 
 from mdm.adapters.repository import Repository
+from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.sources import IdempotencyKey, _idempotent
 from mdm.bootstrap import Hub
@@ -40,6 +41,7 @@ class XrefRegistered(msgspec.Struct, kw_only=True):
     tags=["xref"],
     operation_id="register_xref",
     summary="Register a source system's id for a golden record",
+    opt=requires(Permission.SOURCE_WRITE),
 )
 async def register(
     request: Request[Any, Any, Any],

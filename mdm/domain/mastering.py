@@ -17,6 +17,7 @@ from matching.scoring import TermFrequencies
 from mdm.domain.sources import Role, SourceCatalog
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived, survive
 from mdm.domain.survivorship_config import SurvivorshipPolicy
+from schemas.entities import SENSITIVE_ATTRIBUTES
 
 #: Golden attributes from the live contributions and the steward's overrides.
 Survivorship = Callable[[Sequence[Contribution], Overrides], Survived]
@@ -46,6 +47,8 @@ class MasteringRules:
     sources: SourceCatalog
     survivorship: SurvivorshipPolicy
     models: MatchModels = field(default_factory=_NoModels)
+    # Attribute names masked for callers without the grant and kept out of events.
+    sensitive: frozenset[str] = SENSITIVE_ATTRIBUTES
 
     def authorize_write(self, source: str, entity: str) -> Role:
         return self.sources.authorize_write(source, entity)

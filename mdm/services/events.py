@@ -14,6 +14,7 @@ from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.mastering import Survivorship
 from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
+from schemas.entities import SENSITIVE_ATTRIBUTES
 from schemas.events import Causation, Event, EventXref, GoldenPayload
 
 Cause = Causation
@@ -45,12 +46,15 @@ async def record_changes(
     touches: Mapping[str, Touch],
     ctx: RequestContext,
     preloaded: Mapping[str, GoldenRecord] | None = None,
+    withhold: frozenset[str] = SENSITIVE_ATTRIBUTES,
 ) -> GoldenChangeSet:
     """Rerun survivorship for every touched golden record and persist what changed.
 
     Each changed golden record gets exactly one new version, one history row and
     one outbox event, all in the caller's transaction (ARCHITECTURE.md invariant 2).
     `preloaded` holds golden records the caller created or already locked.
+    Attributes named in `withhold` (the sensitive ones, MasteringRules.sensitive)
+    stay out of the events; the history keeps them.
     """
     golden_ids = sorted(touches)
     known = dict(preloaded or {})
@@ -71,7 +75,7 @@ async def record_changes(
             )
         if change is None:
             continue
-        event = _event(golden, change, live, touch, ctx)
+        event = _event(golden, change, live, touch, ctx, withhold)
         changed.append(golden)
         events.append(event)
         history.append(
@@ -117,7 +121,9 @@ def _event(
     live: Sequence[Contribution],
     touch: Touch,
     ctx: RequestContext,
+    withhold: frozenset[str],
 ) -> Event:
+    attributes = {k: v for k, v in golden.attributes.items() if k not in withhold}
     return Event(
         event_id=str(uuid.uuid4()),
         type=change.event_type,  # type: ignore[arg-type]
@@ -129,8 +135,9 @@ def _event(
         causation=touch.cause,
         payload=GoldenPayload(
             status=golden.status,
-            attributes=golden.attributes,
+            attributes=attributes,
             changed=change.changed,
+            withheld=sorted(k for k in golden.attributes if k in withhold),
             xrefs=[EventXref(source=c.source, source_id=c.source_id) for c in live],
             merged_from=list(touch.merged_from),
             merged_into=touch.merged_into,

@@ -348,7 +348,12 @@ async def ingest_records(
                 )
             )
         changes = await record_changes(
-            repo, rules.survivorship_for(entity), touches, ctx, {**locked, **new_goldens}
+            repo,
+            rules.survivorship_for(entity),
+            touches,
+            ctx,
+            {**locked, **new_goldens},
+            withhold=rules.sensitive,
         )
         versions = changes.versions
     else:
@@ -554,6 +559,10 @@ async def delete_record(
     cause = Cause(kind="source_record", source=source, source_id=source_id)
     touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
     changes: GoldenChangeSet = await record_changes(
-        repo, rules.survivorship_for(entity), {current.golden_id: touch}, ctx
+        repo,
+        rules.survivorship_for(entity),
+        {current.golden_id: touch},
+        ctx,
+        withhold=rules.sensitive,
     )
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

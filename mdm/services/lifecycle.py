@@ -99,7 +99,9 @@ async def merge_goldens(
         ),
         **{loser: Touch(cause=cause, merged_into=survivor_id) for loser in losers},
     }
-    changes = await record_changes(repo, rules.survivorship_for(entity), touches, ctx, goldens)
+    changes = await record_changes(
+        repo, rules.survivorship_for(entity), touches, ctx, goldens, withhold=rules.sensitive
+    )
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],
@@ -180,6 +182,7 @@ async def unmerge_records(
         touches,
         ctx,
         {golden_id: goldens[golden_id], target.golden_id: target},
+        withhold=rules.sensitive,
     )
     return UnmergeResult(
         golden_id=golden_id,

@@ -102,7 +102,12 @@ async def _recompute(
     before = goldens[golden_id].version
     touch = Touch(cause=Causation(kind="steward", actor=actor, reason=reason))
     changes = await record_changes(
-        repo, rules.survivorship_for(entity), {golden_id: touch}, ctx, goldens
+        repo,
+        rules.survivorship_for(entity),
+        {golden_id: touch},
+        ctx,
+        goldens,
+        withhold=rules.sensitive,
     )
     version = changes.versions[golden_id]
     return OverrideResult(golden_id, version, version != before)

@@ -71,7 +71,12 @@ async def register_xref(
         cause=Causation(kind="source_record", source=source, source_id=source_id),
     )
     changes = await record_changes(
-        repo, rules.survivorship_for(entity), {golden_id: touch}, ctx, goldens
+        repo,
+        rules.survivorship_for(entity),
+        {golden_id: touch},
+        ctx,
+        goldens,
+        withhold=rules.sensitive,
     )
     return Registered(golden_id, "linked", changes.versions[golden_id])
 

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -210,7 +211,9 @@ async def _main(args: argparse.Namespace) -> None:
     assert url is not None
     engine = create_async_engine(url, pool_size=2)
     client = await nats.connect(args.nats_url, name="erp-connector")
-    async with httpx.AsyncClient(base_url=args.hub_url, timeout=10) as hub:
+    # An `erp` source key: it may register erp's ids, nothing else (docs/security.md).
+    headers = {"X-API-Key": args.api_key} if args.api_key else {}
+    async with httpx.AsyncClient(base_url=args.hub_url, timeout=10, headers=headers) as hub:
         connector = ErpCustomerConnector(
             engine,
             client.jetstream(),
@@ -237,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True, help="the ERP stand-in's PostgreSQL")
     parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     parser.add_argument("--hub-url", default="http://127.0.0.1:8000")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("MDM_API_KEY"),
+        help="the hub API key (default: MDM_API_KEY); create one with "
+        "`mdm keys create --role source --source erp`",
+    )
     parser.add_argument("--stream", default="MDM")
     parser.add_argument("--subject-prefix", default="mdm")
     parser.add_argument("--durable", default="erp-customers", help="the consumer's name")

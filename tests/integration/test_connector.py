@@ -19,10 +19,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from mdm.adapters.keys import KeyStore
 from mdm.api.app import create_app
-from mdm.settings import DatabaseSettings, NatsSettings, RelaySettings, Settings
+from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
 from publishers.examples.erp_connector import ErpCustomerConnector
-from publishers.testing import scratch_database, wait_for
+from publishers.testing import KeyedClient, scratch_database, wait_for
 
 
 @pytest.fixture
@@ -61,13 +62,25 @@ async def test_the_erp_connector_registers_its_id_and_the_crm_lookup_answers_it(
         duplicate_window=120,
         poll_interval=0.2,
     )
+    admin = "mdm_connector-test-admin"
     settings = Settings(
-        database=DatabaseSettings(url=hub_db), nats=NatsSettings(url=nats_url), relay=relay
+        database=DatabaseSettings(url=hub_db),
+        nats=NatsSettings(url=nats_url),
+        relay=relay,
+        auth=AuthSettings(admin_key=admin, rate_limit=0),
     )
+    engine = create_async_engine(hub_db)
+    async with engine.begin() as conn:  # the connector writes with an erp key, as in production
+        _, erp_key = await KeyStore(conn).create("source", "erp connector", "erp")
+    await engine.dispose()
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     try:
-        async with AsyncTestClient(app=create_app(settings)) as hub:
+        app = create_app(settings)
+        # One client runs the app's lifespan; the erp one shares it.
+        async with AsyncTestClient(app=app) as hub:
+            hub.headers["X-API-Key"] = admin
+            erp_hub = KeyedClient(hub, {"X-API-Key": erp_key})
             crm = await hub.put(
                 "/v1/sources/crm/customer/ACC-1001",
                 json={"attributes": {"name": "Acme Consulting GmbH", "tax_country": "DE"}},
@@ -84,7 +97,7 @@ async def test_the_erp_connector_registers_its_id_and_the_crm_lookup_answers_it(
             connector = ErpCustomerConnector(
                 erp_engine,
                 js,
-                hub,
+                erp_hub,  # type: ignore[arg-type]
                 stream=relay.stream,
                 subject_prefix=relay.subject_prefix,
                 durable="erp-customers",

@@ -6,6 +6,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from publishers.testing import MakeClient
+
 STEWARD = {"actor": "steward.anna", "reason": "checked against the commercial register"}
 
 
@@ -50,12 +52,14 @@ async def linked_pair(client: AsyncTestClient, tax_id: str) -> str:
 
 
 async def test_a_pin_wins_over_the_rules_and_later_updates_until_removed(
-    client: AsyncTestClient, db: AsyncConnection
+    client: AsyncTestClient, db: AsyncConnection, make_client: MakeClient
 ) -> None:
     gid = await linked_pair(client, "DE136695976")
     assert (await golden(client, gid))["attributes"]["name"] == "Acme Consultng GmbH"
 
-    response = await client.put(
+    # A shared integration key acting for a named steward: both are recorded.
+    tool = await make_client("steward", name="ticket-tool")
+    response = await tool.put(
         f"/v1/golden/customer/{gid}/pins/name", json={"value": "Acme Consulting GmbH", **STEWARD}
     )
     assert response.status_code == 200, response.text
@@ -63,7 +67,9 @@ async def test_a_pin_wins_over_the_rules_and_later_updates_until_removed(
     pinned = await golden(client, gid)
     assert pinned["attributes"]["name"] == "Acme Consulting GmbH"
     assert pinned["provenance"]["name"]["rule"] == "pin"
-    assert pinned["provenance"]["name"]["actor"] == "steward.anna"
+    actor = pinned["provenance"]["name"]["actor"]
+    assert actor.startswith("ticket-tool (steward, key key_")
+    assert actor.endswith(") on behalf of steward.anna")
     assert pinned["version"] == response.json()["version"]
 
     # The system of record sends its (misspelt) name again: the pin still wins.
@@ -78,7 +84,7 @@ async def test_a_pin_wins_over_the_rules_and_later_updates_until_removed(
     history = (await client.get(f"/v1/golden/customer/{gid}/history")).json()["versions"]
     pin_entry = next(v for v in history if v["version"] == response.json()["version"])
     assert pin_entry["changed"] == ["name"]
-    assert pin_entry["cause"] == {"kind": "steward", **STEWARD}
+    assert pin_entry["cause"] == {"kind": "steward", "actor": actor, "reason": STEWARD["reason"]}
     event = (
         await db.execute(
             text("SELECT envelope FROM outbox WHERE golden_id = :g AND version = :v"),
@@ -87,7 +93,7 @@ async def test_a_pin_wins_over_the_rules_and_later_updates_until_removed(
     ).scalar_one()
     assert event["type"] == "golden.updated"
     assert event["payload"]["changed"] == ["name"]
-    assert event["causation"]["actor"] == "steward.anna"
+    assert event["causation"]["actor"] == actor
 
     overrides = (await client.get(f"/v1/golden/customer/{gid}/overrides")).json()
     assert [(p["attribute"], p["value"]) for p in overrides["pins"]] == [
@@ -147,7 +153,13 @@ async def test_bad_overrides_are_4xx_and_change_nothing(client: AsyncTestClient)
         ("put", f"/v1/golden/customer/{gid}/pins/name", {"value": 42}, 422, "$.value"),
         ("put", f"/v1/golden/customer/{gid}/pins/colour", {"value": "red"}, 422, "$.attribute"),
         ("put", f"/v1/golden/customer/{gid}/pins/name", {"value": "X", "oops": 1}, 422, None),
-        ("put", f"/v1/golden/customer/{gid}/pins/name", {"value": "X"}, 422, "$.actor"),  # no actor
+        (
+            "put",
+            f"/v1/golden/customer/{gid}/pins/name",
+            {"value": "X", "actor": ""},
+            422,
+            "$.actor",
+        ),
         ("put", "/v1/golden/customer/C-NOPE/pins/name", {"value": "X"}, 404, None),
         ("put", f"/v1/golden/vendor/{gid}/pins/name", {"value": "X"}, 404, None),
         (
@@ -159,8 +171,7 @@ async def test_bad_overrides_are_4xx_and_change_nothing(client: AsyncTestClient)
         ),
     ]
     for method, url, body, status, path in cases:
-        if path != "$.actor":
-            body = {**body, **STEWARD}
+        body = {**STEWARD, **body}
         response = await client.request(method.upper(), url, json=body)
         assert response.status_code == status, (url, body, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")

@@ -30,7 +30,7 @@ from mdm.api.app import create_app
 from mdm.bootstrap import Hub
 from mdm.services.context import RequestContext
 from mdm.services.ingest import IncomingRecord, ingest_records
-from mdm.settings import DatabaseSettings, NatsSettings, RelaySettings, Settings
+from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
 from publishers.connection import NatsLink
 from publishers.relay import PublishedEvent, Relay
 from publishers.replay import REPLAY_HEADER, replay
@@ -438,6 +438,9 @@ async def test_mdm_relay_command_publishes_and_drains_on_sigterm(
     assert "re-published 2 event(s)" in out.decode()
 
 
+ADMIN = "mdm_relay-test-admin"
+
+
 async def test_the_hub_app_runs_the_relay_inline_and_shows_its_metrics(
     relay_db: str, nats_url: str, hub: Hub, js: JetStreamContext, relay_settings: RelaySettings
 ) -> None:
@@ -447,8 +450,10 @@ async def test_the_hub_app_runs_the_relay_inline_and_shows_its_metrics(
         database=DatabaseSettings(url=relay_db),
         nats=NatsSettings(url=nats_url),
         relay=dataclasses.replace(relay_settings, mode="inline"),
+        auth=AuthSettings(admin_key=ADMIN),
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["X-API-Key"] = ADMIN
         response = await client.put(
             "/v1/sources/crm/customer/ACC-1", json={"attributes": {"name": "Acme"}}
         )
@@ -471,10 +476,16 @@ async def test_mdm_relay_0_keeps_the_relay_out_of_the_app(
     relay_db: str, nats_url: str, hub: Hub, relay_settings: RelaySettings
 ) -> None:
     off = Settings.from_env(
-        {"MDM_DATABASE_URL": relay_db, "MDM_NATS_URL": nats_url, "MDM_RELAY": "0"}
+        {
+            "MDM_DATABASE_URL": relay_db,
+            "MDM_NATS_URL": nats_url,
+            "MDM_RELAY": "0",
+            "MDM_ADMIN_KEY": ADMIN,
+        }
     )
     assert off.relay.enabled is False
     async with AsyncTestClient(app=create_app(off)) as client:
+        client.headers["X-API-Key"] = ADMIN
         response = await client.put(
             "/v1/sources/crm/customer/ACC-1", json={"attributes": {"name": "Acme"}}
         )

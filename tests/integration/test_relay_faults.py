@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.api.app import create_app
-from mdm.settings import DatabaseSettings, NatsSettings, RelaySettings, Settings
+from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
 from publishers.testing import NatsServer, read_stream, scratch_database, wait_for
 from schemas.events import Event
 
@@ -54,6 +54,7 @@ async def test_nats_down_while_ingesting_loses_nothing_and_keeps_order(
         database=DatabaseSettings(url=own_database),
         nats=NatsSettings(url=own_nats.url),
         relay=RelaySettings(max_backoff=1.0),
+        auth=AuthSettings(admin_key="mdm_faults-test-admin"),
     )
     engine = create_async_engine(own_database)
 
@@ -73,6 +74,7 @@ async def test_nats_down_while_ingesting_loses_nothing_and_keeps_order(
         return total > 0 and pending == 0
 
     async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["X-API-Key"] = "mdm_faults-test-admin"
         first = await client.put(
             "/v1/sources/crm/customer/ACC-first", json={"attributes": {"name": "Before"}}
         )

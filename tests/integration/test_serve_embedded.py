@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -41,8 +42,10 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def _serve(data_dir: Path, port: int, admin_key: str | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDM_")}
+    if admin_key:
+        env["MDM_ADMIN_KEY"] = admin_key
     return subprocess.Popen(
         [
             sys.executable,
@@ -73,6 +76,21 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60)
             pass
         time.sleep(0.2)
     raise AssertionError("mdm serve did not become healthy")
+
+
+def _printed_key(proc: subprocess.Popen[bytes], timeout: float = 60) -> str:
+    """The development admin key `mdm serve` prints at start."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 1)
+        if ready:
+            line = proc.stdout.readline().decode()
+            if "X-API-Key: " in line:
+                return line.split("X-API-Key: ", 1)[1].strip()
+            if not line:
+                break
+    raise AssertionError("mdm serve printed no development admin key")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> str:
@@ -118,12 +136,15 @@ async def _stream_messages(nats_url: str, stream: str = "MDM") -> int:
 def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path) -> None:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = _serve(data_dir, port)
+    key = "mdm_serve-test-admin"
+    proc = _serve(data_dir, port, admin_key=key)
     output = _Log(proc)
     try:
         _wait_healthy(base, proc)
+        assert httpx.get(f"{base}/v1/xref/customer/crm/ACC-1").status_code == 401
         crm = httpx.put(
             f"{base}/v1/sources/crm/customer/ACC-1",
+            headers={"X-API-Key": key},
             json={
                 "attributes": {
                     "name": "Acme Consulting GmbH",
@@ -134,6 +155,7 @@ def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path
         )
         erp = httpx.put(
             f"{base}/v1/sources/erp/customer/C-77",
+            headers={"X-API-Key": key},
             json={"attributes": {"name": "ACME CONSULTING", "tax_id": "DE 136 695 976"}},
         )
         assert crm.status_code == erp.status_code == 200
@@ -154,10 +176,14 @@ def test_serve_with_nothing_configured_keeps_data_across_restarts(data_dir: Path
     assert "embedded nats-server stopped" in log, log
     assert "embedded PostgreSQL stopped" in log, log
 
+    # Without MDM_ADMIN_KEY embedded mode makes a development key and prints it.
     proc = _serve(data_dir, port)
     try:
+        printed = _printed_key(proc)
         _wait_healthy(base, proc)
-        xref = httpx.get(f"{base}/v1/xref/customer/crm/ACC-1")
+        old = httpx.get(f"{base}/v1/xref/customer/crm/ACC-1", headers={"X-API-Key": key})
+        assert old.status_code == 401  # the first run's key went with its process
+        xref = httpx.get(f"{base}/v1/xref/customer/crm/ACC-1", headers={"X-API-Key": printed})
         assert xref.status_code == 200
         assert {(x["source"], x["source_id"]) for x in xref.json()["xrefs"]} == {
             ("crm", "ACC-1"),

@@ -1,0 +1,254 @@
+"""Sensitive attributes: masked without the grant in every answer, never in events or logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import jwt
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mdm.api.app import create_app
+from mdm.api.sensitive import MASK
+from mdm.settings import Settings
+from publishers.testing import KeyedClient, MakeClient
+
+NATIONAL_ID = "756.1234.5678.97"
+BIRTH = "1983-07-19"
+RATE = "187.50"
+ADA = {
+    "given_name": "Ada",
+    "family_name": "Lovelace",
+    "email": "ada@example.com",
+    "national_id": NATIONAL_ID,
+    "date_of_birth": BIRTH,
+    "cost_rate": {"amount": RATE, "currency": "EUR"},
+}
+SECRETS = (NATIONAL_ID, BIRTH, RATE, "75612345678", "187.5")
+
+
+def _token(settings: Settings, **claims: Any) -> str:
+    assert settings.auth.jwt is not None and settings.auth.jwt.key is not None
+    now = int(time.time())
+    body = {
+        "iss": settings.auth.jwt.issuer,
+        "aud": settings.auth.jwt.audience,
+        "sub": "bi-feed",
+        "exp": now + 300,
+        **claims,
+    }
+    return jwt.encode(body, settings.auth.jwt.key, algorithm="HS256")
+
+
+async def _worker(client: AsyncTestClient) -> str:
+    hcm = await client.put("/v1/sources/hcm/worker/H-1", json={"attributes": ADA})
+    assert hcm.status_code == 200, hcm.text
+    # A second record of Ada without strong keys: matched on name and birth date, so
+    # its link's waterfall compares the birth dates.
+    psa = await client.put(
+        "/v1/sources/psa/worker/P-1",
+        json={
+            "attributes": {
+                "given_name": "Ada",
+                "family_name": "Lovelace",
+                "date_of_birth": BIRTH,
+                "cost_rate": {"amount": "190", "currency": "EUR"},
+            }
+        },
+    )
+    assert psa.json()["golden_id"] == hcm.json()["golden_id"], psa.text
+    golden_id: str = hcm.json()["golden_id"]
+    pin = await client.put(
+        f"/v1/golden/worker/{golden_id}/pins/national_id",
+        json={"value": NATIONAL_ID, "reason": "checked the passport"},
+    )
+    assert pin.status_code == 200, pin.text
+    return golden_id
+
+
+def _reads(golden_id: str) -> list[tuple[str, str, Any]]:
+    return [
+        ("GET", f"/v1/golden/worker/{golden_id}", None),
+        ("GET", f"/v1/golden/worker/{golden_id}?as_of=2999-01-01T00:00:00Z", None),
+        ("GET", f"/v1/golden/worker/{golden_id}/history", None),
+        ("GET", f"/v1/golden/worker/{golden_id}/links", None),
+        ("GET", f"/v1/golden/worker/{golden_id}/overrides", None),
+        (
+            "POST",
+            "/v1/match/worker",
+            {
+                "attributes": {
+                    "given_name": "Ada",
+                    "family_name": "Lovelace",
+                    "date_of_birth": BIRTH,
+                }
+            },
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("caller", "granted"),
+    [
+        ("admin", True),
+        ("steward", False),
+        ("reader", False),
+        ("reader with the grant", True),
+        ("token", False),
+        ("token with the grant", True),
+    ],
+)
+async def test_every_answer_masks_sensitive_values_without_the_grant(
+    caller: str,
+    granted: bool,
+    client: AsyncTestClient,
+    make_client: MakeClient,
+    settings: Settings,
+) -> None:
+    golden_id = await _worker(client)
+    callers = {
+        "admin": lambda: make_client(key=str(client.headers["X-API-Key"])),
+        "steward": lambda: make_client("steward"),
+        "reader": lambda: make_client("reader"),
+        "reader with the grant": lambda: make_client("reader", sensitive=True),
+        "token": lambda: make_client(
+            headers={"Authorization": f"Bearer {_token(settings, mdm_role='reader')}"}
+        ),
+        "token with the grant": lambda: make_client(
+            headers={
+                "Authorization": "Bearer " + _token(settings, mdm_role="reader", mdm_sensitive=True)
+            }
+        ),
+    }
+    who: KeyedClient = await callers[caller]()
+    for method, url, body in _reads(golden_id):
+        response = await who.request(method, url, **({"json": body} if body else {}))
+        assert response.status_code == 200, (url, response.text)
+        shown = [s for s in SECRETS if s in response.text]
+        if granted:
+            assert BIRTH in response.text or "75612345678" in response.text, url
+        else:
+            assert shown == [], (caller, url, response.text)
+            assert MASK in response.text, url
+    golden = (await who.get(f"/v1/golden/worker/{golden_id}")).json()
+    if not granted:
+        assert golden["attributes"]["national_id"] == MASK
+        assert golden["attributes"]["date_of_birth"] == MASK
+        assert golden["attributes"]["cost_rate"] == MASK
+        assert golden["attributes"]["family_name"] == "Lovelace"  # the rest is readable
+        assert golden["provenance"]["national_id"]["rule"] == "pin"  # where it came from, too
+        links = (await who.get(f"/v1/golden/worker/{golden_id}/links")).json()["links"]
+        rows = [f for link in links if link["explanation"] for f in link["explanation"]["fields"]]
+        birth = [f for f in rows if f["field"] == "date_of_birth"]
+        assert birth and all(f["left"] == f["right"] == MASK for f in birth), rows
+
+
+async def test_source_answers_never_echo_sensitive_values(
+    client: AsyncTestClient, make_client: MakeClient
+) -> None:
+    hcm = await make_client("source", source="hcm")
+    one = await hcm.put("/v1/sources/hcm/worker/H-9", json={"attributes": ADA})
+    batch = await hcm.post(
+        "/v1/sources/hcm/worker/batch",
+        json=[
+            {"source_id": "H-10", "attributes": ADA},
+            {"source_id": "H-11", "attributes": {**ADA, "national_id": "x" * 41}},
+        ],
+    )
+    xref = await hcm.get("/v1/xref/worker/hcm/H-9")
+    for response in (one, batch, xref):
+        assert response.status_code == 200, response.text
+        assert [s for s in SECRETS if s in response.text] == [], response.text
+    assert batch.json()["rejected"] == 1
+
+
+async def test_events_name_changed_sensitive_attributes_but_never_carry_them(
+    client: AsyncTestClient, db: AsyncConnection
+) -> None:
+    golden_id = await _worker(client)
+    moved = await client.put(
+        "/v1/sources/hcm/worker/H-1",
+        json={"attributes": {**ADA, "date_of_birth": "1983-07-20"}},
+    )
+    assert moved.status_code == 200
+    rows = (
+        await db.execute(
+            text(
+                "SELECT envelope::text, envelope FROM outbox WHERE golden_id = :g ORDER BY version"
+            ),
+            {"g": golden_id},
+        )
+    ).all()
+    assert len(rows) >= 3
+    for raw, envelope in rows:
+        assert [s for s in (*SECRETS, "1983-07-20") if s in raw] == [], raw
+        attributes = envelope["payload"]["attributes"]
+        assert not {"national_id", "date_of_birth", "cost_rate"} & attributes.keys()
+        assert envelope["payload"]["withheld"] == ["cost_rate", "date_of_birth", "national_id"]
+        assert attributes["family_name"] == "Lovelace"
+    created, last = rows[0][1], rows[-1][1]
+    assert {"national_id", "date_of_birth", "cost_rate"} <= set(created["payload"]["changed"])
+    assert "date_of_birth" in last["payload"]["changed"]  # that it changed, not to what
+    # The history keeps the values, for readers with the grant (admin here).
+    history = (await client.get(f"/v1/golden/worker/{golden_id}/history")).json()
+    assert history["versions"][0]["attributes"]["date_of_birth"] == "1983-07-20"
+
+
+async def test_logs_never_contain_sensitive_values(
+    client: AsyncTestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    golden_id = await _worker(client)
+    bad = await client.put(
+        "/v1/sources/hcm/worker/H-2",
+        json={"attributes": {**ADA, "national_id": NATIONAL_ID + "x" * 40}},
+    )
+    assert bad.status_code == 422
+    await client.get(f"/v1/golden/worker/{golden_id}")
+    assert caplog.records  # the capture works: the hub and its libraries did log
+    logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.__dict__}" for r in caplog.records)
+    assert [s for s in SECRETS if s in logged] == []
+
+
+async def test_the_configuration_adds_sensitive_attributes(
+    settings: Settings, db: AsyncConnection
+) -> None:
+    configured = dataclasses.replace(
+        settings,
+        auth=dataclasses.replace(settings.auth, sensitive_attributes=("employee_number",)),
+    )
+    app = create_app(configured)
+    async with AsyncTestClient(app=app) as admin:
+        admin.headers["X-API-Key"] = settings.auth.admin_key or ""
+        created = await admin.put(
+            "/v1/sources/hcm/worker/H-77",
+            json={"attributes": {"family_name": "Hopper", "employee_number": "E-4711"}},
+        )
+        assert created.status_code == 200, created.text
+        golden_id = created.json()["golden_id"]
+        reader = KeyedClient(
+            admin, {"Authorization": f"Bearer {_token(settings, mdm_role='reader')}"}
+        )
+        shown = (await reader.get(f"/v1/golden/worker/{golden_id}")).json()
+        assert shown["attributes"]["employee_number"] == MASK
+        assert shown["attributes"]["family_name"] == "Hopper"
+        full = (await admin.get(f"/v1/golden/worker/{golden_id}")).json()
+        assert full["attributes"]["employee_number"] == "E-4711"
+    envelope = (
+        await db.execute(text("SELECT envelope FROM outbox WHERE golden_id = :g"), {"g": golden_id})
+    ).scalar_one()
+    assert "employee_number" not in envelope["payload"]["attributes"]
+    assert "employee_number" in envelope["payload"]["withheld"]
+
+
+def test_an_unknown_sensitive_attribute_stops_the_hub(settings: Settings) -> None:
+    configured = dataclasses.replace(
+        settings, auth=dataclasses.replace(settings.auth, sensitive_attributes=("shoe_size",))
+    )
+    with pytest.raises(ValueError, match="shoe_size"):
+        create_app(configured)

@@ -1,0 +1,86 @@
+"""Masking and the per-client token buckets, without a server."""
+
+from __future__ import annotations
+
+from mdm.api.access import TokenBuckets
+from mdm.api.sensitive import MASK, mask
+from schemas.entities import SENSITIVE_ATTRIBUTES
+
+S = SENSITIVE_ATTRIBUTES
+
+
+def test_the_schemas_mark_the_three_sensitive_attributes() -> None:
+    assert frozenset({"national_id", "date_of_birth", "cost_rate"}) == S
+
+
+def test_mask_replaces_values_wherever_they_are_and_keeps_the_rest() -> None:
+    answer = {
+        "attributes": {
+            "family_name": "Lovelace",
+            "national_id": "7561234567897",
+            "cost_rate": {"amount": "187.50", "currency": "EUR"},
+            "date_of_birth": None,
+        },
+        "provenance": {"national_id": {"source": "hcm", "source_id": "H-1", "rule": "pin"}},
+        "versions": [{"changed": ["national_id"], "attributes": {"national_id": "1"}}],
+        "explanation": {
+            "fields": [
+                {"field": "date_of_birth", "left": "1983-07-19", "right": "1983-07-19"},
+                {"field": "family_name", "left": "lovelace", "right": "lovelace"},
+            ]
+        },
+        "pins": [{"attribute": "national_id", "value": "7561234567897", "actor": "anna"}],
+    }
+    masked = mask(answer, S)
+    assert masked["attributes"] == {
+        "family_name": "Lovelace",
+        "national_id": MASK,
+        "cost_rate": MASK,
+        "date_of_birth": None,  # nothing to hide
+    }
+    assert masked["provenance"] == answer["provenance"]
+    assert masked["versions"][0] == {
+        "changed": ["national_id"],
+        "attributes": {"national_id": MASK},
+    }
+    assert masked["explanation"]["fields"][0] == {
+        "field": "date_of_birth",
+        "left": MASK,
+        "right": MASK,
+    }
+    assert masked["explanation"]["fields"][1] == answer["explanation"]["fields"][1]
+    assert masked["pins"][0] == {"attribute": "national_id", "value": MASK, "actor": "anna"}
+    assert answer["attributes"]["national_id"] == "7561234567897"  # a copy, not in place
+
+
+def test_token_buckets_refill_at_the_rate_and_are_per_client() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("a") == 0.5  # one token comes back in half a second
+    assert buckets.take("b") == 0.0
+    now[0] = 0.5
+    assert buckets.take("a") == 0.0
+    assert buckets.take("a") > 0
+    now[0] = 100.0
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]  # never above the burst
+    assert buckets.take("a") > 0
+
+
+def test_auth_settings_from_the_environment() -> None:
+    from mdm.settings import Settings
+
+    embedded = Settings.from_env({})
+    assert embedded.auth.require_credentials is False  # embedded mode: a dev key is printed
+    assert embedded.auth.rate_limit == 50.0 and embedded.auth.jwt is None
+    production = Settings.from_env(
+        {
+            "MDM_DATABASE_URL": "postgresql://mdm@db/mdm",
+            "MDM_ADMIN_KEY": "k",
+            "MDM_RATE_LIMIT": "0",
+            "MDM_SENSITIVE_ATTRIBUTES": "employee_number, phone",
+        }
+    )
+    assert production.auth.require_credentials is True
+    assert production.auth.admin_key == "k" and production.auth.rate_limit == 0
+    assert production.auth.sensitive_attributes == ("employee_number", "phone")
