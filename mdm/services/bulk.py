@@ -48,6 +48,8 @@ from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
 
 FORMATS = ("ndjson", "csv", "parquet")
 DEFAULT_CHUNK = 1000
+#: Refresh the planner's statistics after this many records, or a fifth of the table.
+ANALYZE_EVERY = 20_000
 
 
 class MemoryIndex:
@@ -326,6 +328,7 @@ async def _load_chunks(
     index: MemoryIndex,
     report: LoadReport,
 ) -> None:
+    analyzed = 0  # records written when the planner's statistics were last refreshed
     for chunk in _chunks(rows, chunk_size):
         report.read += len(chunk)
         decoded: list[tuple[Row, IncomingRecord]] = []
@@ -371,6 +374,10 @@ async def _load_chunks(
             index.commit(source)
             gc.freeze()
             report.chunks += 1
+            written = sum(report.outcomes.values()) + len(todo)
+            if written - analyzed >= max(ANALYZE_EVERY, (report.primed + written) // 5):
+                await _analyze(engine)
+                analyzed = written
             for (row, _), result in zip(todo, results, strict=True):
                 if isinstance(result, Accepted):
                     report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
@@ -378,6 +385,16 @@ async def _load_chunks(
                     _reject(report, rejects, row, result.errors)
         if progress is not None:
             progress(len(chunk))
+
+
+async def _analyze(engine: AsyncEngine) -> None:
+    """Fresh planner statistics for the tables a load grows. Where autovacuum is off
+    (or behind), the planner keeps believing match_key is as small as it was and turns
+    the strong-key lookup into a scan of the whole table: a load of 350,000 workers had
+    slowed to 200 records/s, 330 after an ANALYZE."""
+    async with engine.begin() as conn:
+        for table in ("match_key", "source_record", "golden_record"):
+            await conn.execute(text(f"ANALYZE {table}"))
 
 
 def _reject(
