@@ -153,6 +153,28 @@ MATRIX: dict[tuple[str, str], tuple[Roles, Build]] = {
         lambda s, src: (f"/v1/golden/customer/{s.crm_golden}/ignores/crm/ACC-1/name", None),
     ),
     ("GET", "/v1/reviews"): (STEWARD, lambda s, src: ("/v1/reviews?entity=customer", None)),
+    # No task 1 exists: an allowed caller gets 404, a refused one 401/403 first.
+    ("GET", "/v1/reviews/{task_id}"): (STEWARD, lambda s, src: ("/v1/reviews/1", None)),
+    ("POST", "/v1/reviews/{task_id}/assign"): (
+        STEWARD,
+        lambda s, src: ("/v1/reviews/1/assign", {"assignee": "anna"}),
+    ),
+    ("POST", "/v1/reviews/{task_id}/decision"): (
+        STEWARD,
+        lambda s, src: ("/v1/reviews/1/decision", {"decision": "defer", "comment": "matrix"}),
+    ),
+    ("POST", "/v1/reviews/decisions"): (
+        STEWARD,
+        lambda s, src: (
+            "/v1/reviews/decisions",
+            {"decisions": [{"task_id": 1, "decision": "defer"}]},
+        ),
+    ),
+    ("GET", "/v1/dashboard"): (READ, lambda s, src: ("/v1/dashboard", None)),
+    ("GET", "/v1/search/golden"): (
+        READ,
+        lambda s, src: ("/v1/search/golden?entity=customer&q=Acme", None),
+    ),
     ("POST", "/v1/match/customer"): _match_row("customer"),
     ("POST", "/v1/match/worker"): _match_row("worker"),
     ("POST", "/v1/match/project"): _match_row("project"),
@@ -181,6 +203,8 @@ UNDOCUMENTED: dict[tuple[str, str], tuple[Roles, Build]] = {
     ("GET", "/metrics"): (OPS, lambda s, src: ("/metrics", None)),
     ("GET", "/schema/openapi.json"): (OPS, lambda s, src: ("/schema/openapi.json", None)),
     ("GET", "/schema"): (OPS, lambda s, src: ("/schema", None)),
+    # The stewards' page: static files, no data (it calls the API with the user's key).
+    ("GET", "/steward"): (PUBLIC, lambda s, src: ("/steward/", None)),
 }
 
 ROWS = {**MATRIX, **UNDOCUMENTED}
