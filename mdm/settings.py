@@ -84,8 +84,10 @@ class RelaySettings:
     enabled: bool = True  # `mdm serve` runs a relay (MDM_RELAY=0 turns it off)
     # "process": `mdm serve` starts `mdm relay` as a child process, so publishing never
     # shares the API's event loop (on 2 cores the inline relay doubled the ingest
-    # request's p99, docs/benchmarks.md); "inline" (MDM_RELAY=inline): in the app.
-    mode: str = "process"
+    # request's p99, docs/benchmarks.md); the default from the environment.
+    # "inline": the app runs it (MDM_RELAY=inline; an app built in code, as the tests
+    # and anyone embedding create_app do, gets this unless they say otherwise).
+    mode: str = "inline"
     stream: str = "MDM"
     subject_prefix: str = "mdm"  # subjects are <prefix>.<entity>.<type>
     stream_max_age: float = 7 * DAY  # how long JetStream keeps events
