@@ -21,6 +21,7 @@ run: $(STAMP) ## run the hub (embedded PostgreSQL + NATS unless MDM_DATABASE_URL
 	$(BIN)/mdm serve
 
 test: $(STAMP) ## run the test suite (uses MDM_TEST_DATABASE_URL / MDM_TEST_NATS_URL if set, else embedded servers)
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 demo: $(STAMP) ## load a sample from CRM, PSA, ERP and HCM and print the golden records
