@@ -35,11 +35,24 @@ class Causation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     source_id: str | None = None
     actor: str | None = None
     reason: str | None = None
+    # A merge's id (POST .../merge answers it), on the merge's own events and on
+    # the events of golden records whose references the merge re-pointed.
+    merge_id: int | None = None
 
 
 class EventXref(msgspec.Struct, kw_only=True, frozen=True):
     source: str
     source_id: str
+
+
+class EventReference(msgspec.Struct, kw_only=True, frozen=True):
+    """A reference of this golden record to another one (e.g. a project's customer_ref)."""
+
+    entity: str  # the referenced entity
+    source: str  # the system that stated the reference
+    source_id: str  # that system's id of the referenced record
+    golden_id: str | None = None  # None while the hub does not know that record (pending)
+    xrefs: list[EventXref] = []  # every system's id of the referenced golden record
 
 
 class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
@@ -53,6 +66,8 @@ class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
     # golden.unmerged: the golden record the split-off source records went to, or came from.
     split_into: str | None = None
     split_from: str | None = None
+    # Reference field -> the golden record it names, with every system's id of it.
+    references: dict[str, EventReference] = {}
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):

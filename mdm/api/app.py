@@ -14,6 +14,7 @@ from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
+from mdm.api.relationships import ROUTES as RELATIONSHIP_ROUTES
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
 from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
@@ -69,6 +70,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             *MATCH_ROUTES,
             XrefController,
             register_xref,
+            *RELATIONSHIP_ROUTES,
             health,
             MetricsController,
         ],

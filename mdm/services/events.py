@@ -14,7 +14,8 @@ from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.mastering import Survivorship
 from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
-from schemas.events import Causation, Event, EventXref, GoldenPayload
+from mdm.services.references import ReferenceResolution
+from schemas.events import Causation, Event, EventReference, EventXref, GoldenPayload
 
 Cause = Causation
 SYSTEM_CAUSE = Causation(kind="system")
@@ -58,6 +59,7 @@ async def record_changes(
     goldens.update(known)
     contributions = await repo.contributions(golden_ids)
     overrides = await OverrideStore(repo.conn).overrides(golden_ids)
+    references = await ReferenceResolution.prepare(repo, goldens, contributions)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:
         golden, touch = goldens[golden_id], touches[golden_id]
@@ -66,12 +68,13 @@ async def record_changes(
         if touch.merged_into is not None:
             change = golden.mark_merged(touch.merged_into)
         else:
-            change = golden.recompute(
-                live, _bound(survivorship, overrides[golden_id]), touch.xrefs, touch.event_type
+            survive = references.survivorship(
+                golden_id, golden.entity, _bound(survivorship, overrides[golden_id])
             )
+            change = golden.recompute(live, survive, touch.xrefs, touch.event_type)
         if change is None:
             continue
-        event = _event(golden, change, live, touch, ctx)
+        event = _event(golden, change, live, touch, ctx, references.event_references(golden_id))
         changed.append(golden)
         events.append(event)
         history.append(
@@ -101,6 +104,7 @@ async def record_changes(
             }
         )
     await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
+    await references.save(repo, {g: goldens[g] for g in golden_ids}, ctx)
     versions = {g.golden_id: g.version for g in goldens.values()}
     return GoldenChangeSet(versions=versions, events=events)
 
@@ -117,6 +121,7 @@ def _event(
     live: Sequence[Contribution],
     touch: Touch,
     ctx: RequestContext,
+    references: dict[str, EventReference],
 ) -> Event:
     return Event(
         event_id=str(uuid.uuid4()),
@@ -136,5 +141,6 @@ def _event(
             merged_into=touch.merged_into,
             split_into=touch.split_into,
             split_from=touch.split_from,
+            references=references,
         ),
     )

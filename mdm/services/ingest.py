@@ -38,6 +38,7 @@ from mdm.services.matcher import (
     match,
     same_on_their_own,
 )
+from mdm.services.relationships import follow_references, reference_locks
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -153,6 +154,7 @@ async def ingest_records(
     await repo.lock(
         [f"sr:{entity}:{source}:{p.record.source_id}" for p in prepared]
         + key_locks(entity, [*all_keys, *blocking])
+        + reference_locks(entity, source, [p.values for p in prepared])
     )
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
@@ -312,6 +314,7 @@ async def ingest_records(
         changes = await record_changes(
             repo, rules.survivorship_for(entity), touches, ctx, {**locked, **new_goldens}
         )
+        await follow_references(repo, rules, entity, touches, ctx)
         versions = changes.versions
     else:
         versions = {}
@@ -364,8 +367,12 @@ async def _auto_merge(
     moved = await store.move_all(losers, survivor)
     await store.repoint_redirects(losers, survivor)
     await OverrideStore(repo.conn).inherit_pins(losers, survivor)
-    await store.record_merge(entity, survivor, losers, moved, "matcher", reason, ctx.received_at)
-    cause = Cause(kind="source_record", source=source, source_id=bridge, reason=reason)
+    merge_id = await store.record_merge(
+        entity, survivor, losers, moved, "matcher", reason, ctx.received_at
+    )
+    cause = Cause(
+        kind="source_record", source=source, source_id=bridge, reason=reason, merge_id=merge_id
+    )
     delta = deltas.get(survivor, XrefDelta())
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {
@@ -518,4 +525,5 @@ async def delete_record(
     changes: GoldenChangeSet = await record_changes(
         repo, rules.survivorship_for(entity), {current.golden_id: touch}, ctx
     )
+    await follow_references(repo, rules, entity, {current.golden_id: touch}, ctx)
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

@@ -19,6 +19,7 @@ from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
+from mdm.services.relationships import follow_references
 from schemas.events import Causation
 
 
@@ -83,7 +84,7 @@ async def merge_goldens(
     merge_id = await store.record_merge(
         entity, survivor_id, losers, moved, actor, reason, ctx.received_at
     )
-    cause = Causation(kind="steward", actor=actor, reason=reason)
+    cause = Causation(kind="steward", actor=actor, reason=reason, merge_id=merge_id)
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {
         survivor_id: Touch(
@@ -95,6 +96,7 @@ async def merge_goldens(
         **{loser: Touch(cause=cause, merged_into=survivor_id) for loser in losers},
     }
     changes = await record_changes(repo, rules.survivorship_for(entity), touches, ctx, goldens)
+    await follow_references(repo, rules, entity, touches, ctx)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],
@@ -176,6 +178,7 @@ async def unmerge_records(
         ctx,
         {golden_id: goldens[golden_id], target.golden_id: target},
     )
+    await follow_references(repo, rules, entity, touches, ctx)
     return UnmergeResult(
         golden_id=golden_id,
         version=changes.versions[golden_id],

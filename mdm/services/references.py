@@ -1,0 +1,122 @@
+"""Resolving the references of golden records while they are recomputed.
+
+`ReferenceResolution` is used by every recomputation (mdm/services/events.py):
+it resolves the surviving references through the cross-reference in one
+query, gives each event the references as golden ids and every known system's
+ids, stores them in golden_reference and refuses hierarchy cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from mdm.adapters.relationships import RelationshipStore
+from mdm.adapters.repository import Repository, StoredXref
+from mdm.domain.errors import FieldProblem, ValidationFailed
+from mdm.domain.golden import GoldenRecord
+from mdm.domain.relationships import (
+    HIERARCHIES,
+    REFERENCES,
+    Reference,
+    TargetKey,
+    resolve_references,
+    stated_references,
+)
+from mdm.domain.survivorship import Contribution, Survived
+from mdm.services.context import RequestContext
+from schemas.events import EventReference, EventXref
+
+
+def reference_locks(entity: str, source: str, values: Iterable[Mapping[str, object]]) -> list[str]:
+    """The source-record lock names of the records these values refer to.
+
+    Ingestion takes them with its own locks (one sorted acquisition, so no
+    deadlock): a referrer and the record it names never commit unseen by each
+    other, so a reference cannot stay pending after its target arrived.
+    """
+    fields = REFERENCES.get(entity, {})
+    return sorted(
+        {
+            f"sr:{fields[name]}:{source}:{value}"
+            for v in values
+            for name, value in stated_references(entity, v).items()
+        }
+    )
+
+
+@dataclass(slots=True)
+class ReferenceResolution:
+    """The references of one recomputation's golden records, resolved in one query."""
+
+    lookup: dict[TargetKey, str]
+    target_xrefs: dict[str, list[StoredXref]]
+    found: dict[str, dict[str, Reference]] = field(default_factory=dict)
+
+    @classmethod
+    async def prepare(
+        cls,
+        repo: Repository,
+        goldens: Mapping[str, GoldenRecord],
+        contributions: Mapping[str, Sequence[Contribution]],
+    ) -> ReferenceResolution:
+        keys: set[TargetKey] = set()
+        for golden_id, live in contributions.items():
+            entity = goldens[golden_id].entity
+            fields = REFERENCES.get(entity, {})
+            for c in live:
+                for name, value in stated_references(entity, c.values).items():
+                    keys.add((fields[name], c.source, value))
+        lookup = await RelationshipStore(repo.conn).lookup(keys)
+        targets = sorted(set(lookup.values()))
+        return cls(lookup, await repo.xrefs(targets) if targets else {})
+
+    def survivorship(
+        self, golden_id: str, entity: str, survive: Callable[[Sequence[Contribution]], Survived]
+    ) -> Callable[[Sequence[Contribution]], Survived]:
+        """`survive`, then each surviving reference replaced by the golden id it names."""
+
+        def apply(contributions: Sequence[Contribution]) -> Survived:
+            survived, found = resolve_references(entity, survive(contributions), self.lookup.get)
+            self.found[golden_id] = found
+            return survived
+
+        return apply
+
+    def event_references(self, golden_id: str) -> dict[str, EventReference]:
+        return {
+            name: EventReference(
+                entity=r.entity,
+                source=r.source,
+                source_id=r.source_id,
+                golden_id=r.golden_id,
+                xrefs=[
+                    EventXref(source=x.source, source_id=x.source_id)
+                    for x in self.target_xrefs.get(r.golden_id or "", [])
+                ],
+            )
+            for name, r in self.found.get(golden_id, {}).items()
+        }
+
+    async def save(
+        self, repo: Repository, goldens: Mapping[str, GoldenRecord], ctx: RequestContext
+    ) -> None:
+        """Store the references of every recomputed golden record; refuse hierarchy cycles.
+
+        A record that lost a merge refers to nothing any more (its source records,
+        and so its references, are the survivor's now).
+        """
+        store = RelationshipStore(repo.conn)
+        await store.replace(sorted(goldens), self.found, ctx.received_at)
+        for entity, name in HIERARCHIES.items():
+            mine = sorted(
+                g
+                for g, golden in goldens.items()
+                if golden.entity == entity and name in self.found.get(g, {})
+            )
+            looping = await store.in_cycles(name, mine)
+            if looping:
+                raise ValidationFailed(
+                    f"{name} would make {', '.join(looping)} its own ancestor; nothing was stored",
+                    [FieldProblem(f"$.attributes.{name}", "the reference makes a cycle")],
+                )
