@@ -74,6 +74,7 @@ async def test_merge_moves_xrefs_redirects_and_events(
         "kind": "steward",
         "actor": "steward.anna",
         "reason": "same company, confirmed by phone",
+        "merge_id": body["merge_id"],
     }
     lost = next(r.envelope for r in rows if r.golden_id == b["golden_id"])
     assert lost["payload"]["merged_into"] == a["golden_id"] and lost["version"] == 2
