@@ -35,6 +35,14 @@ class Related:
     attributes: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    golden_id: str
+    entity: str
+    target: TargetKey  # the reference as stated
+    target_golden_id: str | None  # what it resolved to when last recomputed
+
+
 class RelationshipStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -85,25 +93,31 @@ class RelationshipStore:
 
     async def referrers(
         self, keys: Iterable[TargetKey], golden_ids: Iterable[str]
-    ) -> dict[str, str]:
-        """Golden records (id -> entity) whose references name one of `keys` or `golden_ids`."""
+    ) -> list[Referrer]:
+        """Active golden records whose references name one of `keys` or `golden_ids`."""
         wanted, targets = sorted(set(keys)), sorted(set(golden_ids))
         if not wanted and not targets:
-            return {}
-        gr = golden_reference.c
+            return []
+        gr, g = golden_reference.c, golden_record.c
         conditions = []
         if wanted:
             conditions.append(tuple_(gr.target_entity, gr.source, gr.source_id).in_(wanted))
         if targets:
             conditions.append(gr.target_golden_id.in_(targets))
-        g = golden_record.c
         rows = await self.conn.execute(
-            select(g.golden_id, g.entity)
+            select(
+                g.golden_id,
+                g.entity,
+                gr.target_entity,
+                gr.source,
+                gr.source_id,
+                gr.target_golden_id,
+            )
             .join_from(golden_reference, golden_record, g.golden_id == gr.golden_id)
             .where(g.status == "active", or_(*conditions))
-            .distinct()
+            .order_by(g.golden_id, gr.field)
         )
-        return {golden_id: entity for golden_id, entity in rows}
+        return [Referrer(r[0], r[1], (r[2], r[3], r[4]), r[5]) for r in rows]
 
     async def in_cycles(self, field: str, golden_ids: Sequence[str]) -> list[str]:
         """Those of `golden_ids` that are their own ancestor along `field`."""

@@ -18,8 +18,9 @@ from mdm.adapters.relationships import RelationshipStore
 from mdm.adapters.repository import Repository
 from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
-from mdm.services.events import SYSTEM_CAUSE, Touch, record_changes
+from mdm.services.events import Touch, record_changes
 from mdm.services.references import reference_locks
+from schemas.events import Causation
 
 __all__ = ["follow_references", "reference_locks"]
 
@@ -42,18 +43,24 @@ async def follow_references(
         for source, source_id in touch.xrefs.linked | touch.xrefs.unlinked
     }
     gone = [g for g, t in touches.items() if t.merged_into is not None]
-    referrers = await RelationshipStore(repo.conn).referrers(keys, gone)
-    for golden_id in touches:
-        referrers.pop(golden_id, None)
+    found = await RelationshipStore(repo.conn).referrers(keys, gone)
+    # Each referrer's change has the cause of the change that moved what it names.
+    by_key = {
+        (entity, source, source_id): touch.cause
+        for _, touch in sorted(touches.items())
+        for source, source_id in sorted(touch.xrefs.linked | touch.xrefs.unlinked)
+    }
+    referrers: dict[str, tuple[str, Causation]] = {}
+    for r in found:
+        if r.golden_id in touches or r.golden_id in referrers:
+            continue
+        cause = by_key.get(r.target) or touches.get(r.target_golden_id or "", Touch()).cause
+        referrers[r.golden_id] = (r.entity, cause)
     if not referrers:
         return {}
-    # The cause of the change that moved the records; the first one is as good as any.
-    cause = next(
-        (t.cause for _, t in sorted(touches.items()) if t.cause != SYSTEM_CAUSE), SYSTEM_CAUSE
-    )
     versions: dict[str, int] = {}
     by_entity: dict[str, dict[str, Touch]] = {}
-    for golden_id, referring_entity in referrers.items():
+    for golden_id, (referring_entity, cause) in referrers.items():
         by_entity.setdefault(referring_entity, {})[golden_id] = Touch(cause=cause)
     for referring_entity, group in sorted(by_entity.items()):
         changes = await record_changes(repo, rules.survivorship_for(referring_entity), group, ctx)
