@@ -47,21 +47,27 @@ class RelationshipStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
-    async def lookup(self, keys: Iterable[TargetKey]) -> dict[TargetKey, str]:
+    async def lookup(self, keys: Iterable[TargetKey], lock: bool = False) -> dict[TargetKey, str]:
         """(entity, source, source_id) -> the golden id of that live source record.
 
-        Merges and unmerges move source records, so the answer is always the
-        record's current golden id: a merged-away id is never returned.
+        Merges and unmerges move source records, so the answer is the record's
+        current golden id, never a merged-away one. With `lock`, the rows are
+        locked FOR SHARE until commit: a merge or unmerge moving one of them
+        waits for this unit of work (and then sees its references), or this one
+        waits for the merge and reads where it moved the record.
         """
         wanted = sorted(set(keys))
         if not wanted:
             return {}
         sr = source_record.c
-        rows = await self.conn.execute(
-            select(sr.entity, sr.source, sr.source_id, sr.golden_id).where(
-                tuple_(sr.entity, sr.source, sr.source_id).in_(wanted), sr.deleted_at.is_(None)
-            )
+        query = (
+            select(sr.entity, sr.source, sr.source_id, sr.golden_id)
+            .where(tuple_(sr.entity, sr.source, sr.source_id).in_(wanted), sr.deleted_at.is_(None))
+            .order_by(sr.id)
         )
+        if lock:
+            query = query.with_for_update(read=True)
+        rows = await self.conn.execute(query)
         return {(r.entity, r.source, r.source_id): r.golden_id for r in rows}
 
     async def replace(

@@ -38,7 +38,7 @@ from mdm.services.matcher import (
     match,
     same_on_their_own,
 )
-from mdm.services.relationships import follow_references, reference_locks
+from mdm.services.relationships import follow_references, lock_referenced, reference_locks
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -156,6 +156,7 @@ async def ingest_records(
         + key_locks(entity, [*all_keys, *blocking])
         + reference_locks(entity, source, [p.values for p in prepared])
     )
+    await lock_referenced(repo, entity, source, [p.values for p in prepared])
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
     pool = await load_pool(MatchStore(repo.conn), entity, blocking)

@@ -45,6 +45,25 @@ def reference_locks(entity: str, source: str, values: Iterable[Mapping[str, obje
     )
 
 
+async def lock_referenced(
+    repo: Repository, entity: str, source: str, values: Iterable[Mapping[str, object]]
+) -> None:
+    """Lock the existing source records these values refer to, FOR SHARE until commit.
+
+    Ingestion calls it before it locks any golden record: a merge or unmerge
+    that moves one of those records (and then re-points what refers to it)
+    either waits for this unit of work and sees its references, or this one
+    waits for it and resolves to where it moved the record.
+    """
+    fields = REFERENCES.get(entity, {})
+    keys = {
+        (fields[name], source, value)
+        for v in values
+        for name, value in stated_references(entity, v).items()
+    }
+    await RelationshipStore(repo.conn).lookup(keys, lock=True)
+
+
 @dataclass(slots=True)
 class ReferenceResolution:
     """The references of one recomputation's golden records, resolved in one query."""

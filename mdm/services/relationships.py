@@ -19,10 +19,10 @@ from mdm.adapters.repository import Repository
 from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
-from mdm.services.references import reference_locks
+from mdm.services.references import lock_referenced, reference_locks
 from schemas.events import Causation
 
-__all__ = ["follow_references", "reference_locks"]
+__all__ = ["follow_references", "lock_referenced", "reference_locks"]
 
 
 async def follow_references(

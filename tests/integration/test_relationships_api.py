@@ -6,11 +6,20 @@ hierarchies and data-quality exceptions are read back.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from mdm.adapters.repository import Repository
+from mdm.bootstrap import Hub, make_engine
+from mdm.services.context import RequestContext
+from mdm.services.ingest import IncomingRecord, Rejected, ingest_records
+from mdm.services.lifecycle import merge_goldens
 
 
 async def put(
@@ -324,3 +333,108 @@ async def test_translation_refusals(client: AsyncTestClient) -> None:
     bad = await client.post("/v1/xref/translate", json={"items": [{"entity": "customer"}]})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["path"].startswith("$.items[0]")
+
+
+# The test client runs the app on a loop of its own and blocks this one while it
+# answers, so the concurrent units of work here run on the test's own engine.
+
+
+@asynccontextmanager
+async def engine_for(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url, pool_size=4)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def ingest_in(
+    conn: AsyncConnection, hub: Hub, entity: str, source: str, sid: str, attrs: dict
+) -> str:
+    (result,) = await ingest_records(
+        Repository(conn), hub.rules, entity, source, [IncomingRecord(sid, attrs)], RequestContext()
+    )
+    assert not isinstance(result, Rejected)
+    return result.golden_id
+
+
+async def test_a_referrer_in_flight_during_a_merge_ends_at_the_survivor(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    """The merge cannot move the named record before the referrer commits (or it would
+    miss the new reference, and the referrer would keep the merged-away id)."""
+    hub: Hub = client.app.state.hub
+    survivor = await put(client, "crm", "customer", "S-1", {"name": "Survivor AG"})
+    loser = await put(client, "psa", "customer", "L-1", {"name": "Other firm Ltd"})
+
+    async def merge(engine: AsyncEngine) -> None:
+        async with engine.begin() as conn:
+            await merge_goldens(
+                Repository(conn),
+                hub.rules,
+                "customer",
+                survivor["golden_id"],
+                [loser["golden_id"]],
+                "steward.cy",
+                None,
+                RequestContext(),
+            )
+
+    async with engine_for(database_url) as engine, engine.connect() as conn:
+        tx = await conn.begin()
+        project = await ingest_in(
+            conn, hub, "project", "psa", "X-1", {"name": "Job", "customer_ref": "L-1"}
+        )
+        merging = asyncio.create_task(merge(engine))
+        await asyncio.sleep(0.3)  # room for the merge to run ahead (it must wait instead)
+        await tx.commit()
+        await merging
+    record = await golden(client, "project", project)
+    assert record["attributes"]["customer_ref"] == survivor["golden_id"]
+    assert record["version"] == 2
+
+
+async def test_a_record_arriving_while_its_referrer_is_in_flight_resolves_it(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    hub: Hub = client.app.state.hub
+
+    async def arrive(engine: AsyncEngine) -> str:
+        async with engine.begin() as conn:
+            return await ingest_in(conn, hub, "customer", "psa", "CL-2", {"name": "Late Client"})
+
+    async with engine_for(database_url) as engine, engine.connect() as conn:
+        tx = await conn.begin()
+        project = await ingest_in(
+            conn, hub, "project", "psa", "X-2", {"name": "Job", "customer_ref": "CL-2"}
+        )
+        arriving = asyncio.create_task(arrive(engine))
+        await asyncio.sleep(0.3)  # room for the customer to commit first (it must wait instead)
+        await tx.commit()
+        customer = await arriving
+    assert (await client.get("/v1/references/pending")).json()["total"] == 0
+    record = await golden(client, "project", project)
+    assert record["attributes"]["customer_ref"] == customer
+
+
+async def test_concurrent_referrers_and_the_records_they_name_leave_nothing_pending(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    hub: Hub = client.app.state.hub
+
+    async def write(engine: AsyncEngine, entity: str, sid: str, attrs: dict) -> str:
+        async with engine.begin() as conn:
+            return await ingest_in(conn, hub, entity, "psa", sid, attrs)
+
+    async with engine_for(database_url) as engine:
+        writes = []
+        for i in range(12):
+            project = {"name": f"Project {i}", "customer_ref": f"CL-{i}"}
+            writes.append(write(engine, "project", f"P-{i}", project))
+            writes.append(write(engine, "customer", f"CL-{i}", {"name": f"Client number {i}"}))
+        golden_ids = await asyncio.gather(*writes)
+    assert (await client.get("/v1/references/pending")).json()["total"] == 0
+    for i in range(12):
+        project, customer = golden_ids[2 * i], golden_ids[2 * i + 1]
+        record = await golden(client, "project", project)
+        assert record["attributes"]["customer_ref"] == customer
