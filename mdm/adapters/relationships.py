@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, text, tuple_
+from sqlalchemy import delete, func, insert, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.adapters.tables import golden_record, golden_reference, source_record
@@ -69,6 +69,19 @@ class RelationshipStore:
             query = query.with_for_update(read=True)
         rows = await self.conn.execute(query)
         return {(r.entity, r.source, r.source_id): r.golden_id for r in rows}
+
+    async def current_ids(self, golden_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """golden id -> (entity, the id it answers as now: itself, or its merge survivor)."""
+        wanted = sorted(set(golden_ids))
+        if not wanted:
+            return {}
+        g = golden_record.c
+        rows = await self.conn.execute(
+            select(g.golden_id, g.entity, func.coalesce(g.merged_into, g.golden_id)).where(
+                g.golden_id.in_(wanted)
+            )
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     async def replace(
         self,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from mdm.domain.survivorship import Survived
+from mdm.domain.survivorship import PIN, STEWARD, Survived
 
 #: entity -> reference field -> the entity it refers to.
 REFERENCES: dict[str, dict[str, str]] = {
@@ -97,13 +97,16 @@ def resolve_references(
     entity: str,
     survived: Survived,
     lookup: Callable[[TargetKey], str | None],
+    pinned: Callable[[str, str], str | None] = lambda _entity, _golden_id: None,
 ) -> tuple[Survived, dict[str, Reference]]:
     """Replace each surviving reference by the golden id it resolves to.
 
     The source that won the attribute in survivorship is the system whose id
     it is. A resolved reference's attribute becomes the target's golden id (its
     provenance still names the source record that stated it); a pending one is
-    left out of the attributes and reported with golden_id None.
+    left out of the attributes and reported with golden_id None. A steward's
+    pin is a golden id: `pinned(entity, id)` answers it, or its merge survivor,
+    if it is one of that entity.
     """
     fields = REFERENCES.get(entity, {})
     attributes = dict(survived.attributes)
@@ -114,7 +117,10 @@ def resolve_references(
         if not isinstance(value, str) or not value:
             continue
         source = str(provenance.get(name, {}).get("source", ""))
-        golden_id = lookup((target, source, value))
+        if provenance.get(name, {}).get("rule") == PIN:
+            source, golden_id = STEWARD, pinned(target, value)
+        else:
+            golden_id = lookup((target, source, value))
         found[name] = Reference(name, target, source, value, golden_id)
         if golden_id is None:
             del attributes[name]

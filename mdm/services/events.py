@@ -59,7 +59,7 @@ async def record_changes(
     goldens.update(known)
     contributions = await repo.contributions(golden_ids)
     overrides = await OverrideStore(repo.conn).overrides(golden_ids)
-    references = await ReferenceResolution.prepare(repo, goldens, contributions)
+    references = await ReferenceResolution.prepare(repo, goldens, contributions, overrides)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:
         golden, touch = goldens[golden_id], touches[golden_id]

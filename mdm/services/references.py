@@ -23,7 +23,7 @@ from mdm.domain.relationships import (
     resolve_references,
     stated_references,
 )
-from mdm.domain.survivorship import Contribution, Survived
+from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from schemas.events import EventReference, EventXref
 
@@ -70,6 +70,7 @@ class ReferenceResolution:
 
     lookup: dict[TargetKey, str]
     target_xrefs: dict[str, list[StoredXref]]
+    pins: dict[str, tuple[str, str]] = field(default_factory=dict)  # see current_ids
     found: dict[str, dict[str, Reference]] = field(default_factory=dict)
 
     @classmethod
@@ -78,17 +79,27 @@ class ReferenceResolution:
         repo: Repository,
         goldens: Mapping[str, GoldenRecord],
         contributions: Mapping[str, Sequence[Contribution]],
+        overrides: Mapping[str, Overrides],
     ) -> ReferenceResolution:
         keys: set[TargetKey] = set()
+        pinned: set[str] = set()
         for golden_id, live in contributions.items():
             entity = goldens[golden_id].entity
             fields = REFERENCES.get(entity, {})
             for c in live:
                 for name, value in stated_references(entity, c.values).items():
                     keys.add((fields[name], c.source, value))
-        lookup = await RelationshipStore(repo.conn).lookup(keys)
-        targets = sorted(set(lookup.values()))
-        return cls(lookup, await repo.xrefs(targets) if targets else {})
+            pins = overrides[golden_id].pins if golden_id in overrides else {}
+            pinned.update(str(p.value) for name, p in pins.items() if name in fields)
+        store = RelationshipStore(repo.conn)
+        lookup = await store.lookup(keys)
+        current = await store.current_ids(pinned)
+        targets = sorted({*lookup.values(), *(now for _, now in current.values())})
+        return cls(lookup, await repo.xrefs(targets) if targets else {}, current)
+
+    def _pinned(self, entity: str, golden_id: str) -> str | None:
+        found = self.pins.get(golden_id)
+        return found[1] if found is not None and found[0] == entity else None
 
     def survivorship(
         self, golden_id: str, entity: str, survive: Callable[[Sequence[Contribution]], Survived]
@@ -96,7 +107,9 @@ class ReferenceResolution:
         """`survive`, then each surviving reference replaced by the golden id it names."""
 
         def apply(contributions: Sequence[Contribution]) -> Survived:
-            survived, found = resolve_references(entity, survive(contributions), self.lookup.get)
+            survived, found = resolve_references(
+                entity, survive(contributions), self.lookup.get, self._pinned
+            )
             self.found[golden_id] = found
             return survived
 

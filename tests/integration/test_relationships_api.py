@@ -438,3 +438,35 @@ async def test_concurrent_referrers_and_the_records_they_name_leave_nothing_pend
         project, customer = golden_ids[2 * i], golden_ids[2 * i + 1]
         record = await golden(client, "project", project)
         assert record["attributes"]["customer_ref"] == customer
+
+
+async def test_a_stewards_pin_of_a_reference_is_a_golden_id_and_follows_merges(
+    client: AsyncTestClient,
+) -> None:
+    first = await put(client, "crm", "customer", "A", {"name": "Initrode Inc"})
+    second = await put(client, "crm", "customer", "B", {"name": "Vandelay Industries"})
+    project = await put(client, "psa", "project", "P", {"name": "Import", "customer_ref": "X"})
+    pin = await client.put(
+        f"/v1/golden/project/{project['golden_id']}/pins/customer_ref",
+        json={"value": first["golden_id"], "actor": "steward.di"},
+    )
+    assert pin.status_code == 200, pin.text
+    record = await golden(client, "project", project["golden_id"])
+    assert record["attributes"]["customer_ref"] == first["golden_id"]
+    assert (await client.get("/v1/references/pending")).json()["total"] == 0
+
+    merge = await client.post(
+        "/v1/golden/customer/merge",
+        json={
+            "survivor_id": second["golden_id"],
+            "loser_ids": [first["golden_id"]],
+            "actor": "steward.di",
+        },
+    )
+    assert merge.status_code == 200, merge.text
+    record = await golden(client, "project", project["golden_id"])
+    assert record["attributes"]["customer_ref"] == second["golden_id"]
+    children = await client.get(
+        f"/v1/golden/customer/{second['golden_id']}/related?relation=projects"
+    )
+    assert [i["golden_id"] for i in children.json()["items"]] == [project["golden_id"]]

@@ -67,3 +67,18 @@ def test_every_relation_follows_a_reference_field() -> None:
     for relations in RELATIONS.values():
         for field, direction in relations.values():
             assert field in fields and direction in {"up", "down", "group"}
+
+
+def test_a_pinned_reference_is_a_golden_id() -> None:
+    survived = Survived(
+        {"name": "Rollout", "customer_ref": "cus_old"},
+        {"customer_ref": {"source": "steward", "source_id": "anna", "rule": "pin"}},
+    )
+    current = {("customer", "cus_old"): "cus_new"}
+    out, refs = resolve_references(
+        "project", survived, KNOWN.get, lambda entity, gid: current.get((entity, gid))
+    )
+    assert out.attributes["customer_ref"] == "cus_new"
+    assert (refs["customer_ref"].source, refs["customer_ref"].golden_id) == ("steward", "cus_new")
+    unknown, refs = resolve_references("project", survived, KNOWN.get)
+    assert "customer_ref" not in unknown.attributes and refs["customer_ref"].golden_id is None
