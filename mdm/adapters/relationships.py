@@ -193,7 +193,7 @@ class RelationshipStore:
         return int(row.scalar_one())
 
     async def related(
-        self, golden_id: str, field: str, direction: str, depth: int
+        self, golden_id: str, field: str, direction: str, depth: int, limit: int = 10_000
     ) -> list[Related]:
         """Golden records reached from `golden_id` along `field`, up or down, to `depth`."""
         if direction == "up":
@@ -229,9 +229,9 @@ class RelationshipStore:
                 "JOIN golden_record g ON g.golden_id = w.golden_id "
                 "WHERE g.status = 'active' "
                 "GROUP BY g.golden_id, g.entity, g.status, g.attributes "
-                "ORDER BY depth, g.golden_id"
+                "ORDER BY depth, g.golden_id LIMIT :limit"
             ),
-            {"id": golden_id, "field": field, "depth": depth},
+            {"id": golden_id, "field": field, "depth": depth, "limit": limit},
         )
         return [Related(*r) for r in rows]
 

@@ -160,6 +160,7 @@ async def related(
     golden_id: Annotated[str, PathParameter(max_length=64)],
     relation: Annotated[str, QueryParameter(description="e.g. parents, children, managers")],
     depth: Annotated[int, QueryParameter(ge=1, le=MAX_DEPTH)] = 10,
+    limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
 ) -> RelatedResponse:
     """Golden records related to this one: hierarchies (parents, children, group,
     managers, reports) to `depth` levels, and the records it names or is named by."""
@@ -179,9 +180,9 @@ async def related(
             raise Conflict(f"{golden_id} was merged into {golden.merged_into}; ask that one")
         store = RelationshipStore(repo.conn)
         if direction == "group":
-            items = await _group(repo, store, golden_id, field)
+            items = (await _group(repo, store, golden_id, field))[:limit]
         else:
-            items = await store.related(golden_id, field, direction, depth)
+            items = await store.related(golden_id, field, direction, depth, limit)
     return RelatedResponse(
         golden_id=golden_id,
         entity=entity,  # type: ignore[arg-type]

@@ -203,6 +203,10 @@ async def test_hierarchies_up_down_and_group(client: AsyncTestClient) -> None:
     assert sorted(await related("legal_entity", top["golden_id"], "children")) == sorted(
         [(de["golden_id"], 1), (uk["golden_id"], 1), (ber["golden_id"], 2)]
     )
+    first = await client.get(
+        f"/v1/golden/legal_entity/{top['golden_id']}/related?relation=children&limit=2"
+    )
+    assert [i["depth"] for i in first.json()["items"]] == [1, 1]  # nearest first
     group = await related("legal_entity", uk["golden_id"], "group")
     assert group[0] == (top["golden_id"], 0)
     assert {g for g, _ in group} == {
