@@ -160,6 +160,20 @@ async def test_cycles_are_refused_with_the_field_and_nothing_is_stored(
     assert itself.status_code == 422, itself.text
     assert itself.json()["errors"][0]["path"] == "$.attributes.manager_ref"
 
+    # A merge that would make a customer its own parent is refused alike.
+    parent = (await put(client, "crm", "customer", "P", {"name": "Parent Holding"}))["golden_id"]
+    child = (await put(client, "crm", "customer", "K", {"name": "Kid Limited", "parent_ref": "P"}))[
+        "golden_id"
+    ]
+    before = {t: await count(db, t) for t in before}
+    merge = await client.post(
+        "/v1/golden/customer/merge",
+        json={"survivor_id": parent, "loser_ids": [child], "actor": "steward.ed"},
+    )
+    assert merge.status_code == 422, merge.text
+    assert merge.json()["errors"][0]["path"] == "$.attributes.parent_ref"
+    assert {t: await count(db, t) for t in before} == before
+
     # The same record without the loop is accepted, and what was there before is intact.
     fine = await put(client, "crm", "customer", "C", {"name": "Gamma Partners"})
     chain = (
