@@ -37,11 +37,24 @@ class Causation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     reason: str | None = None
     # A steward's decision on a review task (review.resolved, and the merge it made).
     review_id: int | None = None
+    # A merge's id (POST .../merge answers it), on the merge's own events and on
+    # the events of golden records whose references the merge re-pointed.
+    merge_id: int | None = None
 
 
 class EventXref(msgspec.Struct, kw_only=True, frozen=True):
     source: str
     source_id: str
+
+
+class EventReference(msgspec.Struct, kw_only=True, frozen=True):
+    """A reference of this golden record to another one (e.g. a project's customer_ref)."""
+
+    entity: str  # the referenced entity
+    source: str  # the system that stated the reference
+    source_id: str  # that system's id of the referenced record
+    golden_id: str | None = None  # None while the hub does not know that record (pending)
+    xrefs: list[EventXref] = []  # every system's id of the referenced golden record
 
 
 class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
@@ -59,6 +72,8 @@ class GoldenPayload(msgspec.Struct, kw_only=True, frozen=True):
     # names only; `changed` still says when one changed). Read them through the API
     # with a key that has the sensitive grant (docs/security.md).
     withheld: list[str] = []
+    # Reference field -> the golden record it names, with every system's id of it.
+    references: dict[str, EventReference] = {}
 
 
 class Event(msgspec.Struct, kw_only=True, frozen=True):

@@ -333,3 +333,23 @@ api_key = Table(
     CheckConstraint("role IN ('admin', 'steward', 'reader', 'source')", name="role"),
     CheckConstraint("(role = 'source') = (source IS NOT NULL)", name="source_bound"),
 )
+
+# Relationships between golden records (mdm/services/relationships.py, migration
+# 0007): one row per referring golden record and reference field, as survivorship
+# chose it. The reference as its source stated it (target entity, source,
+# source_id) and, once the hub knows that record, the golden record it resolves
+# to; NULL while pending. Rewritten whenever the referring record is recomputed.
+golden_reference = Table(
+    "golden_reference",
+    metadata,
+    Column("golden_id", Text, ForeignKey("golden_record.golden_id"), nullable=False),
+    Column("field", Text, nullable=False),
+    Column("target_entity", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("target_golden_id", Text, nullable=True),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("golden_id", "field"),
+    Index(None, "target_entity", "source", "source_id"),
+    Index(None, "target_golden_id"),
+)

@@ -18,6 +18,7 @@ from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
+from mdm.api.relationships import ROUTES as RELATIONSHIP_ROUTES
 from mdm.api.reviews import ReviewController
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
 from mdm.api.steward import STEWARD_ROUTES
@@ -83,6 +84,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
             *STEWARD_ROUTES,
             XrefController,
             register_xref,
+            *RELATIONSHIP_ROUTES,
             health,
             whoami,
             MetricsController,

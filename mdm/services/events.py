@@ -14,8 +14,9 @@ from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.mastering import Survivorship
 from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
+from mdm.services.references import ReferenceResolution
 from schemas.entities import SENSITIVE_ATTRIBUTES
-from schemas.events import Causation, Event, EventXref, GoldenPayload
+from schemas.events import Causation, Event, EventReference, EventXref, GoldenPayload
 
 Cause = Causation
 SYSTEM_CAUSE = Causation(kind="system")
@@ -62,6 +63,7 @@ async def record_changes(
     goldens.update(known)
     contributions = await repo.contributions(golden_ids)
     overrides = await OverrideStore(repo.conn).overrides(golden_ids)
+    references = await ReferenceResolution.prepare(repo, goldens, contributions, overrides)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:
         golden, touch = goldens[golden_id], touches[golden_id]
@@ -70,12 +72,15 @@ async def record_changes(
         if touch.merged_into is not None:
             change = golden.mark_merged(touch.merged_into)
         else:
-            change = golden.recompute(
-                live, _bound(survivorship, overrides[golden_id]), touch.xrefs, touch.event_type
+            survive = references.survivorship(
+                golden_id, golden.entity, _bound(survivorship, overrides[golden_id])
             )
+            change = golden.recompute(live, survive, touch.xrefs, touch.event_type)
         if change is None:
             continue
-        event = _event(golden, change, live, touch, ctx, withhold)
+        event = _event(
+            golden, change, live, touch, ctx, withhold, references.event_references(golden_id)
+        )
         changed.append(golden)
         events.append(event)
         history.append(
@@ -105,6 +110,7 @@ async def record_changes(
             }
         )
     await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
+    await references.save(repo, {g: goldens[g] for g in golden_ids}, ctx)
     versions = {g.golden_id: g.version for g in goldens.values()}
     return GoldenChangeSet(versions=versions, events=events)
 
@@ -122,6 +128,7 @@ def _event(
     touch: Touch,
     ctx: RequestContext,
     withhold: frozenset[str],
+    references: dict[str, EventReference],
 ) -> Event:
     attributes = {k: v for k, v in golden.attributes.items() if k not in withhold}
     return Event(
@@ -143,5 +150,6 @@ def _event(
             merged_into=touch.merged_into,
             split_into=touch.split_into,
             split_from=touch.split_from,
+            references=references,
         ),
     )

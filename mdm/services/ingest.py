@@ -40,6 +40,7 @@ from mdm.services.matcher import (
     match,
     same_on_their_own,
 )
+from mdm.services.relationships import follow_references, lock_referenced, reference_locks
 from mdm.services.reviews import announce_opened
 from schemas.api import BATCH_ITEM
 
@@ -180,7 +181,9 @@ async def ingest_records(
     await repo.lock(
         [f"sr:{entity}:{source}:{p.record.source_id}" for p in prepared]
         + key_locks(entity, [*all_keys, *blocking])
+        + reference_locks(entity, source, [p.values for p in prepared])
     )
+    await lock_referenced(repo, entity, source, [p.values for p in prepared])
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
     if candidates is None:
@@ -355,6 +358,7 @@ async def ingest_records(
             {**locked, **new_goldens},
             withhold=rules.sensitive,
         )
+        await follow_references(repo, rules, entity, touches, ctx)
         versions = changes.versions
     else:
         versions = {}
@@ -407,8 +411,12 @@ async def _auto_merge(
     moved = await store.move_all(losers, survivor)
     await store.repoint_redirects(losers, survivor)
     await OverrideStore(repo.conn).inherit_pins(losers, survivor)
-    await store.record_merge(entity, survivor, losers, moved, "matcher", reason, ctx.received_at)
-    cause = Cause(kind="source_record", source=source, source_id=bridge, reason=reason)
+    merge_id = await store.record_merge(
+        entity, survivor, losers, moved, "matcher", reason, ctx.received_at
+    )
+    cause = Cause(
+        kind="source_record", source=source, source_id=bridge, reason=reason, merge_id=merge_id
+    )
     delta = deltas.get(survivor, XrefDelta())
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {
@@ -565,4 +573,5 @@ async def delete_record(
         ctx,
         withhold=rules.sensitive,
     )
+    await follow_references(repo, rules, entity, {current.golden_id: touch}, ctx)
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

@@ -19,6 +19,7 @@ from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
+from mdm.services.relationships import follow_references
 from schemas.events import Causation
 
 
@@ -88,7 +89,9 @@ async def merge_goldens(
     merge_id = await store.record_merge(
         entity, survivor_id, losers, moved, actor, reason, ctx.received_at
     )
-    cause = Causation(kind="steward", actor=actor, reason=reason, review_id=review_id)
+    cause = Causation(
+        kind="steward", actor=actor, reason=reason, review_id=review_id, merge_id=merge_id
+    )
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {
         survivor_id: Touch(
@@ -102,6 +105,7 @@ async def merge_goldens(
     changes = await record_changes(
         repo, rules.survivorship_for(entity), touches, ctx, goldens, withhold=rules.sensitive
     )
+    await follow_references(repo, rules, entity, touches, ctx)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],
@@ -184,6 +188,7 @@ async def unmerge_records(
         {golden_id: goldens[golden_id], target.golden_id: target},
         withhold=rules.sensitive,
     )
+    await follow_references(repo, rules, entity, touches, ctx)
     return UnmergeResult(
         golden_id=golden_id,
         version=changes.versions[golden_id],

@@ -18,6 +18,7 @@ from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
 from mdm.services.ingest import IncomingRecord, content_hash
+from mdm.services.relationships import follow_references
 from schemas.events import Causation
 
 #: How the source record was linked (source_record.link_rule).
@@ -78,6 +79,7 @@ async def register_xref(
         goldens,
         withhold=rules.sensitive,
     )
+    await follow_references(repo, rules, entity, {golden_id: touch}, ctx)
     return Registered(golden_id, "linked", changes.versions[golden_id])
 
 

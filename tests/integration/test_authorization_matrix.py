@@ -194,6 +194,27 @@ MATRIX: dict[tuple[str, str], tuple[Roles, Build]] = {
         SOURCE_WRITE,
         lambda s, src: (f"/v1/xref/customer/{s.erp_golden}/{src}", {"source_id": "X-9"}),
     ),
+    ("GET", "/v1/xref/{entity}/{source}/{source_id}/in/{target}"): (
+        XREF_READ,
+        lambda s, src: ("/v1/xref/customer/crm/ACC-1/in/erp", None),
+    ),
+    ("POST", "/v1/xref/translate"): (
+        XREF_READ,
+        lambda s, src: (
+            "/v1/xref/translate",
+            {
+                "items": [
+                    {"entity": "customer", "source": "crm", "source_id": "ACC-1", "target": "erp"}
+                ]
+            },
+        ),
+    ),
+    ("GET", "/v1/references/pending"): (READ, lambda s, src: ("/v1/references/pending", None)),
+    ("GET", f"{G}/related"): (
+        READ,
+        lambda s, src: (f"/v1/golden/customer/{s.crm_golden}/related?relation=children", None),
+    ),
+    ("GET", "/v1/exceptions"): (READ, lambda s, src: ("/v1/exceptions", None)),
     ("GET", "/health"): (PUBLIC, lambda s, src: ("/health", None)),
     ("GET", "/v1/me"): (ANYONE_AUTHENTICATED, lambda s, src: ("/v1/me", None)),
 }

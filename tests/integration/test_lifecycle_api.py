@@ -77,6 +77,7 @@ async def test_merge_moves_xrefs_redirects_and_events(
     assert merged["causation"]["kind"] == "steward"
     assert merged["causation"]["actor"].startswith("anna (steward, key key_")
     assert merged["causation"]["reason"] == "same company, confirmed by phone"
+    assert merged["causation"]["merge_id"] == body["merge_id"]
     lost = next(r.envelope for r in rows if r.golden_id == b["golden_id"])
     assert lost["payload"]["merged_into"] == a["golden_id"] and lost["version"] == 2
 
