@@ -507,4 +507,6 @@ class DashboardView(msgspec.Struct, kw_only=True):
     open_reviews_by_age: list[ReviewAge]
     quality_warnings: list[CountBy]  # warnings on live source records per entity and code
     outbox: OutboxLag
+    # Data-quality exceptions across entities per rule (GET /v1/exceptions lists them).
+    exceptions: dict[str, int] = {}
     generated_at: dt.datetime

@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from mdm.adapters.dashboard import DashboardStore
+from mdm.adapters.data_quality import find_exceptions
 from mdm.api.auth import Permission, requires
 from mdm.bootstrap import Hub
 from mdm.domain.sources import check_entity
@@ -36,6 +37,7 @@ async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
     async with hub.reader() as repo:
         counts = await DashboardStore(repo.conn).counts()
         pending, lag_seconds = await lag(repo.conn)
+        _, _, exceptions = await find_exceptions(repo.conn, None, None, None, 1, 0)
 
     def by(name: str) -> list[CountBy]:
         return [CountBy(entity=e, key=k, count=n) for e, k, n in counts[name]]
@@ -50,6 +52,7 @@ async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
             for e, b, n in counts["open_reviews_by_age"]
         ],
         quality_warnings=by("quality_warnings"),
+        exceptions=exceptions,
         outbox=OutboxLag(pending=pending, lag_seconds=lag_seconds),
         generated_at=dt.datetime.now(dt.UTC),
     )

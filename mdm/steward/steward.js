@@ -292,6 +292,8 @@ async function dashboardView() {
       ${countTable("dash-reviews", "Review tasks", d.review_outcomes, "status")}
       ${countTable("dash-ages", "Open reviews by age", d.open_reviews_by_age, "age")}
       ${countTable("dash-warnings", "Data-quality warnings", d.quality_warnings, "kind")}
+      ${countTable("dash-exceptions", "Data-quality exceptions (GET /v1/exceptions)",
+        Object.entries(d.exceptions || {}).map(([rule, count]) => ({entity: "", key: rule, count})), "rule")}
       <div class="card"><h2>Outbox</h2><p id="dash-outbox">${d.outbox.pending} event(s) waiting,
         oldest ${d.outbox.lag_seconds.toFixed(1)} s</p></div>
     </div>`;

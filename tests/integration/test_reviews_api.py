@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mdm.adapters.data_quality import RULES
 from schemas.events import Event, ReviewEvent
 from tests.integration.review_data import batches, pair
 
@@ -164,7 +165,9 @@ async def test_merge_decision_is_audited_in_history_and_published(
         "actor": ADMIN_FOR + "steward.kim",
         "reason": "same person, HR confirms",
         "review_id": task["id"],
+        "merge_id": latest["cause"]["merge_id"],  # the merge the decision made
     }
+    assert isinstance(latest["cause"]["merge_id"], int)
     (decision,) = history["reviews"]
     assert decision["task_id"] == task["id"]
     assert (decision["decision"], decision["status"], decision["actor"], decision["comment"]) == (
@@ -384,6 +387,9 @@ async def test_dashboard_and_search(client: AsyncTestClient) -> None:
     assert warnings  # the worker without a family name
     assert board["outbox"]["pending"] >= 4  # no relay in the tests' app
     assert board["review_outcomes"] == [{"entity": "worker", "key": "open", "count": 1}]
+    # Exceptions across entities per rule (docs/relationships.md): every rule, counted.
+    assert set(board["exceptions"]) == set(RULES)
+    assert all(isinstance(n, int) for n in board["exceptions"].values())
 
     family = pair(8)[0]["family_name"]
     by_name = (await client.get("/v1/search/golden", params={"q": family[:6].lower()})).json()
