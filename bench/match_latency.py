@@ -672,13 +672,19 @@ async def _explain(url: str, attributes: dict[str, Any]) -> str:
 
 async def _mark_published(url: str) -> int:
     """Outbox rows of the load count as published: the relay pass measures requests,
-    not the drain of a backlog of N events the load left behind."""
+    not the drain of a backlog of N events the load left behind. Then VACUUM ANALYZE
+    the outbox, as autovacuum would have by then (it is off on these machines): a
+    relay keeps its published rows for a week, vacuumed, not a million dead ones."""
     engine = create_async_engine(url)
     async with engine.begin() as conn:
         done = await conn.execute(
             text("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
         )
     await engine.dispose()
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text("VACUUM ANALYZE outbox"))
+    await admin.dispose()
     return int(done.rowcount or 0)
 
 
@@ -988,9 +994,10 @@ after {r["warmup"]} warm-up probes. The whole request is a PUT
 `/v1/sources/psa/worker/{{id}}` to `mdm serve` (one process) on loopback, timed by
 the client (httpx), {relay_note}; the sequential PUTs use the probes the matching
 step used, the 4-client phase fresh ones. Before a pass with the relay, the load's
-outbox rows are marked published, so the relay publishes only the pass's events
-and not the load's backlog. Counts come from the hub's own candidate lookup
-(`MatchStore.candidate_owners` and `members`, wrapped to count).{load}
+outbox rows are marked published (then `VACUUM ANALYZE outbox`, as autovacuum would
+have done), so the relay publishes only the pass's events and not the load's backlog.
+Counts come from the hub's own candidate lookup (`MatchStore.candidate_owners` and
+`members`, wrapped to count).{load}
 
 Machine: {mach["arch"]}, {mach["model"]}, {mach["cores"]} cores, {mach["memory"]}, Linux
 {mach["kernel"]}, Python {mach["python"]}; PostgreSQL {r["pg"]} (default settings) on
