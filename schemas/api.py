@@ -14,6 +14,13 @@ AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with 
 SourceId = Annotated[str, Meta(min_length=1, max_length=200)]
 
 MAX_BATCH = 1000
+# Bounds of numbers a client may send, so that none reaches PostgreSQL out of its
+# column's range (a 500 from asyncpg): paging offsets, bigint ids, int versions,
+# ages in hours (a timedelta overflows past ~2.7e9 days).
+MAX_OFFSET = 1_000_000_000
+MAX_ID = 2**63 - 1
+MAX_VERSION = 2**31 - 1
+MAX_AGE_HOURS = 1_000_000.0
 
 
 def _upsert_type(entity: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
@@ -442,7 +449,7 @@ class DecisionResult(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class BulkDecisionItem(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    task_id: Annotated[int, Meta(ge=1)]
+    task_id: Annotated[int, Meta(ge=1, le=MAX_ID)]
     decision: ReviewDecisionName
     comment: Comment | None = None  # else the request's comment
 

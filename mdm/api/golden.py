@@ -18,6 +18,7 @@ from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
 from mdm.domain.sources import check_entity
 from schemas.api import (
+    MAX_VERSION,
     GoldenRecordView,
     HistoryEntry,
     HistoryResponse,
@@ -134,7 +135,7 @@ class GoldenController(Controller):
         entity: FromPath[str],
         golden_id: Annotated[str, PathParameter(max_length=64)],
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-        before_version: Annotated[int | None, QueryParameter(ge=1)] = None,
+        before_version: Annotated[int | None, QueryParameter(ge=1, le=MAX_VERSION)] = None,
     ) -> HistoryResponse:
         """Every version, newest first: what changed, why (source record or steward), when;
         and the review decisions naming this golden record."""

@@ -16,6 +16,7 @@ from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.relationships import RELATIONS
 from mdm.domain.sources import check_entity
+from schemas.api import MAX_OFFSET
 from schemas.relationships import (
     DataQualityException,
     ExceptionsResponse,
@@ -136,7 +137,7 @@ async def pending_references(
         str | None, QueryParameter(description="Only references to this entity")
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PendingReferences:
     """References naming a record the hub does not know yet, oldest first."""
     if entity is not None:
@@ -239,7 +240,7 @@ async def exceptions(
     rule: Annotated[str | None, QueryParameter(description=", ".join(RULES))] = None,
     golden_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
 ) -> ExceptionsResponse:
     """Data-quality findings across entities over the current golden records.
 

@@ -19,6 +19,9 @@ from mdm.domain.errors import Conflict, MdmError, ValidationFailed
 from mdm.domain.sources import check_entity
 from mdm.services.reviews import Decided, assign, decide, task_detail
 from schemas.api import (
+    MAX_AGE_HOURS,
+    MAX_ID,
+    MAX_OFFSET,
     AssignRequest,
     BulkDecisionItemResult,
     BulkDecisionRequest,
@@ -34,7 +37,7 @@ from schemas.api import (
     ReviewTaskView,
 )
 
-TaskId = Annotated[int, PathParameter(ge=1)]
+TaskId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 _VIEW_FIELDS = set(ReviewTaskView.__struct_fields__)
 
 
@@ -77,15 +80,15 @@ class ReviewController(Controller):
         ] = "open",
         min_probability: Annotated[float | None, QueryParameter(ge=0, le=1)] = None,
         max_probability: Annotated[float | None, QueryParameter(ge=0, le=1)] = None,
-        min_age_hours: Annotated[float | None, QueryParameter(ge=0)] = None,
-        max_age_hours: Annotated[float | None, QueryParameter(ge=0)] = None,
+        min_age_hours: Annotated[float | None, QueryParameter(ge=0, le=MAX_AGE_HOURS)] = None,
+        max_age_hours: Annotated[float | None, QueryParameter(ge=0, le=MAX_AGE_HOURS)] = None,
         assignee: Annotated[
             str | None, QueryParameter(max_length=200, description="`-` = unassigned")
         ] = None,
         golden_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
         sort: Annotated[ReviewSort, QueryParameter()] = "created_at",
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
     ) -> ReviewTaskList:
         """Review tasks, filtered, sorted and paged (oldest first by default)."""
         if entity is not None:

@@ -213,3 +213,29 @@ async def test_a_worker_without_any_name_is_refused_and_one_without_a_family_nam
     )
     assert kept.status_code == 200, kept.text
     assert [(w["path"], w["code"]) for w in kept.json()["warnings"]] == [("family_name", "missing")]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "path"),
+    [
+        # Found by the API fuzzing (tests/integration/test_api_fuzz.py): an offset past
+        # PostgreSQL's bigint reached asyncpg and answered 500.
+        ("GET", "/v1/reviews?offset=17140600891117355925504", None, "query:offset"),
+        ("GET", "/v1/exceptions?offset=99999999999999999999", None, "query:offset"),
+        ("GET", "/v1/references/pending?offset=99999999999999999999", None, "query:offset"),
+        ("GET", "/v1/reviews?min_age_hours=1e300", None, "query:min_age_hours"),
+        ("GET", "/v1/reviews/99999999999999999999", None, "path:task_id"),
+        (
+            "POST",
+            "/v1/reviews/decisions",
+            {"decisions": [{"task_id": 99999999999999999999, "decision": "defer"}]},
+            "$.decisions[0].task_id",
+        ),
+    ],
+)
+async def test_numbers_out_of_the_databases_range_are_422_not_500(
+    client: AsyncTestClient, method: str, url: str, body: Any, path: str
+) -> None:
+    response = await client.request(method, url, json=body)
+    assert response.status_code == 422, response.text
+    assert path in {e["path"] for e in response.json()["errors"]}, response.text
