@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,15 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.keys import KeyStore
-from mdm.api.app import create_app
 from mdm.settings import Settings
-from publishers.testing import free_port
 from tests.conftest import truncate_all
+from tests.integration.live_hub import serving
 from tests.integration.review_data import batches, pair
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,25 +48,8 @@ def live_hub(settings: Settings) -> Iterator[str]:
     """The hub's app served by uvicorn on a free port; its base URL."""
     assert settings.auth.admin_key
     ADMIN["X-API-Key"] = settings.auth.admin_key
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/steward/", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        threading.Event().wait(0.1)
-    else:
-        raise AssertionError("the hub did not start")
-    yield base
-    server.should_exit = True
-    thread.join(30)
+    with serving(settings) as base:
+        yield base
 
 
 @pytest.fixture
