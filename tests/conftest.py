@@ -8,6 +8,7 @@ database, migrated with the real Alembic migrations, dropped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,8 +16,10 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 from litestar.testing import AsyncTestClient
+from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -180,3 +183,29 @@ async def db(database_url: str) -> AsyncIterator[object]:
     async with engine.connect() as conn:
         yield conn
     await engine.dispose()
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    """JetStream on the tests' NATS."""
+    client = await nats.connect(nats_url)
+    yield client.jetstream()
+    await client.close()
+
+
+@pytest.fixture
+async def relay_settings(js: JetStreamContext) -> AsyncIterator[RelaySettings]:
+    """A stream and subject prefix of this test's own; the stream (and its DLQ) deleted after."""
+    token = secrets.token_hex(4)
+    settings = RelaySettings(
+        stream=f"MDMTEST_{token}",
+        subject_prefix=f"mdmtest{token}",
+        stream_max_age=3600,
+        duplicate_window=120,
+        max_backoff=1.0,
+        poll_interval=0.5,
+    )
+    yield settings
+    for name in (settings.stream, f"{settings.stream}_DLQ"):
+        with contextlib.suppress(Exception):  # never created by this test
+            await js.delete_stream(name)

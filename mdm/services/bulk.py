@@ -72,7 +72,7 @@ class MemoryIndex:
         self.members: dict[str, dict[str, Prepared]] = {}
         self.golden_of: dict[str, str] = {}
         self.merged: dict[str, str] = {}
-        self._pending: tuple[str, BatchPool] | None = None
+        self._pending: BatchPool | None = None  # the pool of the unit of work in hand
 
     def resolve(self, golden_id: str) -> str:
         while golden_id in self.merged:
@@ -130,15 +130,14 @@ class MemoryIndex:
             db_owners=owners,
             members={g: list(ms.values()) for g in goldens if (ms := self.members.get(g))},
         )
-        self._pending = (entity, pool)
+        self._pending = pool
         return pool
 
     def commit(self, source: str) -> None:
         """The unit of work that used the last pool committed: take in what it linked."""
-        if self._pending is None:
+        pool, self._pending = self._pending, None
+        if pool is None:
             return
-        _, pool = self._pending
-        self._pending = None
         for loser in pool.merged:
             survivor = self.resolve(pool.resolve(loser))
             if survivor == loser:

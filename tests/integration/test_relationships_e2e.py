@@ -8,12 +8,7 @@ later merge of two customers re-points the project.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import msgspec
-import nats
-import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 from sqlalchemy import text
@@ -28,31 +23,6 @@ from schemas.events import Event
 _decode = msgspec.json.Decoder(Event).decode
 
 ACME = {"name": "Acme Consulting GmbH", "tax_id": "DE136695976", "tax_country": "DE"}
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
-    yield client.jetstream()
-    await client.close()
-
-
-@pytest.fixture
-async def relay_settings(js: JetStreamContext) -> AsyncIterator[RelaySettings]:
-    token = secrets.token_hex(4)
-    settings = RelaySettings(
-        stream=f"MDMREL_{token}",
-        subject_prefix=f"mdmrel{token}",
-        stream_max_age=3600,
-        duplicate_window=120,
-        max_backoff=1.0,
-        poll_interval=0.5,
-    )
-    yield settings
-    try:
-        await js.delete_stream(settings.stream)
-    except Exception:
-        pass
 
 
 async def publish_all(database_url: str, nats_url: str, settings: RelaySettings) -> int:

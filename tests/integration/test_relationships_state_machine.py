@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, ClassVar, TypeVar
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import text
@@ -21,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mdm.adapters.repository import Repository
 from mdm.adapters.tables import metadata
-from mdm.bootstrap import make_engine
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, delete_record, ingest_records
 from mdm.services.lifecycle import merge_goldens, unmerge_records
 from mdm.settings import load_rules
+from tests.integration.machines import run_machine
 
 T = TypeVar("T")
 RULES = load_rules()
@@ -174,22 +173,4 @@ class ReferenceMachine(RuleBasedStateMachine):
 
 
 def test_relationships_state_machine(database_url: str) -> None:
-    runner = asyncio.Runner()
-    try:
-        ReferenceMachine.runner = runner
-        ReferenceMachine.engine = runner.run(_engine(database_url))
-        machine = ReferenceMachine.TestCase
-        machine.settings = settings(
-            max_examples=80,
-            stateful_step_count=12,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        )
-        machine().runTest()
-    finally:
-        runner.run(ReferenceMachine.engine.dispose())
-        runner.close()
-
-
-async def _engine(url: str) -> AsyncEngine:
-    return make_engine(url, pool_size=2)
+    run_machine(ReferenceMachine, database_url, max_examples=80, steps=12)

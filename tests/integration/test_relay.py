@@ -13,13 +13,11 @@ import dataclasses
 import datetime as dt
 import os
 import random
-import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-import nats
 import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
@@ -61,33 +59,6 @@ async def hub(relay_db: str, nats_url: str) -> AsyncIterator[Hub]:
     )
     yield hub
     await hub.engine.dispose()
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
-    yield client.jetstream()
-    await client.close()
-
-
-@pytest.fixture
-async def relay_settings(js: JetStreamContext) -> AsyncIterator[RelaySettings]:
-    """A stream and subject prefix of this test's own; the stream is deleted after."""
-    token = secrets.token_hex(4)
-    settings = RelaySettings(
-        stream=f"MDMTEST_{token}",
-        subject_prefix=f"mdmtest{token}",
-        stream_max_age=3600,
-        duplicate_window=120,
-        max_backoff=1.0,
-        poll_interval=0.5,
-    )
-    yield settings
-    for name in (settings.stream, f"{settings.stream}_DLQ"):
-        try:
-            await js.delete_stream(name)
-        except Exception:
-            pass
 
 
 @pytest.fixture

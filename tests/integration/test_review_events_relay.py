@@ -8,7 +8,6 @@ import secrets
 from collections.abc import AsyncIterator
 
 import msgspec
-import nats
 import pytest
 from nats.js import JetStreamContext
 
@@ -30,13 +29,6 @@ from tests.integration.review_data import pair
 async def review_db(server_database_url: str) -> AsyncIterator[str]:
     async with scratch_database(server_database_url) as url:
         yield url
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
-    yield client.jetstream()
-    await client.close()
 
 
 async def test_review_events_reach_jetstream_in_task_order(

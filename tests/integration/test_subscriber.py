@@ -8,7 +8,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 
 import msgspec
-import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -45,13 +44,6 @@ async def connector_engine(server_database_url: str) -> AsyncIterator[AsyncEngin
             await conn.execute(text("CREATE TABLE applied (event_id text NOT NULL)"))
         yield engine
         await engine.dispose()
-
-
-@pytest.fixture
-async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    client = await nats.connect(nats_url)
-    yield client.jetstream()
-    await client.close()
 
 
 @pytest.fixture
