@@ -252,6 +252,7 @@ async def _load(url: str, args: argparse.Namespace, total: int | None, out: Text
                 chunk_size=args.chunk,
                 rejects=out,
                 progress=advance,
+                processes=args.processes,
             )
     finally:
         await engine.dispose()
@@ -473,6 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--id-column", default="source_id", help="CSV/Parquet column of the source's id"
     )
     load.add_argument("--chunk", type=int, default=1000, help="records per transaction")
+    load.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes preparing the next chunks (standardization, features) while one "
+        "matches and writes; 0: all in one process",
+    )
     load.add_argument("--rejects", help="where refused records go (default: FILE.rejects.ndjson)")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
     data_dir_option(load)

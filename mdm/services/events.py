@@ -12,7 +12,7 @@ from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
 from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.mastering import Survivorship
-from mdm.domain.survivorship import Contribution, Overrides, Survived
+from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from mdm.services.references import ReferenceResolution
 from schemas.entities import SENSITIVE_ATTRIBUTES
@@ -48,6 +48,7 @@ async def record_changes(
     ctx: RequestContext,
     preloaded: Mapping[str, GoldenRecord] | None = None,
     withhold: frozenset[str] = SENSITIVE_ATTRIBUTES,
+    fresh: Mapping[str, list[Contribution]] | None = None,
 ) -> GoldenChangeSet:
     """Rerun survivorship for every touched golden record and persist what changed.
 
@@ -55,14 +56,22 @@ async def record_changes(
     one outbox event, all in the caller's transaction (ARCHITECTURE.md invariant 2).
     `preloaded` holds golden records the caller created or already locked.
     Attributes named in `withhold` (the sensitive ones, MasteringRules.sensitive)
-    stay out of the events; the history keeps them.
+    stay out of the events; the history keeps them. `fresh` holds the live source
+    records of golden records created in this unit of work (all of them written in
+    it, so there is nothing to read back, and no pins or ignores yet).
     """
     golden_ids = sorted(touches)
     known = dict(preloaded or {})
     goldens = await repo.lock_goldens([g for g in golden_ids if g not in known])
     goldens.update(known)
-    contributions = await repo.contributions(golden_ids)
-    overrides = await OverrideStore(repo.conn).overrides(golden_ids)
+    fresh = fresh or {}
+    stored = [g for g in golden_ids if g not in fresh]
+    contributions = await repo.contributions(stored)
+    overrides = await OverrideStore(repo.conn).overrides(stored)
+    for golden_id in golden_ids:
+        if golden_id in fresh:
+            contributions[golden_id] = fresh[golden_id]
+            overrides[golden_id] = NO_OVERRIDES
     references = await ReferenceResolution.prepare(repo, goldens, contributions, overrides)
     changed, history, outbox_rows, events = [], [], [], []
     for golden_id in golden_ids:

@@ -27,6 +27,7 @@ from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
 from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.survivorship import Contribution
 from mdm.services.context import RequestContext
 from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
 from mdm.services.matcher import (
@@ -78,6 +79,7 @@ class _Prepared:
     keys: list[str]
     content_hash: bytes
     features: Features | None = None
+    model_version: int | None = None  # of the model the features were prepared for
 
 
 #: Match keys are locked by bucket: a batch of a thousand records with a dozen
@@ -117,7 +119,9 @@ def content_hash(record: IncomingRecord) -> bytes:
     return hashlib.blake2b(payload, digest_size=16).digest()
 
 
-def _prepare(entity: str, index: int, record: IncomingRecord) -> _Prepared | Rejected:
+def _prepare(
+    entity: str, index: int, record: IncomingRecord, active: ActiveModel | None = None
+) -> _Prepared | Rejected:
     std = standardize_record(entity, record.attributes)
     if std.errors:
         return Rejected([FieldProblem(f"$.attributes.{e.path}", e.message) for e in std.errors])
@@ -129,7 +133,21 @@ def _prepare(entity: str, index: int, record: IncomingRecord) -> _Prepared | Rej
         warnings=warnings,
         keys=strong_keys(entity, std.values, std.warnings),
         content_hash=content_hash(record),
+        features=features(active, entity, std.values) if active is not None else None,
+        model_version=active.model.version if active is not None else None,
     )
+
+
+Prepared = _Prepared
+
+
+def prepare_records(
+    entity: str, records: Sequence[IncomingRecord], active: ActiveModel | None = None
+) -> list[_Prepared | Rejected]:
+    """Standardization, strong keys, content hash and (given the model) match features:
+    the part of ingestion that needs no database, so a bulk load runs it in another
+    process (mdm.services.bulk) and hands the results to `ingest_records(prepared=)`."""
+    return [_prepare(entity, i, r, active) for i, r in enumerate(records)]
 
 
 def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
@@ -155,17 +173,22 @@ async def ingest_records(
     records: Sequence[IncomingRecord],
     ctx: RequestContext,
     candidates: PoolSource | None = None,
+    prepared_records: Sequence[_Prepared | Rejected] | None = None,
 ) -> list[Accepted | Rejected]:
     """Upsert `records` of `source` for `entity`; one result per record, in order.
 
     `candidates` replaces the database's blocking index as the source of candidate
     golden records (a bulk load keeps the index in memory: mdm.services.bulk).
+    `prepared_records` is `prepare_records(entity, records, ...)` done already
+    (elsewhere); features prepared for another model version than the one in
+    force are prepared again.
     """
     rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
     prepared: list[_Prepared] = []
-    for i, record in enumerate(records):
-        outcome = _prepare(entity, i, record)
+    if prepared_records is None:
+        prepared_records = prepare_records(entity, records)
+    for i, outcome in enumerate(prepared_records):
         if isinstance(outcome, Rejected):
             results[i] = outcome
         else:
@@ -175,7 +198,9 @@ async def ingest_records(
 
     active = await rules.models.current(repo.conn, entity)
     for p in prepared:
-        p.features = features(active, entity, p.values)
+        if p.features is None or p.model_version != active.model.version:
+            p.features = features(active, entity, p.values)
+            p.model_version = active.model.version
     all_keys = sorted({k for p in prepared for k in p.keys})
     blocking = sorted({k for p in prepared if p.features for k in p.features.blocking})
     await repo.lock(
@@ -350,6 +375,20 @@ async def ingest_records(
                     repo, entity, source, survivor, found, locked, redirect, deltas, ctx
                 )
             )
+        fresh: dict[str, list[Contribution]] = {g: [] for g in new_goldens}
+        for w in writes.values():  # in id order, as the database would answer
+            if w.golden_id in fresh:
+                fresh[w.golden_id].append(
+                    Contribution(
+                        ids[w.source_id],
+                        source,
+                        w.source_id,
+                        w.standardized,
+                        # as PostgreSQL answers a timestamptz: in UTC
+                        w.source_updated_at.astimezone(dt.UTC) if w.source_updated_at else None,
+                        w.received_at.astimezone(dt.UTC),
+                    )
+                )
         changes = await record_changes(
             repo,
             rules.survivorship_for(entity),
@@ -357,6 +396,7 @@ async def ingest_records(
             ctx,
             {**locked, **new_goldens},
             withhold=rules.sensitive,
+            fresh=fresh,
         )
         await follow_references(repo, rules, entity, touches, ctx)
         versions = changes.versions
