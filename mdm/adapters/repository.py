@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import Table, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import Table, Text, any_, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -168,7 +168,11 @@ class Repository:
         rows = await self.conn.execute(
             select(
                 sr.id, sr.source_id, sr.golden_id, sr.content_hash, sr.version, sr.deleted_at
-            ).where(sr.entity == entity, sr.source == source, sr.source_id.in_(source_ids))
+            ).where(
+                sr.entity == entity,
+                sr.source == source,
+                sr.source_id == any_(bindparam("ids", list(source_ids), type_=ARRAY(Text))),
+            )
         )
         return {r.source_id: StoredSourceRecord(*r) for r in rows}
 
@@ -180,7 +184,13 @@ class Repository:
         rows = await self.conn.execute(
             select(mk.key, sr.golden_id)
             .join_from(match_key, source_record, sr.id == mk.source_record_id)
-            .where(mk.entity == entity, mk.key.in_(keys), sr.deleted_at.is_(None))
+            .where(
+                mk.entity == entity,
+                # one array parameter: a statement PostgreSQL plans once, not one
+                # with thousands of parameters planned every time
+                mk.key == any_(bindparam("keys", list(keys), type_=ARRAY(Text))),
+                sr.deleted_at.is_(None),
+            )
         )
         owners: dict[str, set[str]] = defaultdict(set)
         for key, golden_id in rows:
