@@ -23,6 +23,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mdm.adapters.repository import Repository
 from mdm.bootstrap import make_engine
 from mdm.services.bulk import Row, bulk_load, read_rows
 from mdm.settings import load_rules
@@ -141,8 +142,36 @@ async def scratch(server_database_url: str) -> AsyncIterator[str]:
         yield url
 
 
+async def stored_goldens_survive(url: str) -> int:
+    """Check every active golden record against survivorship over its stored source
+    records; answer how many were checked."""
+    rules = load_rules()
+    engine = make_engine(url, pool_size=1)
+    async with engine.connect() as conn:
+        repo = Repository(conn)
+        ids = list(
+            (
+                await conn.execute(
+                    text("SELECT golden_id FROM golden_record WHERE status = 'active'")
+                )
+            ).scalars()
+        )
+        contributions = await repo.contributions(ids)
+        survive = rules.survivorship_for("worker")
+        for golden_id in ids:
+            stored = await repo.golden(golden_id)
+            assert stored is not None
+            expected = survive(contributions[golden_id])
+            assert (stored.attributes, stored.provenance) == (
+                expected.attributes,
+                expected.provenance,
+            ), golden_id
+    await engine.dispose()
+    return len(ids)
+
+
 async def test_a_bulk_load_decides_what_the_batch_api_decides(
-    client: AsyncTestClient, database_url: str, scratch: str
+    client: AsyncTestClient, database_url: str, scratch: str, server_database_url: str
 ) -> None:
     items = workers(1000)
     for start in range(0, len(items), 100):
@@ -158,6 +187,16 @@ async def test_a_bulk_load_decides_what_the_batch_api_decides(
     report = await bulk_load(engine, load_rules(), "worker", "hcm", rows, chunk_size=100)
     await engine.dispose()
     bulk = await partition(scratch)
+    # Everything in one process (no preparing process) decides the same.
+    async with scratch_database(server_database_url) as alone:
+        engine = make_engine(alone, pool_size=1)
+        await bulk_load(engine, load_rules(), "worker", "hcm", rows, chunk_size=100, processes=0)
+        await engine.dispose()
+        assert await partition(alone) == bulk
+    # Golden records created in a unit of work get their survivorship inputs from
+    # memory: they must be what survivorship over the stored records gives.
+    assert await stored_goldens_survive(database_url) > 700
+    assert await stored_goldens_survive(scratch) > 700
 
     assert report.read == 1005 and report.rejected == 0 and report.chunks == 11
     # The data exercises matching: many records joined another's golden record, keys
