@@ -386,6 +386,86 @@ def score_clusters(
     return max(scores, key=lambda s: s.weight)
 
 
+@dataclass(frozen=True, slots=True)
+class Ceiling:
+    """For one incoming record: the highest weight each field could give it against
+    anyone, and the order in which `below` compares fields (see there)."""
+
+    weights: tuple[float, ...]
+    order: tuple[int, ...]
+    total: float  # prior + every field's ceiling
+
+
+def ceiling(compiled: CompiledModel, incoming: Prepared, tf: Any) -> Ceiling:
+    """Per field: the best level's weight, plus the largest term-frequency adjustment
+    the incoming value can get (it gets the adjustment of the more frequent of the
+    two values, so never more than its own value's; a value the counts don't know
+    may meet any), or 0 for a missing value (no evidence either way)."""
+    weights = []
+    for f in compiled.fields:
+        a = incoming.get(f.name)
+        if a is None:
+            weights.append(0.0)
+            continue
+        adjust = 0.0
+        if tf is not None and any(f.tf):
+            known = tf.frequency(f.name, a["v"])
+            freq = min(1.0, max(MIN_FREQUENCY, known)) if known else MIN_FREQUENCY
+            adjust = max(0.0, math.log2(f.u_exact / freq)) if f.u_exact > 0 else 0.0
+        best = max(w + (adjust if f.tf[level] else 0.0) for level, w in enumerate(f.weights))
+        weights.append(max(0.0, best))
+    # Fields without term frequencies first (cheap comparisons, strong identifiers),
+    # the highest ceilings first: their disagreement lowers the bound most.
+    order = sorted(
+        (i for i, f in enumerate(compiled.fields) if incoming.get(f.name) is not None),
+        key=lambda i: (any(compiled.fields[i].tf), -weights[i], i),
+    )
+    return Ceiling(tuple(weights), tuple(order), compiled.prior_weight + sum(weights))
+
+
+def below(
+    compiled: CompiledModel,
+    incoming: Prepared,
+    members: Sequence[Prepared],
+    tf: Any,
+    top: Ceiling,
+    floor: float,
+) -> bool:
+    """True only if `score_cluster(...)`'s weight (rule field_best) is certainly below
+    `floor`: fields are compared one at a time, each replacing its ceiling by the best
+    weight any member reaches on it (the cluster score takes that member's weight, or
+    less after the several-values penalty; 0 where no member has the field), and the
+    answer comes as soon as the bound drops below the floor. False says nothing.
+    """
+    bound = top.total
+    margin = 1e-9 * (1.0 + abs(floor))  # the sums run in another order than the score's
+    if bound < floor - margin:
+        return True
+    for i in top.order:
+        f = compiled.fields[i]
+        a = incoming[f.name]
+        best = None
+        for member in members:
+            b = member.get(f.name)
+            level = level_of(f.predicates, a, b, f.comparable)
+            if level == NULL:
+                continue
+            weight = f.weights[level]
+            if tf is not None and f.tf[level]:
+                weight += _tf_adjustment(f, level, a, b, tf)
+            if best is None or weight > best:
+                best = weight
+        bound += (0.0 if best is None else best) - top.weights[i]
+        if bound < floor - margin:
+            return True
+    return False
+
+
+def weight_of(probability_: float) -> float:
+    """The weight whose probability is `probability_` (the inverse of `probability`)."""
+    return math.log2(probability_ / (1.0 - probability_))
+
+
 def _member_row(
     compiled: CompiledModel, incoming: Prepared, member: Prepared, tf: Any
 ) -> list[tuple[int, float]]:
@@ -414,13 +494,14 @@ def _best_in_column(grid: list[list[tuple[int, float]]], column: int) -> int | N
     return best
 
 
-def decide(model: MatchModel, scores: Mapping[Any, ClusterScore]) -> Decision:
+def decide(model: MatchModel, scores: Mapping[Any, ClusterScore], left_out: int = 0) -> Decision:
     """Link, review or new, from the scores of the candidate golden records (by golden id).
 
     link: exactly one candidate at or above `auto_link`. review: two or more
     at or above `auto_link` (never a silent chain merge), or the best in the
     review band. new: none reaches `review`. Candidates at or above
-    `review` are listed best first.
+    `review` are listed best first. `left_out` candidates were not scored, being
+    certainly below `review` (`below`): they could not change the decision.
     """
     t = model.thresholds
     ranked = sorted(
@@ -453,5 +534,5 @@ def decide(model: MatchModel, scores: Mapping[Any, ClusterScore]) -> Decision:
             candidates=band,
             reason=f"best candidate in the review band [{t.review}, {t.auto_link})",
         )
-    reason = f"no candidate reaches review {t.review}" if ranked else "no candidate"
+    reason = f"no candidate reaches review {t.review}" if ranked or left_out else "no candidate"
     return Decision(outcome="new", golden_id=None, candidates=(), reason=reason)

@@ -515,7 +515,7 @@ def _link(
         # A deleted record that comes back returns to the golden record it had.
         return _Link(pool.resolve(current.golden_id), "linked", "restored")
     assert p.features is not None
-    result = match(active, p.features, pool)
+    result = match(active, p.features, pool, prune=True)
     decision = result.decision
     if decision.outcome == "link":
         return _Link(decision.golden_id, "linked", "match", result.score(decision.golden_id))

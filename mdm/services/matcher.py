@@ -29,10 +29,14 @@ from matching.prepare import Prepared, prepare
 from matching.scoring import (
     ClusterScore,
     Decision,
+    below,
+    ceiling,
+    compile_model,
     decide,
     score_cluster,
     score_clusters,
     term_values,
+    weight_of,
 )
 from matching.training import train
 from mdm.adapters.matching import MatchStore, Member
@@ -145,14 +149,30 @@ class MatchResult:
         return self.scores.get(golden_id) if golden_id is not None else None
 
 
-def match(active: ActiveModel, f: Features, pool: BatchPool) -> MatchResult:
-    """Score the candidate golden records of one record and decide."""
-    scores = {
-        golden_id: score_cluster(active.model, f.prepared, members, active.frequencies)
-        for golden_id in pool.candidates(f.blocking)
-        if (members := pool.members.get(golden_id))
-    }
-    return MatchResult(decide(active.model, scores), scores)
+def match(active: ActiveModel, f: Features, pool: BatchPool, prune: bool = False) -> MatchResult:
+    """Score the candidate golden records of one record and decide.
+
+    With `prune`, a candidate whose score is certainly below the review threshold
+    (matching.scoring.below: most candidates, strangers who share a blocking key)
+    is left out instead of scored: the decision is the same, and the scores hold
+    only the candidates that can matter to it (search() shows them all).
+    """
+    model, tf = active.model, active.frequencies
+    scores: dict[str, ClusterScore] = {}
+    left_out = 0
+    if prune:
+        compiled = compile_model(model)
+        top = ceiling(compiled, f.prepared, tf)
+        floor = weight_of(model.thresholds.review)
+    for golden_id in pool.candidates(f.blocking):
+        members = pool.members.get(golden_id)
+        if not members:
+            continue
+        if prune and below(compiled, f.prepared, members, tf, top, floor):
+            left_out += 1
+            continue
+        scores[golden_id] = score_cluster(model, f.prepared, members, tf)
+    return MatchResult(decide(model, scores, left_out), scores)
 
 
 def same_on_their_own(
