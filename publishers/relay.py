@@ -45,6 +45,13 @@ MAX_IN_FLIGHT = 256
 _LAG_REFRESH_SECONDS = 1.0
 
 
+_ANALYZED = ("source_record", "match_key", "golden_record", "golden_reference", "review_task")
+_STALE = text(
+    "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
+    "AND n_mod_since_analyze > 1000 + 0.1 * n_live_tup ORDER BY relname"
+)
+
+
 class RelayUnavailable(Exception):
     """NATS is not connected (or the stream could not be set up); back off and retry."""
 
@@ -311,6 +318,14 @@ class Relay:
         async with self.engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await auto.execute(text("VACUUM (SKIP_LOCKED, ANALYZE) outbox"))
+            # The tables ingestion reads by index get fresh planner statistics when a
+            # tenth of them changed since the last ANALYZE (autovacuum's own rule, with
+            # a floor): with stale ones PostgreSQL took the strong-key lookup for a scan
+            # of the whole key table once it had grown (docs/benchmarks.md).
+            stale = await auto.execute(_STALE, {"tables": list(_ANALYZED)})
+            for (table,) in stale.all():
+                await auto.execute(text(f"ANALYZE (SKIP_LOCKED) {table}"))
+                log.info("%s: analyzed %s (its statistics were stale)", self.name, table)
 
     async def _listen(self) -> None:
         """Keep a LISTEN connection; each commit that inserted outbox rows wakes the loop.

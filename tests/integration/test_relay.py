@@ -302,6 +302,39 @@ async def test_cleanup_deletes_only_published_rows_past_retention(
     assert pending == 1 and lag > 29 * 86400
 
 
+async def test_cleanup_refreshes_stale_planner_statistics(
+    hub: Hub, link: NatsLink, relay_settings: RelaySettings
+) -> None:
+    """Where autovacuum is off (or behind), the relay's cleanup ANALYZEs the tables
+    ingestion reads by index once a tenth of them (and over 1,000 rows) changed."""
+
+    async def source_record_stats() -> tuple[int, int]:
+        async with hub.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+                        "WHERE relname = 'source_record'"
+                    )
+                )
+            ).one()
+        return int(row[0]), int(row[1])
+
+    relay = Relay(hub.engine, link, relay_settings, listen=False)
+    await relay.cleanup()  # whatever earlier tests left: analyzed now if stale
+    before, _ = await source_record_stats()
+    await ingest(hub, [(f"STAT-{i}", f"Statistics Company {i}") for i in range(1500)])
+
+    async def grown() -> bool:  # the writers' counters reach the statistics shortly
+        changed, live = await source_record_stats()
+        return changed - before >= 1500 and changed > 1000 + 0.1 * live
+
+    await wait_for(grown, timeout=30, every=0.5)
+    await relay.cleanup()
+    changed, _ = await source_record_stats()
+    assert changed < 1000
+
+
 async def test_replay_is_a_new_delivery_with_the_same_event_ids(
     hub: Hub, link: NatsLink, js: JetStreamContext, relay_settings: RelaySettings
 ) -> None:
