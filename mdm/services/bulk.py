@@ -125,17 +125,18 @@ class MemoryIndex:
     async def pool(self, conn: AsyncConnection, entity: str, keys: Sequence[str]) -> BatchPool:
         owners: dict[str, set[str]] = {}
         generic: set[str] = set()
+        counts, found_owners, merged, cap = self.counts, self.owners, self.merged, self.cap
         for key in set(keys):
-            count = self.counts.get(key, 0)
-            if count > self.cap:
+            count = counts.get(key, 0)
+            if count > cap:
                 generic.add(key)
             elif count:
-                owners[key] = {self.resolve(g) for g in self.owners[key]}
-        goldens = {g for found in owners.values() for g in found}
+                found = found_owners[key]
+                owners[key] = {self.resolve(g) for g in found} if merged else set(found)
         pool = BatchPool(
             generic=generic,
             db_owners=owners,
-            members={g: list(ms.values()) for g in goldens if (ms := self.members.get(g))},
+            members=_Members(self.members, owners),
         )
         self._pending = pool
         return pool
@@ -158,6 +159,51 @@ class MemoryIndex:
 
     def rollback(self) -> None:
         self._pending = None
+
+
+class _Members(dict):  # type: ignore[type-arg]
+    """A unit of work's candidate members (BatchPool.members), taken from the index
+    when first asked for: the pool holds every golden record owning one of the unit's
+    keys (tens of thousands for a chunk, as the database's pool would), while matching
+    scores the best-keyed forty of each record. Only those lists are built."""
+
+    def __init__(self, index: dict[str, dict[str, Features]], owners: dict[str, set[str]]):
+        super().__init__()
+        self._index = index
+        self._owners = owners
+        self._allowed: set[str] | None = None
+        self._taken: set[str] = set()
+
+    def _take(self, golden_id: str) -> None:
+        if golden_id in self._taken:
+            return
+        self._taken.add(golden_id)
+        if self._allowed is None:
+            self._allowed = set().union(*self._owners.values()) if self._owners else set()
+        if golden_id in self._allowed and not dict.__contains__(self, golden_id):
+            found = self._index.get(golden_id)
+            if found:
+                dict.__setitem__(self, golden_id, list(found.values()))
+
+    def get(self, golden_id: str, default: Any = None) -> Any:
+        self._take(golden_id)
+        return dict.get(self, golden_id, default)
+
+    def __getitem__(self, golden_id: str) -> Any:
+        self._take(golden_id)
+        return dict.__getitem__(self, golden_id)
+
+    def __contains__(self, golden_id: object) -> bool:
+        self._take(str(golden_id))
+        return dict.__contains__(self, golden_id)
+
+    def setdefault(self, golden_id: str, default: Any = None) -> Any:
+        self._take(golden_id)
+        return dict.setdefault(self, golden_id, default)
+
+    def pop(self, golden_id: str, *default: Any) -> Any:
+        self._take(golden_id)
+        return dict.pop(self, golden_id, *default)
 
 
 # -- reading files -------------------------------------------------------------------
