@@ -15,7 +15,19 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy import Table, Text, any_, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +56,9 @@ _NEXT_IDS = text(
 
 
 _json = msgspec.json.Encoder()
+#: Fewer rows than this go as one INSERT: COPY costs a few more round trips
+#: (asyncpg reads the columns' types first), which only many rows repay.
+COPY_FROM = 50
 
 
 async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -57,6 +72,9 @@ async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str
     identities included, assigned in row order.
     """
     if not rows:
+        return
+    if len(rows) < COPY_FROM:
+        await conn.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
     jsonb = {c for c in columns if isinstance(table.c[c].type, JSONB)}
@@ -72,8 +90,9 @@ async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str
         records = [tuple(row[c] for c in columns) for row in rows]
     if not conn.in_transaction():
         raise RuntimeError("copy_rows needs an open transaction")
-    await conn.execute(text("SELECT 1"))  # SQLAlchemy begins the asyncpg transaction lazily
     raw = await conn.get_raw_connection()
+    if not raw.driver_connection.is_in_transaction():  # type: ignore[union-attr]
+        await conn.execute(text("SELECT 1"))  # SQLAlchemy begins it lazily
     try:
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
             table.name, records=records, columns=columns
