@@ -19,7 +19,7 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from mdm.api.auth import PERMISSION_KEY, Authenticator, Identity, Permission
+from mdm.api.auth import PERMISSION_KEY, RESPONSE_KEYS, Authenticator, Identity, Permission
 from mdm.api.sensitive import mask
 from mdm.bootstrap import Hub
 from mdm.settings import AuthSettings
@@ -92,7 +92,9 @@ class AccessMiddleware(ASGIMiddleware):
                     headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
         if isinstance(identity, Identity) and not identity.sensitive:
-            send = _masking(send, self.sensitive)
+            keys = scope["route_handler"].opt.get(RESPONSE_KEYS)
+            if keys is None or not keys.isdisjoint(self.sensitive):
+                send = _masking(send, self.sensitive)
         await next_app(scope, receive, send)
 
 
