@@ -366,7 +366,7 @@ def _write(report: dict[str, Any], table: str) -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
     begin, end = "<!-- load_test:begin -->", "<!-- load_test:end -->"
     section = (
-        f"{begin}\n## Load test against the running hub (bench/load_test.py)\n\n"
+        f"{begin}\n### The latest run\n\n"
         f"{report['stored']:,} workers stored (database `{report['database']}`), "
         f"{CONNECTIONS} connections, {report['seconds']:g} s a scenario, on {report['machine']}, "
         f"{report['date']}. Command: `{report['command']}`.\n\n{table}\n{end}"
