@@ -61,6 +61,14 @@ WHERE s.entity = $1 AND s.source = $2 AND s.source_id = $3 AND s.deleted_at IS N
 ORDER BY x.source, x.source_id
 """
 
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.InterfaceError,  # the connection is closed
+    # A connection killed while a query was being sent can be left mid-operation.
+    asyncpg.exceptions._base.InternalClientError,
+)
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -184,7 +192,11 @@ class Lookups:
 
     async def start(self, wait: float = 5.0) -> None:
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, reset=_no_reset
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            reset=_no_reset,
+            server_settings={"application_name": "mdm-lookup"},
         )
         self._listener = asyncio.create_task(self._listen_forever(), name="mdm-lookup-listener")
         # Serving starts with the cache live; if the listener cannot connect yet,
@@ -218,7 +230,16 @@ class Lookups:
         _XREF_MISS.inc()
         generation = self.answers.generation
         assert self._pool is not None, "Lookups.start() was not awaited"
-        rows = await self._pool.fetch(XREF_QUERY, entity, source, source_id)
+        async with self._pool.acquire() as conn:
+            try:
+                rows = await conn.fetch(XREF_QUERY, entity, source, source_id)
+            except _CONNECTION_LOST as exc:
+                # Closed, so that the pool connects a new one for the next lookup; and
+                # an OSError, so the API answers 503 as for the engine's lost
+                # connections (mdm/api/problems.py).
+                with contextlib.suppress(asyncpg.InterfaceError):  # already given back
+                    conn.terminate()
+                raise ConnectionError(f"the lookup connection was lost: {exc}") from exc
         if not rows:
             return None  # not cached: a record may arrive at any time
         body = render(rows)
@@ -268,7 +289,9 @@ class Lookups:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.dsn)
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": "mdm-lookup-listen"}
+                )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)

@@ -339,3 +339,36 @@ async def test_a_flush_from_truncate_empties_other_caches(
         return (await other.get("/v1/xref/customer/crm/T")).status_code == 404
 
     await eventually(emptied)
+
+
+async def test_a_lost_lookup_connection_never_answers_500_and_recovers(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    """Killed lookup connections: 503 (if the request met the dead one) or 200 (if the
+    pool had noticed and connected again), never a 500; and lookups work after."""
+    await put(client, "crm", "D", {"name": "Soylent"})
+    name = database_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    killed = 0
+    try:
+        for _ in range(5):
+            hub_of(client).lookups.answers.clear()  # a miss: the lookup reads the database
+            killed += await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1 AND application_name = 'mdm-lookup'",
+                name,
+            )
+            answer = await client.get("/v1/xref/customer/crm/D")
+            assert answer.status_code in (200, 503), answer.text
+            if answer.status_code == 503:
+                assert answer.headers["content-type"] == "application/problem+json"
+    finally:
+        await conn.close()
+    assert killed >= 1
+
+    async def recovered() -> bool:
+        answer = await client.get("/v1/xref/customer/crm/D")
+        assert answer.status_code in (200, 503), answer.text
+        return answer.status_code == 200
+
+    await eventually(recovered)
