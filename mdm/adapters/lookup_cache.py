@@ -246,6 +246,11 @@ class Lookups:
         self.answers.put(key, rows[0]["golden_id"], body, generation)
         return body
 
+    def count_fast_hit(self) -> None:
+        """An answer sent from both caches before routing (mdm/api/fast_lookup.py)."""
+        _XREF_HIT.inc()
+        _KEY_HIT.inc()
+
     def cached_key(self, digest: str) -> Any | None:
         found = self.keys.get(digest)
         (_KEY_HIT if found is not None else _KEY_MISS).inc()

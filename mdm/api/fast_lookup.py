@@ -1,0 +1,125 @@
+"""The cached answer of `GET /v1/xref/{entity}/{source}/{source_id}`, sent before routing.
+
+Litestar's per-request layers (routing, the prometheus and access middlewares,
+the guard, the signature model, the response object) cost more than the whole
+cached lookup: with them the hub answered about half a bare endpoint's rate.
+This ASGI wrapper sits in front of litestar's handler and answers only when
+everything is already known in memory:
+
+- the caller's API key is in the key cache (or is MDM_ADMIN_KEY): the same
+  Identity litestar's access middleware would resolve;
+- its role holds XREF_READ (the guard's rule, mdm/api/auth.py GRANTS);
+- its rate-limit bucket has a token (the very same TokenBuckets);
+- the answer is in the lookup cache, so entity, source and source id were
+  checked by the route when it was stored (only valid keys are ever cached);
+- the caller may see it unmasked (no answer key names a sensitive attribute).
+
+Anything else (a miss, no key or an unknown one, a JWT, a refusal, a query
+string, another method) goes to litestar unchanged, which answers and fills
+the caches. The answer's bytes and headers are the route's own (a test
+compares them), and it is counted in litestar's request metrics under the
+route's path template, learnt from the first request litestar served.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar.plugins.prometheus import PrometheusMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from mdm.api.access import AccessMiddleware
+from mdm.api.auth import GRANTS, Identity, Permission
+from mdm.api.golden import XREF_KEYS
+from mdm.bootstrap import Hub
+
+PREFIX = "/v1/xref/"
+_API_KEY = b"x-api-key"
+_JSON = b"application/json"
+_ROLES = GRANTS[Permission.XREF_READ]
+
+
+class XrefFastPath:
+    """Wraps litestar's ASGI handler (`app.asgi_handler`)."""
+
+    def __init__(self, app: ASGIApp, hub: Hub, access: AccessMiddleware, metrics: str) -> None:
+        self.app = app
+        self.hub = hub
+        self.access = access
+        self.unmaskable = not access.sensitive.isdisjoint(XREF_KEYS)
+        self.metrics_prefix = metrics
+        self._labels: tuple[Any, Any] | None = None  # request count and duration children
+        self.served = 0  # answers sent here (the rest went to litestar)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or not path.startswith(PREFIX)
+            or scope["method"] != "GET"
+            or scope["query_string"]
+        ):
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        body = self._answer(scope, path)
+        if body is None:
+            await self.app(scope, receive, send)
+            if self._labels is None:
+                self._learn_labels(scope)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", _JSON),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        self.served += 1
+        if self._labels is not None:
+            count, duration = self._labels
+            count.inc()
+            duration.observe(time.perf_counter() - began)
+
+    def _answer(self, scope: Scope, path: str) -> bytes | None:
+        parts = path[len(PREFIX) :].split("/")
+        if len(parts) != 3:
+            return None
+        key = None
+        for name, value in scope["headers"]:
+            if name == _API_KEY:
+                key = value
+                break
+        if not key:
+            return None
+        identity = self.access.authenticator.known(self.hub, key.decode("latin-1"))
+        if not isinstance(identity, Identity) or identity.role not in _ROLES:
+            return None
+        if self.unmaskable and not identity.sensitive:
+            return None
+        lookups = self.hub.lookups
+        body = lookups.answers.get((parts[0], parts[1], parts[2]))
+        if body is None:
+            return None
+        buckets = self.access.buckets
+        if buckets is not None and buckets.take(identity.client) > 0:
+            return None  # litestar answers the 429
+        lookups.count_fast_hit()
+        return body
+
+    def _learn_labels(self, scope: Scope) -> None:
+        template = scope.get("path_template")
+        if not isinstance(template, str) or not template.startswith(PREFIX):
+            return
+        metrics = PrometheusMiddleware._metrics
+        count = metrics.get(f"{self.metrics_prefix}_requests_total")
+        duration = metrics.get(f"{self.metrics_prefix}_request_duration_seconds")
+        if count is None or duration is None:
+            return
+        labels = ("GET", template, 200, self.metrics_prefix)  # litestar's label order
+        self._labels = (count.labels(*labels), duration.labels(*labels))
