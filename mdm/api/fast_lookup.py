@@ -3,20 +3,23 @@
 Litestar's per-request layers (routing, the prometheus and access middlewares,
 the guard, the signature model, the response object) cost more than the whole
 cached lookup: with them the hub answered about half a bare endpoint's rate.
-This ASGI wrapper sits in front of litestar's handler and answers only when
-everything is already known in memory:
+This ASGI wrapper sits in front of litestar's handler and answers when the
+caller is known in memory and the record exists:
 
 - the caller's API key is in the key cache (or is MDM_ADMIN_KEY): the same
   Identity litestar's access middleware would resolve;
 - its role holds XREF_READ (the guard's rule, mdm/api/auth.py GRANTS);
 - its rate-limit bucket has a token (the very same TokenBuckets);
-- the answer is in the lookup cache, so entity, source and source id were
-  checked by the route when it was stored (only valid keys are ever cached);
-- the caller may see it unmasked (no answer key names a sensitive attribute).
+- entity, source and source id pass the route's checks (a cached answer
+  passed them when it was stored);
+- the caller may see it unmasked (no answer key names a sensitive attribute);
+- the answer is in the lookup cache, or the one prepared statement finds it
+  (and caches it, exactly as the route does).
 
-Anything else (a miss, no key or an unknown one, a JWT, a refusal, a query
-string, another method) goes to litestar unchanged, which answers and fills
-the caches. The answer's bytes and headers are the route's own (a test
+Anything else (no key or an uncached one, a JWT, a refusal, an unknown
+record (the 404 problem), a lost database connection, a query string,
+another method) goes to litestar unchanged, which answers and fills the
+caches. The answer's bytes and headers are the route's own (a test
 compares them), and it is counted in litestar's request metrics under the
 route's path template, learnt from the first request litestar served.
 """
@@ -24,15 +27,17 @@ route's path template, learnt from the first request litestar served.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from litestar.plugins.prometheus import PrometheusMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from mdm.api.access import AccessMiddleware
+from mdm.api.access import RATE_TAKEN, AccessMiddleware
 from mdm.api.auth import GRANTS, Identity, Permission
-from mdm.api.golden import XREF_KEYS
+from mdm.api.golden import XREF_KEYS, render_xref
 from mdm.bootstrap import Hub
+from mdm.domain.sources import ENTITIES
 
 PREFIX = "/v1/xref/"
 _API_KEY = b"x-api-key"
@@ -63,7 +68,7 @@ class XrefFastPath:
             await self.app(scope, receive, send)
             return
         began = time.perf_counter()
-        body = self._answer(scope, path)
+        body = await self._answer(scope, path)
         if body is None:
             await self.app(scope, receive, send)
             if self._labels is None:
@@ -86,10 +91,11 @@ class XrefFastPath:
             count.inc()
             duration.observe(time.perf_counter() - began)
 
-    def _answer(self, scope: Scope, path: str) -> bytes | None:
+    async def _answer(self, scope: Scope, path: str) -> bytes | None:
         parts = path[len(PREFIX) :].split("/")
         if len(parts) != 3:
             return None
+        entity, source, source_id = parts
         key = None
         for name, value in scope["headers"]:
             if name == _API_KEY:
@@ -103,14 +109,26 @@ class XrefFastPath:
         if self.unmaskable and not identity.sensitive:
             return None
         lookups = self.hub.lookups
-        body = lookups.answers.get((parts[0], parts[1], parts[2]))
-        if body is None:
+        cached = lookups.answers.get((entity, source, source_id))
+        if cached is None and not (
+            # The route's own checks (mdm/api/golden.py get_xref), else litestar answers 4xx.
+            entity in ENTITIES and 0 < len(source) <= 64 and 0 < len(source_id) <= 200
+        ):
             return None
         buckets = self.access.buckets
-        if buckets is not None and buckets.take(identity.client) > 0:
-            return None  # litestar answers the 429
-        lookups.count_fast_hit()
-        return body
+        if buckets is not None:
+            if buckets.take(identity.client) > 0:
+                return None  # litestar answers the 429
+            scope[RATE_TAKEN] = True  # if litestar answers after all, it takes no second token
+        if cached is not None:
+            lookups.count_fast_hit()
+            return cached
+        try:
+            # A miss: one prepared statement, stored in the cache (as the route does).
+            render = partial(render_xref, self.hub, entity)
+            return await lookups.xref(entity, source, source_id, render)
+        except ConnectionError:
+            return None  # litestar tries again and answers 503 if the database is away
 
     def _learn_labels(self, scope: Scope) -> None:
         template = scope.get("path_template")

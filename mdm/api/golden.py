@@ -210,7 +210,7 @@ _encoder = msgspec.json.Encoder()
 XREF_KEYS = frozenset(XrefView.__struct_fields__) | frozenset(XrefEntry.__struct_fields__)
 
 
-def _render(hub: Hub, entity: str, rows: Sequence[Any]) -> bytes:
+def render_xref(hub: Hub, entity: str, rows: Sequence[Any]) -> bytes:
     """XREF_QUERY's rows as the encoded XrefView, exactly as litestar would encode it."""
     first = rows[0]
     return _encoder.encode(
@@ -257,7 +257,7 @@ class XrefController(Controller):
         # The hot path (issue 8): no DI, no ORM; the encoded answer comes from the
         # lookup cache or one prepared statement (mdm/adapters/lookup_cache.py).
         hub: Hub = request.app.state.hub
-        body = await hub.lookups.xref(entity, source, source_id, partial(_render, hub, entity))
+        body = await hub.lookups.xref(entity, source, source_id, partial(render_xref, hub, entity))
         if body is None:
             raise NotFound(f"{source} {entity} {source_id!r} is not known to the hub")
         return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]

@@ -139,6 +139,10 @@ async def test_cached_answer_is_byte_identical_to_the_uncached_one(
     assert uncached.content == cached.content == expected
     assert uncached.headers["content-type"] == cached.headers["content-type"] == "application/json"
     assert cached.headers["content-length"] == str(len(expected))
+    # Through litestar's route (a query string is never answered before routing).
+    routed = await client.get("/v1/xref/customer/crm/ACC-1?via=route")
+    assert routed.content == expected
+    assert routed.headers["content-type"] == "application/json"
     # A caller without the sensitive grant reads the same bytes (no attribute in it).
     reader = await make_client("reader")
     assert (await reader.get("/v1/xref/customer/crm/ACC-1")).content == expected
@@ -455,3 +459,17 @@ async def test_the_rate_limit_still_holds_for_cached_answers(
         assert statuses[:3] == [200, 200, 200]
         assert statuses[3:] == [429, 429]
         assert fast_path(third).served >= 1  # the second and third came from the cache
+
+
+async def test_a_404_costs_one_token_whoever_answers_it(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    limited = dataclasses.replace(
+        settings, auth=dataclasses.replace(settings.auth, rate_limit=0.01, rate_burst=3)
+    )
+    async with AsyncTestClient(app=create_app(limited)) as third:
+        third.headers["X-API-Key"] = settings.auth.admin_key or ""
+        statuses = [
+            (await third.get(f"/v1/xref/customer/crm/NO-{i}")).status_code for i in range(4)
+        ]
+        assert statuses == [404, 404, 404, 429]
