@@ -12,7 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
-from mdm.api.fast_lookup import XrefFastPath
+from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
@@ -132,7 +132,9 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
     )
     # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
     # handler (after the app's lifespan and scope setup) gets everything else.
-    app.asgi_handler = XrefFastPath(app.asgi_handler, hub, access, prometheus.prefix)
+    app.asgi_handler = XrefFastPath(
+        app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+    )
     return app
 
 

@@ -21,7 +21,7 @@ record (the 404 problem), a lost database connection, a query string,
 another method) goes to litestar unchanged, which answers and fills the
 caches. The answer's bytes and headers are the route's own (a test
 compares them), and it is counted in litestar's request metrics under the
-route's path template, learnt from the first request litestar served.
+route's path template.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import time
 from functools import partial
 from typing import Any
 
+from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
@@ -48,8 +49,11 @@ _ROLES = GRANTS[Permission.XREF_READ]
 class XrefFastPath:
     """Wraps litestar's ASGI handler (`app.asgi_handler`)."""
 
-    def __init__(self, app: ASGIApp, hub: Hub, access: AccessMiddleware, metrics: str) -> None:
+    def __init__(
+        self, app: ASGIApp, hub: Hub, access: AccessMiddleware, metrics: str, template: str
+    ) -> None:
         self.app = app
+        self.template = template  # the route's path as litestar's metrics label it
         self.hub = hub
         self.access = access
         self.unmaskable = not access.sensitive.isdisjoint(XREF_KEYS)
@@ -71,8 +75,6 @@ class XrefFastPath:
         body = await self._answer(scope, path)
         if body is None:
             await self.app(scope, receive, send)
-            if self._labels is None:
-                self._learn_labels(scope)
             return
         await send(
             {
@@ -86,6 +88,8 @@ class XrefFastPath:
         )
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self.served += 1
+        if self._labels is None:
+            self._bind_labels()
         if self._labels is not None:
             count, duration = self._labels
             count.inc()
@@ -127,17 +131,24 @@ class XrefFastPath:
             # A miss: one prepared statement, stored in the cache (as the route does).
             render = partial(render_xref, self.hub, entity)
             return await lookups.xref(entity, source, source_id, render)
-        except ConnectionError:
-            return None  # litestar tries again and answers 503 if the database is away
+        except Exception:  # litestar tries again and answers the problem (503, ...)
+            return None
 
-    def _learn_labels(self, scope: Scope) -> None:
-        template = scope.get("path_template")
-        if not isinstance(template, str) or not template.startswith(PREFIX):
-            return
+    def _bind_labels(self) -> None:
+        # litestar's prometheus middleware makes its metrics at its first request.
         metrics = PrometheusMiddleware._metrics
         count = metrics.get(f"{self.metrics_prefix}_requests_total")
         duration = metrics.get(f"{self.metrics_prefix}_request_duration_seconds")
         if count is None or duration is None:
             return
-        labels = ("GET", template, 200, self.metrics_prefix)  # litestar's label order
+        labels = ("GET", self.template, 200, self.metrics_prefix)  # litestar's label order
         self._labels = (count.labels(*labels), duration.labels(*labels))
+
+
+def route_template(app: Litestar, operation_id: str) -> str:
+    """The path of the route serving `operation_id`, as litestar's metrics name it."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if getattr(handler, "operation_id", None) == operation_id:
+                return str(route.path_format)
+    raise LookupError(f"no route serves {operation_id!r}")
