@@ -436,7 +436,8 @@ def _table(report: dict[str, Any]) -> str:
     ]
     f = s["lag"]
     lines.append(
-        f"\n(f) commit-to-PubAck lag of the events of (d): {f['events']:,} events, "
+        f"\n(f) commit-to-PubAck lag of the events of (d), from each PUT's answer (below zero: "
+        f"published before the answer reached the client): {f['events']:,} events, "
         f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, max {f['max']:.1f} ms"
         + (f" ({f['pending']} not found published after 30 s)" if f["pending"] else "")
     )
