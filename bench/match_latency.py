@@ -691,7 +691,9 @@ async def _mark_published(url: str) -> int:
 class Server:
     """`mdm serve` as its own process on loopback, stopped with SIGTERM."""
 
-    def __init__(self, url: str, relay: str, stream: str) -> None:
+    def __init__(
+        self, url: str, relay: str, stream: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="match_latency_serve_", suffix=".log")
@@ -706,6 +708,7 @@ class Server:
             MDM_ADMIN_KEY=ADMIN_KEY,
             MDM_RATE_LIMIT="0",  # measure the hub, not its throttle
         )
+        env.update(extra_env or {})
         mdm = Path(sys.executable).with_name("mdm")
         cmd = [str(mdm)] if mdm.exists() else [sys.executable, "-m", "mdm.cli"]
         self.proc = subprocess.Popen(

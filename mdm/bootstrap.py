@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from mdm.adapters.lookup_cache import Lookups
 from mdm.adapters.repository import Repository
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
@@ -17,6 +19,7 @@ from mdm.settings import Settings, load_rules
 from publishers.connection import NatsLink
 
 _json_encoder = msgspec.json.Encoder()
+_TOUCHED = text("SELECT current_setting('mdm.lookup_touched', true)")
 
 
 def _json_serializer(value: object) -> str:
@@ -44,6 +47,7 @@ class Hub:
     rules: MasteringRules  # source roles and survivorship, validated at start
     engine: AsyncEngine
     nats: NatsLink
+    lookups: Lookups  # the ID lookup's pool and caches (mdm/adapters/lookup_cache.py)
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: SourceCatalog | None = None) -> Hub:
@@ -63,6 +67,12 @@ class Hub:
                 settings.database.url, settings.database.pool_size, settings.database.echo
             ),
             nats=NatsLink(settings.nats.url),
+            lookups=Lookups(
+                settings.database.url,
+                max_entries=settings.lookup.cache_entries,
+                max_keys=settings.lookup.key_cache_entries,
+                pool_size=settings.lookup.pool_size,
+            ),
         )
 
     @property
@@ -71,8 +81,10 @@ class Hub:
 
     async def start(self) -> None:
         await self.nats.start()
+        await self.lookups.start()
 
     async def stop(self) -> None:
+        await self.lookups.stop()
         await self.nats.close()
         await self.engine.dispose()
 
@@ -81,6 +93,11 @@ class Hub:
         """One unit of work: commits when the block succeeds, rolls back otherwise."""
         async with self.engine.begin() as conn:
             yield Repository(conn)
+            # The ids whose lookups this transaction changed (migration 0011l's
+            # triggers): evicted here once committed, so this process reads its own
+            # writes; the other processes evict them on the commit's NOTIFY.
+            touched = await conn.scalar(_TOUCHED)
+        self.lookups.evict_committed(touched)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repository]:

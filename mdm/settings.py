@@ -35,6 +35,15 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LookupSettings:
+    """The ID lookup's caches (mdm/adapters/lookup_cache.py): sizes and its own pool."""
+
+    cache_entries: int = 100_000  # encoded xref answers kept (LRU); 0 turns caching off
+    key_cache_entries: int = 10_000  # API key hash -> caller
+    pool_size: int = 4  # asyncpg connections of the lookup path
+
+
+@dataclass(frozen=True, slots=True)
 class JwtSettings:
     """OAuth2 client-credentials tokens (docs/security.md): what a token must say to be taken."""
 
@@ -124,6 +133,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     relay: RelaySettings = field(default_factory=RelaySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    lookup: LookupSettings = field(default_factory=LookupSettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
     survivorship_file: Path | None = None
@@ -151,6 +161,11 @@ class Settings:
             ),
             relay=_relay_from_env(get),
             auth=_auth_from_env(get),
+            lookup=LookupSettings(
+                cache_entries=int(get("LOOKUP_CACHE_ENTRIES") or 100_000),
+                key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
+                pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
+            ),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,
             survivorship_file=Path(p) if (p := get("SURVIVORSHIP_FILE")) else None,

@@ -19,12 +19,14 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from mdm.api.auth import PERMISSION_KEY, Authenticator, Identity, Permission
+from mdm.api.auth import PERMISSION_KEY, RESPONSE_KEYS, Authenticator, Identity, Permission
 from mdm.api.sensitive import mask
 from mdm.bootstrap import Hub
 from mdm.settings import AuthSettings
 
 _MAX_BUCKETS = 100_000
+#: Set in the scope by mdm/api/fast_lookup.py when it took this request's token.
+RATE_TAKEN = "mdm_rate_taken"
 
 
 class TokenBuckets:
@@ -83,7 +85,11 @@ class AccessMiddleware(ASGIMiddleware):
         identity = await self.authenticator.authenticate(hub, Headers.from_scope(scope))
         scope["auth"] = identity
         permission = scope["route_handler"].opt.get(PERMISSION_KEY)
-        if self.buckets is not None and permission != Permission.PUBLIC:
+        if (
+            self.buckets is not None
+            and permission != Permission.PUBLIC
+            and not scope.get(RATE_TAKEN)  # type: ignore[typeddict-item]
+        ):
             client = identity.client if isinstance(identity, Identity) else _address(scope)
             wait = self.buckets.take(client)
             if wait > 0:
@@ -92,7 +98,9 @@ class AccessMiddleware(ASGIMiddleware):
                     headers={"Retry-After": str(max(1, math.ceil(wait)))},
                 )
         if isinstance(identity, Identity) and not identity.sensitive:
-            send = _masking(send, self.sensitive)
+            keys = scope["route_handler"].opt.get(RESPONSE_KEYS)
+            if keys is None or not keys.isdisjoint(self.sensitive):
+                send = _masking(send, self.sensitive)
         await next_app(scope, receive, send)
 
 

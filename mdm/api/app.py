@@ -12,6 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
+from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
@@ -70,7 +71,8 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         group_path=True,
         exclude=["/metrics", "/health"],
     )
-    return Litestar(
+    access = AccessMiddleware(settings.auth, hub.rules.sensitive)
+    app = Litestar(
         route_handlers=[
             *SOURCE_ROUTES,
             GoldenController,
@@ -93,7 +95,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         exception_handlers=EXCEPTION_HANDLERS,
         # Every route declares its permission (opt); this one guard checks it.
         guards=[authorize],
-        middleware=[prometheus.middleware, AccessMiddleware(settings.auth, hub.rules.sensitive)],
+        middleware=[prometheus.middleware, access],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(
@@ -128,6 +130,12 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         # The process configures logging once (mdm.cli); litestar must not add handlers.
         logging_config=None,
     )
+    # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
+    # handler (after the app's lifespan and scope setup) gets everything else.
+    app.asgi_handler = XrefFastPath(
+        app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+    )
+    return app
 
 
 def app_from_env() -> Litestar:

@@ -28,7 +28,7 @@ from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.adapters.keys import ROLES, KeyStore
+from mdm.adapters.keys import ROLES, KeyStore, hash_key
 from mdm.bootstrap import Hub
 from mdm.settings import AuthSettings, JwtSettings
 
@@ -60,6 +60,9 @@ GRANTS: dict[Permission, frozenset[str]] = {
 }
 
 PERMISSION_KEY = "permission"
+#: A route's `opt` may list every JSON key its answers hold (a frozenset): when none
+#: of them names a sensitive attribute, the masking middleware leaves it alone.
+RESPONSE_KEYS = "response_keys"
 
 
 def requires(permission: Permission) -> dict[str, Any]:
@@ -109,6 +112,7 @@ class Authenticator:
     def __init__(self, admin_key: str | None, jwt_settings: JwtSettings | None) -> None:
         self.admin_key = admin_key
         self.jwt = jwt_settings
+        self._admin = _identity("admin", "MDM_ADMIN_KEY", None, key_id="env-admin")
         self._jwks = (
             jwt.PyJWKClient(jwt_settings.jwks_url, cache_keys=True, lifespan=300)
             if jwt_settings and jwt_settings.jwks_url
@@ -127,22 +131,40 @@ class Authenticator:
             return await self._token(token.strip())
         return None
 
+    def known(self, hub: Hub, key: str) -> Identity | None:
+        """The caller of an API key known without the database (MDM_ADMIN_KEY, or cached)."""
+        if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
+            return self._admin
+        if len(key) > 200:
+            return None
+        found = hub.lookups.keys.get(hash_key(key))
+        return found if isinstance(found, Identity) else None
+
     async def _api_key(self, hub: Hub, key: str) -> Identity | Refusal:
         if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
-            return _identity("admin", "MDM_ADMIN_KEY", None, key_id="env-admin")
+            return self._admin
         if len(key) > 200:
             return Refusal("unknown or revoked API key")
+        # Cached by the key's hash; any change to api_key (a revocation in any
+        # process) clears every process's cache (mdm/adapters/lookup_cache.py).
+        digest = hash_key(key)
+        cached = hub.lookups.cached_key(digest)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        generation = hub.lookups.key_generation()
         async with hub.engine.connect() as conn:
             stored = await KeyStore(conn).find(key)
         if stored is None:
             return Refusal("unknown or revoked API key")
-        return _identity(
+        identity = _identity(
             stored.role,
             stored.name,
             stored.source,
             key_id=stored.key_id,
             sensitive=stored.sensitive,
         )
+        hub.lookups.remember_key(digest, identity, generation)
+        return identity
 
     async def _token(self, token: str) -> Identity | Refusal:
         settings = self.jwt

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Sequence
+from functools import partial
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+import msgspec
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
 from mdm.adapters.repository import Repository, StoredXref
 from mdm.adapters.reviews import ReviewStore
-from mdm.api.auth import Permission, requires
+from mdm.api.auth import RESPONSE_KEYS, Permission, requires
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
@@ -199,6 +203,34 @@ async def _as_of(
     )
 
 
+_encoder = msgspec.json.Encoder()
+
+#: Every key an xref answer holds: none is an attribute, so the sensitive-value
+#: masking (mdm/api/access.py) skips it unless one of them was declared sensitive.
+XREF_KEYS = frozenset(XrefView.__struct_fields__) | frozenset(XrefEntry.__struct_fields__)
+
+
+def render_xref(hub: Hub, entity: str, rows: Sequence[Any]) -> bytes:
+    """XREF_QUERY's rows as the encoded XrefView, exactly as litestar would encode it."""
+    first = rows[0]
+    return _encoder.encode(
+        XrefView(
+            entity=entity,  # type: ignore[arg-type]
+            golden_id=first["golden_id"],
+            status=first["status"],
+            xrefs=[
+                XrefEntry(
+                    source=r["source"],
+                    source_id=r["source_id"],
+                    role=_role(hub, entity, r["source"]),
+                    updated_at=r["received_at"],
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
 def _role(hub: Hub, entity: str, source: str) -> str:
     system = hub.catalog.systems.get(source)
     return str(system.role_for(entity)) if system else "unknown"
@@ -211,23 +243,24 @@ class XrefController(Controller):
     @get(
         "/{entity:str}/{source:str}/{source_id:str}",
         operation_id="get_xref",
-        opt=requires(Permission.XREF_READ),
+        opt={**requires(Permission.XREF_READ), RESPONSE_KEYS: XREF_KEYS},
     )
     async def get_xref(
         self,
-        hub: NamedDependency[Hub],
+        request: Request[Any, Any, Any],
         entity: FromPath[str],
         source: Annotated[str, PathParameter(max_length=64)],
         source_id: Annotated[str, PathParameter(max_length=200)],
-    ) -> XrefView:
+    ) -> Response[XrefView]:
         """The golden id of a source record and every system's id for the same thing."""
         check_entity(entity)
-        async with hub.reader() as repo:
-            found = await repo.golden_ids_for([(entity, source, source_id)])
-            golden_id = found.get((entity, source, source_id))
-            if golden_id is None:
-                raise NotFound(f"{source} {entity} {source_id!r} is not known to the hub")
-            return await _xref_view(hub, repo, entity, golden_id)
+        # The hot path (issue 8): no DI, no ORM; the encoded answer comes from the
+        # lookup cache or one prepared statement (mdm/adapters/lookup_cache.py).
+        hub: Hub = request.app.state.hub
+        body = await hub.lookups.xref(entity, source, source_id, partial(render_xref, hub, entity))
+        if body is None:
+            raise NotFound(f"{source} {entity} {source_id!r} is not known to the hub")
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
     @post(
         "/lookup",

@@ -1,0 +1,546 @@
+"""Load test of the running hub against its ceilings, in one run (issue 8, "Load tests").
+
+On loopback, bounded in time (`--seconds` per scenario), 4 connections:
+
+  a. bare      a bare litestar endpoint (`GET /plain`, bench/bare_app.py), served by
+               uvicorn with `mdm serve`'s settings: the ceiling every ratio is to;
+  b. bare+pk   a bare litestar endpoint doing one raw asyncpg primary-key lookup
+               of a random stored golden record, on the same database;
+  c. xref      the hub's `GET /v1/xref/worker/hcm/{id}`, random stored ids, uniform
+               over the whole store (every id equally likely: with a million stored,
+               most are cache misses, one prepared statement each: the worst case);
+  c'. xref-zipf the same with ids drawn Zipf-like (s=1.1): a hot set, which is what
+               connectors' traffic looks like (the records being worked on now are
+               asked for again and again): mostly cache hits, the realistic case;
+               both print the share of lookups the cache answered (from /metrics);
+  d. put       single-record PUTs (`/v1/sources/psa/worker/{id}`, 4 clients), half new
+               people and half near-duplicates of stored workers, generated as
+               bench/match_latency.py does, matching against the whole store;
+  e. batch     `POST /v1/sources/psa/worker/batch`, 1,000 records a batch, one client;
+  f. lag       commit-to-PubAck of the events of (d): from the arrival of each PUT's
+               answer (just after its commit) to its outbox row's published_at (set by
+               the relay after JetStream's PubAck), p50/p99/max, matched by (golden id,
+               version); the relay runs as `mdm serve` runs it (a child process).
+
+GET scenarios are driven by wrk (Debian's `wrk`, the least CPU-hungry client; a Lua
+script walks a pre-drawn list of paths); the PUT scenarios by an asyncio httpx client.
+The hub authenticates a reader key stored in the database (the key cache's path), with
+the rate limiter on at a limit no client reaches, the relay on, and its metrics on.
+
+    python bench/load_test.py --database NAME [--seconds 20] [--write]
+
+NAME is an existing database loaded with workers from HCM as bench/match_latency.py
+(`--keep-db NAME`) loads them. The PUTs and batches are written into NAME (source
+`psa`, ids prefixed with the run's stamp). MDM_BENCH_DATABASE_URL names the server
+(default postgresql://postgres@127.0.0.1:5432/postgres), MDM_BENCH_NATS_URL the NATS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import match_latency as ml
+
+from mdm.adapters.keys import KeyStore
+from mdm.settings import normalize_database_url
+from publishers.testing import free_port
+
+CONNECTIONS = 4
+PATHS = 200_000  # paths pre-drawn for a wrk scenario
+ZIPF_S = 1.1
+
+_WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("LOAD_PATHS")) do paths[#paths + 1] = line end
+local key = os.getenv("LOAD_KEY")
+local i = 0
+init = function(args)
+  i = math.random(#paths)
+  if key and key ~= "" then wrk.headers["X-API-Key"] = key end
+end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    'LOADJSON {"requests": %d, "us": %d, "non2xx": %d, "errors": %d, '
+    .. '"p50": %d, "p99": %d, "max": %d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+# --- servers ------------------------------------------------------------------------
+
+
+class Bare:
+    """bench/bare_app.py under uvicorn, with `mdm serve`'s settings (one worker)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, MDM_BENCH_BARE_DSN=dsn)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys, uvicorn; sys.path.insert(0, 'bench'); import bare_app; "
+                f"uvicorn.run(bare_app.create(), host='127.0.0.1', port={self.port}, "
+                "log_level='warning', access_log=False)",
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        _wait(f"{self.base}/plain", self.proc)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class Hub(ml.Server):
+    """`mdm serve` on the database, relay on (its child process), rate limiter on."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        super().__init__(
+            url,
+            "on",
+            stream,
+            extra_env={"MDM_RATE_LIMIT": "1000000", "MDM_RATE_BURST": "1000000"},
+        )
+        self.wait_healthy()
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    _stop(proc)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- clients ------------------------------------------------------------------------
+
+
+def wrk(base: str, paths: list[str], seconds: float, key: str | None = None) -> dict[str, Any]:
+    """wrk, 1 thread and CONNECTIONS connections, over `paths` in their order."""
+    with tempfile.TemporaryDirectory(prefix="load_test_") as tmp:
+        script = Path(tmp, "paths.lua")
+        script.write_text(_WRK_SCRIPT)
+        listed = Path(tmp, "paths.txt")
+        listed.write_text("\n".join(paths) + "\n")
+        env = dict(os.environ, LOAD_PATHS=str(listed), LOAD_KEY=key or "")
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{CONNECTIONS}",
+                f"-d{seconds:g}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(script),
+                base,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("LOADJSON "))
+    raw = json.loads(line[len("LOADJSON ") :])
+    return {
+        "requests": raw["requests"],
+        "per_s": raw["requests"] / (raw["us"] / 1e6),
+        "p50": raw["p50"] / 1000,
+        "p99": raw["p99"] / 1000,
+        "max": raw["max"] / 1000,
+        "non2xx": raw["non2xx"],
+        "errors": raw["errors"],
+    }
+
+
+async def puts(base: str, probes: Iterator[ml.Probe], prefix: str, seconds: float) -> dict:
+    """CONNECTIONS clients PUTting one record a request; each answer's (golden id,
+    version) and the wall time it arrived, for the lag (the commit happened just before)."""
+    times: list[float] = []
+    answered: dict[tuple[str, int], float] = {}
+    errors: Counter[int] = Counter()
+    counter = iter(range(10**9))
+    stop_at = time.perf_counter() + seconds
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        while time.perf_counter() < stop_at:
+            probe = next(probes, None)
+            if probe is None:
+                print("put: out of probe records (raise --probes)", flush=True)
+                return
+            t0 = time.perf_counter()
+            response = await client.put(
+                f"/v1/sources/psa/worker/{prefix}{next(counter):06d}",
+                json={"attributes": probe.attributes},
+            )
+            arrived = time.time()
+            if response.status_code != 200:
+                errors[response.status_code] += 1
+                continue
+            times.append((time.perf_counter() - t0) * 1000)
+            body = response.json()
+            if body["outcome"] != "unchanged":
+                answered[(body["golden_id"], int(body["version"]))] = arrived
+
+    limits = httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=ml.AUTH) as c:
+        began = time.perf_counter()
+        await asyncio.gather(*(client_loop(c) for _ in range(CONNECTIONS)))
+        elapsed = time.perf_counter() - began
+    ms = ml._pct(times)
+    return {
+        "requests": len(times),
+        "per_s": len(times) / elapsed,
+        "p50": ms["median"],
+        "p99": ms["p99"],
+        "max": ms["max"],
+        "non2xx": sum(errors.values()),
+        "errors": 0,
+        "answered": answered,
+    }
+
+
+async def batches(
+    base: str, probes: Iterator[ml.Probe], prefix: str, seconds: float, size: int = 1000
+) -> dict:
+    times: list[float] = []
+    records = errors = 0
+    stop_at = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers=ml.AUTH) as client:
+        began = time.perf_counter()
+        n = 0
+        while time.perf_counter() < stop_at:
+            drawn = [p for _, p in zip(range(size), probes, strict=False)]
+            if len(drawn) < size:
+                print("batch: out of probe records (raise --probes)", flush=True)
+                break
+            body = [
+                {"source_id": f"{prefix}{n}-{j:04d}", "attributes": p.attributes}
+                for j, p in enumerate(drawn)
+            ]
+            n += 1
+            t0 = time.perf_counter()
+            response = await client.post("/v1/sources/psa/worker/batch", json=body)
+            times.append((time.perf_counter() - t0) * 1000)
+            if response.status_code == 200:
+                records += size
+            else:
+                errors += 1
+        elapsed = time.perf_counter() - began
+    ms = ml._pct(times)
+    return {
+        "batches": len(times),
+        "records": records,
+        "per_s": records / elapsed,
+        "p50": ms["median"],
+        "p99": ms["p99"],
+        "max": ms["max"],
+        "non2xx": errors,
+    }
+
+
+async def lag(url: str, answered: dict[tuple[str, int], float]) -> dict[str, Any]:
+    """Commit-to-PubAck of the events of the PUT phase (waits up to 30 s for the relay).
+
+    From the moment the PUT's answer arrived (its transaction had just committed: a
+    slight underestimate of the time since the commit) to the outbox row's
+    published_at, which the relay sets after JetStream's PubAck.
+    """
+    engine = create_async_engine(url)
+    query = text(
+        "SELECT golden_id, version, extract(epoch FROM published_at) AS published "
+        "FROM outbox WHERE golden_id = ANY(:ids)"
+    )
+    ids = sorted({g for g, _ in answered})
+    found: dict[tuple[str, int], float | None] = {}
+    try:
+        for _ in range(60):
+            async with engine.connect() as conn:
+                rows = (await conn.execute(query, {"ids": ids})).all()
+            found = {
+                (r.golden_id, r.version): None if r.published is None else float(r.published)
+                for r in rows
+            }
+            if all(found.get(k) is not None for k in answered):
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+    values = [
+        (published - at) * 1000
+        for k, at in answered.items()
+        if (published := found.get(k)) is not None
+    ]
+    ms = ml._pct(values)
+    return {
+        "events": len(values),
+        "pending": len(answered) - len(values),
+        "p50": ms["median"],
+        "p99": ms["p99"],
+        "max": ms["max"],
+    }
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+async def _stored(url: str, limit: int = 2_000_000) -> tuple[list[str], list[str]]:
+    """The stored HCM worker ids and golden ids."""
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT source_id, golden_id FROM source_record WHERE entity = 'worker' "
+                    "AND source = 'hcm' AND deleted_at IS NULL ORDER BY source_id LIMIT :n"
+                ),
+                {"n": limit},
+            )
+        ).all()
+    await engine.dispose()
+    return [r.source_id for r in rows], [r.golden_id for r in rows]
+
+
+async def _reader_key(url: str, create: bool) -> str | None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        store = KeyStore(conn)
+        if create:
+            _, key = await store.create("reader", "bench/load_test.py")
+            return key
+        for stored in await store.list():
+            if stored.name == "bench/load_test.py":
+                await store.revoke(stored.key_id)
+    await engine.dispose()
+    return None
+
+
+def _cache_reads(base: str) -> Counter[str]:
+    """The hub's lookup cache hits and misses so far (its /metrics)."""
+    text_ = httpx.get(f"{base}/metrics", headers=ml.AUTH, timeout=30).text
+    out: Counter[str] = Counter()
+    for line in text_.splitlines():
+        if line.startswith('mdm_lookup_cache_total{cache="xref"'):
+            result = "hit" if 'result="hit"' in line else "miss"
+            out[result] += int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
+def _with_hit_ratio(base: str, run: Any) -> dict[str, Any]:
+    before = _cache_reads(base)
+    result: dict[str, Any] = run()
+    after = _cache_reads(base)
+    hits, misses = after["hit"] - before["hit"], after["miss"] - before["miss"]
+    result["hit_ratio"] = hits / (hits + misses) if hits + misses else 0.0
+    return result
+
+
+def _uniform(ids: list[str], rng: random.Random) -> list[str]:
+    return [ids[rng.randrange(len(ids))] for _ in range(PATHS)]
+
+
+def _zipf(ids: list[str], seed: int) -> list[str]:
+    rng = np.random.default_rng([seed, 11])
+    ranks = np.arange(1, len(ids) + 1, dtype=np.float64)
+    weights = ranks**-ZIPF_S
+    order = rng.permutation(len(ids))  # which ids are the hot ones: any
+    drawn = rng.choice(len(ids), size=PATHS, p=weights / weights.sum())
+    return [ids[order[i]] for i in drawn]
+
+
+def _row(name: str, r: dict[str, Any], ceiling: float | None, unit: str = "req/s") -> str:
+    ratio = f"{r['per_s'] / ceiling:.2f}x" if ceiling else "1.00x"
+    bad = r.get("non2xx", 0) + r.get("errors", 0)
+    return (
+        f"| {name} | {r['per_s']:,.0f} {unit} | {ratio} | {r['p50']:.2f} | {r['p99']:.2f} "
+        f"| {r['max']:.1f} | {bad} |"
+    )
+
+
+def _table(report: dict[str, Any]) -> str:
+    ceiling = report["bare"]["per_s"]
+    s = report["scenarios"]
+    lines = [
+        "| scenario | throughput | ratio to bare | p50 ms | p99 ms | max ms | non-2xx/errors |",
+        "|---|---|---|---|---|---|---|",
+        _row("(a) bare litestar `GET /plain`", report["bare"], None),
+        _row("(b) bare litestar + asyncpg primary-key lookup", s["pk"], ceiling),
+        _row(
+            f"(c) hub `GET /v1/xref/...`, uniform over the store "
+            f"(cache hits {s['xref']['hit_ratio']:.0%})",
+            s["xref"],
+            ceiling,
+        ),
+        _row(
+            f"(c') hub `GET /v1/xref/...`, Zipf hot set, s=1.1 "
+            f"(cache hits {s['xref_zipf']['hit_ratio']:.0%})",
+            s["xref_zipf"],
+            ceiling,
+        ),
+        _row("(d) hub single-record PUT, matching", s["put"], ceiling, "records/s"),
+        _row(
+            "(e) hub batch POST, 1,000 a batch (latency per batch)",
+            s["batch"],
+            ceiling,
+            "records/s",
+        ),
+    ]
+    f = s["lag"]
+    lines.append(
+        f"\n(f) commit-to-PubAck lag of the events of (d), from each PUT's answer (below zero: "
+        f"published before the answer reached the client): {f['events']:,} events, "
+        f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, max {f['max']:.1f} ms"
+        + (f" ({f['pending']} not found published after 30 s)" if f["pending"] else "")
+    )
+    return "\n".join(lines)
+
+
+def _write(report: dict[str, Any], table: str) -> None:
+    path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    begin, end = "<!-- load_test:begin -->", "<!-- load_test:end -->"
+    section = (
+        f"{begin}\n### The latest run\n\n"
+        f"{report['stored']:,} workers stored (database `{report['database']}`), "
+        f"{CONNECTIONS} connections, {report['seconds']:g} s a scenario, on {report['machine']}, "
+        f"{report['date']}. Command: `{report['command']}`.\n\n{table}\n{end}"
+    )
+    doc = path.read_text("utf-8")
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + section + doc[doc.index(end) + len(end) :]
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(doc, "utf-8")
+    print(f"wrote {path}")
+
+
+async def _main(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    server = normalize_database_url(
+        os.environ.get("MDM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    assert server is not None
+    url = make_url(server).set(database=args.database).render_as_string(hide_password=False)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    source_ids, golden_ids = await _stored(url)
+    if not source_ids:
+        raise SystemExit(f"{args.database} holds no HCM workers: load it first")
+    rng = random.Random(args.seed)
+    machine = ml._machine()
+    report: dict[str, Any] = {
+        "database": args.database,
+        "stored": len(source_ids),
+        "seconds": args.seconds,
+        "machine": ", ".join(f"{k} {v}" for k, v in machine.items() if v),
+        "date": dt.date.today().isoformat(),
+        "command": f"python bench/load_test.py --database {args.database} "
+        f"--seconds {args.seconds:g} --write",
+        "scenarios": {},
+    }
+    s = report["scenarios"]
+    print(f"{len(source_ids):,} stored workers in {args.database}", flush=True)
+
+    bare = Bare(dsn)
+    try:
+        report["bare"] = wrk(bare.base, ["/plain"], args.seconds)
+        print("(a) bare", report["bare"], flush=True)
+        s["pk"] = wrk(bare.base, [f"/pk/{g}" for g in _uniform(golden_ids, rng)], args.seconds)
+        print("(b) bare+pk", s["pk"], flush=True)
+    finally:
+        bare.stop()
+
+    key = await _reader_key(url, create=True)
+    stream = f"MDMLOAD{secrets.token_hex(3).upper()}"
+    hub = Hub(url, stream)
+    try:
+        uniform = [f"/v1/xref/worker/hcm/{i}" for i in _uniform(source_ids, rng)]
+        wrk(hub.base, uniform[:2000], 2, key)  # warm the process and its pools, not measured
+        s["xref"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, uniform, args.seconds, key))
+        print("(c) xref uniform", s["xref"], flush=True)
+        zipf = [f"/v1/xref/worker/hcm/{i}" for i in _zipf(source_ids, args.seed)]
+        s["xref_zipf"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, zipf, args.seconds, key))
+        print("(c') xref zipf", s["xref_zipf"], flush=True)
+
+        pop = ml.Population(args.seed, len(source_ids), args.probes)
+        originals = await ml._originals(url, pop, min(len(source_ids), 20_000), args.seed)
+        probes = iter(ml.Probes(pop, originals, args.seed + 1).take(args.probes))
+        stamp = f"L{int(time.time())}"
+        s["put"] = await puts(hub.base, probes, f"{stamp}p-", args.seconds)
+        answered = s["put"].pop("answered")
+        print("(d) put", s["put"], flush=True)
+        s["lag"] = await lag(url, answered)
+        print("(f) lag", s["lag"], flush=True)
+        s["batch"] = await batches(hub.base, probes, f"{stamp}b-", args.seconds)
+        print("(e) batch", s["batch"], flush=True)
+    finally:
+        hub.stop()
+        await _reader_key(url, create=False)
+        await ml._delete_stream(stream)
+    table = _table(report)
+    print("\n(measured on this machine now: shared machines give no final figures)\n")
+    print(table)
+    if args.write:
+        _write(report, table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", required=True, help="an existing loaded database")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per scenario")
+    parser.add_argument("--probes", type=int, default=60_000, help="spare people for writes")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The ID lookup's hot path: raw asyncpg reads, answer and API-key caches, invalidation.
+
+A lookup by source id reads one prepared statement on a small asyncpg pool of
+its own (no ORM, no SQLAlchemy pool) and keeps the *encoded answer* in an LRU
+keyed by (entity, source, source_id), indexed by the golden id it names.
+
+Invalidation, correct with several hub processes on one database: triggers
+(migration 0011l) NOTIFY `mdm_lookup` at commit with the golden ids whose
+cross-reference view a transaction changed, and `k` when API keys change.
+Every process LISTENs on a dedicated connection and evicts. While that
+connection is down the caches are empty and bypassed (a notification could be
+missed), and it reconnects. A read that raced an invalidation (read from the
+database, the eviction arrives, then the stale answer would be stored) is not
+stored: each eviction bumps a generation, and a put whose read began before an
+eviction naming its golden id is dropped. The process that commits a change
+evicts the ids itself right after its commit (`evict_committed`), so it reads
+its own writes without waiting for the notification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+from prometheus_client import Counter
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("mdm.lookup")
+
+CHANNEL = "mdm_lookup"
+FLUSH = "*"
+
+_CACHE_RESULTS = Counter(
+    "mdm_lookup_cache_total",
+    "ID lookup cache reads by cache (xref answers, api keys) and result (hit, miss)",
+    ["cache", "result"],
+)
+_XREF_HIT = _CACHE_RESULTS.labels("xref", "hit")
+_XREF_MISS = _CACHE_RESULTS.labels("xref", "miss")
+_KEY_HIT = _CACHE_RESULTS.labels("api_key", "hit")
+_KEY_MISS = _CACHE_RESULTS.labels("api_key", "miss")
+_EVICTIONS = Counter(
+    "mdm_lookup_cache_evictions_total",
+    "Invalidations applied to the ID lookup cache, by origin (notify, local, flush)",
+    ["origin"],
+)
+
+#: A source record's golden id, that golden record's status and every live
+#: source record linked to it: all an xref answer is made of, in one statement.
+XREF_QUERY = """
+SELECT g.golden_id, g.status, x.source, x.source_id, x.received_at
+FROM source_record s
+JOIN golden_record g ON g.golden_id = s.golden_id
+JOIN source_record x ON x.golden_id = s.golden_id AND x.deleted_at IS NULL
+WHERE s.entity = $1 AND s.source = $2 AND s.source_id = $3 AND s.deleted_at IS NULL
+ORDER BY x.source, x.source_id
+"""
+
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.InterfaceError,  # the connection is closed
+    # A connection killed while a query was being sent can be left mid-operation.
+    asyncpg.exceptions._base.InternalClientError,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class GenerationalLru(Generic[K, V]):
+    """A bounded LRU whose entries are tagged with golden ids, evicted by tag.
+
+    `put` takes the generation read before the value was loaded and refuses the
+    value if an eviction naming its tag (or a flush) happened since.
+    """
+
+    def __init__(self, max_entries: int, remembered: int = 1024) -> None:
+        self.max_entries = max(0, max_entries)  # 0: nothing is ever stored
+        self.generation = 0
+        self.live = False  # only while invalidations are being received
+        self._entries: OrderedDict[K, tuple[str, V]] = OrderedDict()
+        self._by_tag: dict[str, set[K]] = {}
+        # (generation, tags evicted at it, or None for a flush), newest last.
+        self._recent: deque[tuple[int, frozenset[str] | None]] = deque(maxlen=remembered)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K) -> V | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[1]
+
+    def put(self, key: K, tag: str, value: V, generation: int) -> bool:
+        """Store `value` unless it may be stale; True when stored."""
+        if not self.live or not self.max_entries or not self._still_valid(tag, generation):
+            return False
+        self._remove(key)
+        self._entries[key] = (tag, value)
+        self._by_tag.setdefault(tag, set()).add(key)
+        while len(self._entries) > self.max_entries:
+            oldest = next(iter(self._entries))
+            self._remove(oldest)
+        return True
+
+    def evict(self, tags: Iterable[str]) -> None:
+        evicted = frozenset(tags)
+        self.generation += 1
+        self._recent.append((self.generation, evicted))
+        for tag in evicted:
+            for key in self._by_tag.pop(tag, ()):
+                self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._recent.append((self.generation, None))
+        self._entries.clear()
+        self._by_tag.clear()
+
+    def _still_valid(self, tag: str, generation: int) -> bool:
+        if generation == self.generation:
+            return True
+        if not self._recent or self._recent[0][0] > generation + 1:
+            return False  # evictions since then were forgotten: assume the worst
+        for at, tags in reversed(self._recent):
+            if at <= generation:
+                break
+            if tags is None or tag in tags:
+                return False
+        return True
+
+    def _remove(self, key: K) -> None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            keys = self._by_tag.get(found[0])
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[found[0]]
+
+
+XrefKey = tuple[str, str, str]
+#: Builds an answer's bytes from XREF_QUERY's rows (the API layer knows the view).
+Render = Callable[[Sequence[Any]], bytes]
+
+_KEYS_TAG = "api_key"
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    # The pool's connections only run single autocommit reads: nothing to reset,
+    # and asyncpg's default reset is one more round trip per lookup.
+    return None
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A SQLAlchemy `postgresql+asyncpg://` URL as a plain libpq one for asyncpg."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Lookups:
+    """The lookup pool, the caches and their invalidation listener, one per hub process."""
+
+    def __init__(
+        self,
+        database_url: str,
+        max_entries: int = 100_000,
+        max_keys: int = 10_000,
+        pool_size: int = 4,
+        health_interval: float = 5.0,
+        reconnect_delay: float = 0.5,
+    ) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.answers: GenerationalLru[XrefKey, bytes] = GenerationalLru(max_entries)
+        self.keys: GenerationalLru[str, Any] = GenerationalLru(max_keys)
+        self.pool_size = pool_size
+        self.health_interval = health_interval
+        self.reconnect_delay = reconnect_delay
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._listen_conn: asyncpg.Connection | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self, wait: float = 5.0) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            reset=_no_reset,
+            server_settings={"application_name": "mdm-lookup"},
+        )
+        self._listener = asyncio.create_task(self._listen_forever(), name="mdm-lookup-listener")
+        # Serving starts with the cache live; if the listener cannot connect yet,
+        # lookups still answer (uncached) and it keeps trying.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), wait)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @property
+    def live(self) -> bool:
+        return self.answers.live
+
+    # -- reads -------------------------------------------------------------------
+
+    async def xref(self, entity: str, source: str, source_id: str, render: Render) -> bytes | None:
+        """The encoded answer for a source id (None when no live record has it)."""
+        key = (entity, source, source_id)
+        body = self.answers.get(key)
+        if body is not None:
+            _XREF_HIT.inc()
+            return body
+        _XREF_MISS.inc()
+        generation = self.answers.generation
+        assert self._pool is not None, "Lookups.start() was not awaited"
+        async with self._pool.acquire() as conn:
+            try:
+                rows = await conn.fetch(XREF_QUERY, entity, source, source_id)
+            except _CONNECTION_LOST as exc:
+                # Closed, so that the pool connects a new one for the next lookup; and
+                # an OSError, so the API answers 503 as for the engine's lost
+                # connections (mdm/api/problems.py).
+                with contextlib.suppress(asyncpg.InterfaceError):  # already given back
+                    conn.terminate()
+                raise ConnectionError(f"the lookup connection was lost: {exc}") from exc
+        if not rows:
+            return None  # not cached: a record may arrive at any time
+        body = render(rows)
+        self.answers.put(key, rows[0]["golden_id"], body, generation)
+        return body
+
+    def count_fast_hit(self) -> None:
+        """An answer sent from both caches before routing (mdm/api/fast_lookup.py)."""
+        _XREF_HIT.inc()
+        _KEY_HIT.inc()
+
+    def cached_key(self, digest: str) -> Any | None:
+        found = self.keys.get(digest)
+        (_KEY_HIT if found is not None else _KEY_MISS).inc()
+        return found
+
+    def key_generation(self) -> int:
+        return self.keys.generation
+
+    def remember_key(self, digest: str, identity: Any, generation: int) -> None:
+        self.keys.put(digest, _KEYS_TAG, identity, generation)
+
+    # -- invalidation ------------------------------------------------------------
+
+    def evict_committed(self, touched: str | None) -> None:
+        """Evict what a transaction of this process committed (mdm.lookup_touched)."""
+        if touched:
+            self._apply(touched, "local")
+
+    def _apply(self, ids: str, origin: str) -> None:
+        if ids.strip() == FLUSH:
+            self.answers.clear()
+            _EVICTIONS.labels("flush").inc()
+            return
+        self.answers.evict(ids.split())
+        _EVICTIONS.labels(origin).inc()
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        kind, ids = payload[:1], payload[1:]
+        if kind == "k":
+            self.keys.clear()
+        elif kind == "x":
+            self._apply(ids, "notify")
+
+    def _go_dark(self) -> None:
+        self._connected.clear()
+        for cache in (self.answers, self.keys):
+            cache.live = False
+            cache.clear()
+
+    async def _listen_forever(self) -> None:
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": "mdm-lookup-listen"}
+                )
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                # Anything cached before LISTEN took effect may have missed its eviction.
+                for cache in (self.answers, self.keys):
+                    cache.clear()
+                    cache.live = True
+                self._listen_conn = conn
+                self._connected.set()
+                log.debug("lookup cache live: listening on %s", CHANNEL)
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self.health_interval)
+                    if not lost.is_set():
+                        # A silent network loss shows no termination: ask.
+                        await conn.fetchval("SELECT 1", timeout=self.health_interval)
+                raise ConnectionError("the listening connection was closed")
+            except asyncio.CancelledError:
+                self._go_dark()
+                if conn is not None:
+                    conn.terminate()
+                raise
+            except Exception as exc:  # any failure: dark, then retry
+                self._go_dark()
+                log.warning("lookup cache off until its LISTEN connection is back: %s", exc)
+                if conn is not None:
+                    conn.terminate()
+                self._listen_conn = None
+                await asyncio.sleep(self.reconnect_delay)
