@@ -93,7 +93,7 @@ class Hub:
         """One unit of work: commits when the block succeeds, rolls back otherwise."""
         async with self.engine.begin() as conn:
             yield Repository(conn)
-            # The ids whose lookups this transaction changed (migration 0011l's
+            # The ids whose lookups this transaction changed (migration 0012's
             # triggers): evicted here once committed, so this process reads its own
             # writes; the other processes evict them on the commit's NOTIFY.
             touched = await conn.scalar(_TOUCHED)

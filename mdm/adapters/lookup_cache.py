@@ -5,7 +5,7 @@ its own (no ORM, no SQLAlchemy pool) and keeps the *encoded answer* in an LRU
 keyed by (entity, source, source_id), indexed by the golden id it names.
 
 Invalidation, correct with several hub processes on one database: triggers
-(migration 0011l) NOTIFY `mdm_lookup` at commit with the golden ids whose
+(migration 0012) NOTIFY `mdm_lookup` at commit with the golden ids whose
 cross-reference view a transaction changed, and `k` when API keys change.
 Every process LISTENs on a dedicated connection and evicts. While that
 connection is down the caches are empty and bypassed (a notification could be

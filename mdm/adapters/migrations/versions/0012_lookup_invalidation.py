@@ -12,16 +12,16 @@ clear every process's key cache. Each id list goes two ways:
   the process that made the change evicts them itself right after its commit
   (read-your-writes without waiting for the notification).
 
-Revision ID: 0011l
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011l"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
