@@ -14,10 +14,11 @@ The machine's shared PostgreSQL and NATS are never stopped.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -27,9 +28,13 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from mdm.settings import RelaySettings
+from mdm.adapters.migrate import upgrade
+from mdm.bootstrap import make_engine
+from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
 from publishers.testing import read_stream, scratch_database, wait_for
 from tests.integration.hub_process import HubProcess, hub_env
+from tests.integration.live_hub import serving
+from tests.integration.private_postgres import PrivatePostgres
 
 ADMIN_KEY = "mdm_faults-" + secrets.token_hex(8)
 HEADERS = {"X-API-Key": ADMIN_KEY}
@@ -234,3 +239,144 @@ async def _wait_for_blocked_insert(engine: AsyncEngine, outcome: list[object]) -
 
     await wait_for(blocked, timeout=90, every=0.02)
     return found[0]
+
+
+# -- 2. PostgreSQL restarted under load -------------------------------------------------
+
+LOAD_CLIENTS = 6
+RESTARTS = 2
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+async def _hub_database(server: PrivatePostgres) -> str:
+    """A migrated database on the private server (it goes with the server's folder)."""
+    admin = create_async_engine(server.url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text('CREATE DATABASE "mdm"'))
+    await admin.dispose()
+    url = server.url.rsplit("/", 1)[0] + "/mdm"
+    engine = make_engine(url, pool_size=1)
+    await upgrade(engine)
+    await engine.dispose()
+    return url
+
+
+class _Load:
+    """Clients sending single-record PUTs and GETs of what they stored, until stopped."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.answers: list[tuple[str, str, httpx.Response]] = []  # (method, source_id, answer)
+        self.errors: list[tuple[str, str, BaseException]] = []
+        self.stored: list[str] = []
+        self.stop = asyncio.Event()
+
+    def count(self, method: str, status: int, since: int = 0) -> int:
+        return sum(1 for m, _, r in self.answers[since:] if m == method and r.status_code == status)
+
+    def reached(self, method: str, status: int, at_least: int) -> Callable[[], bool]:
+        """A condition: `at_least` answers of that status to that method from now on."""
+        since = len(self.answers)
+        return lambda: self.count(method, status, since) >= at_least
+
+    async def run(self, client_no: int) -> None:
+        async with httpx.AsyncClient(base_url=self.base, headers=HEADERS, timeout=60) as client:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                source_id = f"PG-{client_no}-{n}"
+                await self._send(client, "PUT", source_id)
+                if self.stored:
+                    await self._send(client, "GET", self.stored[(n * 7919) % len(self.stored)])
+
+    async def _send(self, client: httpx.AsyncClient, method: str, source_id: str) -> None:
+        try:
+            if method == "PUT":
+                response = await client.put(
+                    f"/v1/sources/crm/customer/{source_id}",
+                    json={"attributes": {"name": f"Restart Customer {source_id}"}},
+                )
+            else:
+                response = await client.get(f"/v1/xref/customer/crm/{source_id}")
+        except httpx.HTTPError as exc:  # a dropped connection or a timeout
+            self.errors.append((method, source_id, exc))
+            return
+        self.answers.append((method, source_id, response))
+        if method == "PUT" and response.status_code == 200:
+            self.stored.append(source_id)
+        elif response.status_code == 503:
+            await asyncio.sleep(0.05)  # a polite client waits a little (not Retry-After here)
+
+
+def _problem_503(response: httpx.Response) -> bool:
+    return (
+        response.headers.get("content-type", "").startswith("application/problem+json")
+        and response.json().get("status") == 503
+        and "retry-after" in response.headers
+    )
+
+
+async def test_postgres_restart_under_load_answers_503_and_recovers(
+    private_postgres: PrivatePostgres, nats_url: str
+) -> None:
+    url = await _hub_database(private_postgres)
+    settings = Settings(
+        database=DatabaseSettings(url=url),
+        nats=NatsSettings(url=nats_url),
+        relay=RelaySettings(enabled=False),  # the database alone is under test here
+        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0),
+    )
+    with serving(settings) as base:
+        load = _Load(base)
+        clients = [asyncio.create_task(load.run(i)) for i in range(LOAD_CLIENTS)]
+        try:
+            await wait_for(load.reached("PUT", 200, 30), timeout=60)
+            # Twice: each restart has a moment (shutting down, starting up) when the
+            # server answers connections with an error rather than refusing them.
+            for _ in range(RESTARTS):
+                refused = load.reached("PUT", 503, 5)
+                await asyncio.to_thread(private_postgres.stop)
+                # Down until requests see it (no sleep: until 503s come back).
+                await wait_for(refused, timeout=60)
+                await asyncio.to_thread(private_postgres.start)
+                # The same hub (no restart) serves again: its pool recovers on its own.
+                stored, read = load.reached("PUT", 200, 30), load.reached("GET", 200, 30)
+                await wait_for(stored, timeout=60)
+                await wait_for(read, timeout=60)
+        finally:
+            load.stop.set()
+            await asyncio.gather(*clients)
+
+        assert not load.errors, f"dropped connections or timeouts: {load.errors[:5]}"
+        bad = [
+            (m, sid, r.status_code, r.text)
+            for m, sid, r in load.answers
+            if not (200 <= r.status_code < 300 or (r.status_code == 503 and _problem_503(r)))
+        ]
+        assert not bad, f"neither 2xx nor a 503 problem: {bad[:5]}"
+
+        # Every PUT answered 200 is stored; every 503'd one succeeds when retried.
+        engine = create_async_engine(url)
+        try:
+            rows = await _rows(engine, "SELECT source_id FROM source_record")
+            assert set(load.stored) <= {r[0] for r in rows}
+        finally:
+            await engine.dispose()
+        refused = {sid for m, sid, r in load.answers if m == "PUT" and r.status_code == 503}
+        assert refused
+        async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=60) as client:
+            for source_id in sorted(refused - set(load.stored)):
+                retry = await client.put(
+                    f"/v1/sources/crm/customer/{source_id}",
+                    json={"attributes": {"name": f"Restart Customer {source_id}"}},
+                )
+                assert retry.status_code == 200, retry.text
