@@ -18,11 +18,13 @@ import asyncio
 import secrets
 import threading
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
+import nats
 import pytest
 from nats.js import JetStreamContext
 from sqlalchemy import text
@@ -31,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from mdm.adapters.migrate import upgrade
 from mdm.bootstrap import make_engine
 from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
-from publishers.testing import read_stream, scratch_database, wait_for
+from publishers.testing import NatsServer, read_stream, scratch_database, wait_for
 from tests.integration.hub_process import HubProcess, hub_env
 from tests.integration.live_hub import serving
 from tests.integration.private_postgres import PrivatePostgres
@@ -380,3 +382,160 @@ async def test_postgres_restart_under_load_answers_503_and_recovers(
                     json={"attributes": {"name": f"Restart Customer {source_id}"}},
                 )
                 assert retry.status_code == 200, retry.text
+
+
+# -- 3. NATS restarted under load ---------------------------------------------------------
+
+RECORDS_PER_CLIENT = 5  # each client cycles over its records: every pass is a new version
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class _Ingest:
+    """Clients changing their few customers over and over: every PUT is a new version, so
+    a backlog holds long runs of versions of the same golden records."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.statuses: list[int] = []
+        self.errors: list[BaseException] = []
+        self.stop = asyncio.Event()
+
+    def reached(self, at_least: int) -> Callable[[], bool]:
+        since = len(self.statuses)
+        return lambda: sum(1 for s in self.statuses[since:] if s == 200) >= at_least
+
+    async def run(self, client_no: int) -> None:
+        async with httpx.AsyncClient(base_url=self.base, headers=HEADERS, timeout=60) as client:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                try:
+                    response = await client.put(
+                        f"/v1/sources/crm/customer/N-{client_no}-{n % RECORDS_PER_CLIENT}",
+                        json={"attributes": {"name": f"Customer {client_no} pass {n}"}},
+                    )
+                except httpx.HTTPError as exc:
+                    self.errors.append(exc)
+                    continue
+                self.statuses.append(response.status_code)
+
+
+async def _stream_messages(url: str) -> int | None:
+    """How many messages the stream holds (None while NATS or the stream is not there)."""
+    try:
+        client = await nats.connect(url, allow_reconnect=False, connect_timeout=2)
+    except Exception:
+        return None
+    try:
+        return int((await client.jetstream().stream_info("MDM")).state.messages)
+    except Exception:
+        return None
+    finally:
+        await client.close()
+
+
+async def test_nats_restart_under_load_loses_no_event(
+    own_database: str, own_nats: NatsServer
+) -> None:
+    # Small relay rounds: the backlog left by the outage goes out in many rounds, one of
+    # which the hang below catches; a short publish timeout ends that round soon.
+    env = hub_env(
+        own_database,
+        own_nats.url,
+        ADMIN_KEY,
+        MDM_RELAY_MAX_BACKOFF="1",
+        MDM_RELAY_BATCH_SIZE="50",
+        MDM_RELAY_PUBLISH_TIMEOUT="1",
+    )
+    engine = create_async_engine(own_database)
+
+    async def pending() -> int:
+        rows = await _rows(engine, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        return int(rows[0][0])
+
+    async def drained() -> bool:
+        return await pending() == 0
+
+    def stream_grew(beyond: int) -> Callable[[], Awaitable[bool]]:
+        async def grew() -> bool:
+            return ((await _stream_messages(own_nats.url)) or 0) > beyond
+
+        return grew
+
+    rounds: list[tuple[int, object]] = []  # (backend pid, transaction start) of relay rounds
+
+    async def relay_in_round() -> bool:
+        """A relay transaction holds claimed rows (its claim query was its last)."""
+        rows = await _rows(
+            engine,
+            "SELECT pid, xact_start FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND query LIKE '%SKIP LOCKED%'",
+        )
+        rounds[:] = [(int(pid), start) for pid, start in rows]
+        return bool(rows)
+
+    async def round_ended(hung: set[tuple[int, object]]) -> bool:
+        await relay_in_round()
+        return not hung & set(rounds)
+
+    hub = HubProcess(env).start()
+    try:
+        load = _Ingest(hub.base)
+        clients = [asyncio.create_task(load.run(i)) for i in range(LOAD_CLIENTS)]
+        try:
+            await wait_for(stream_grew(50), timeout=60)  # the relay publishes
+            # NATS stops (SIGTERM) ...
+            await asyncio.to_thread(own_nats.stop)
+            async with httpx.AsyncClient(timeout=10) as client:
+                health = await client.get(f"{hub.base}/health")
+            assert health.status_code == 503 and health.json()["nats"] == "unreachable"
+            # Ingestion goes on without NATS; a backlog builds up.
+            await wait_for(load.reached(250), timeout=60)
+            assert await pending() >= 250
+            await asyncio.to_thread(own_nats.start)
+            # As soon as the relay is back at work on the backlog, NATS hangs (SIGSTOP):
+            # the relay's round waits for PubAcks that do not come, some of its messages
+            # sit unread in the server's socket, later versions in the chain wait.
+            await wait_for(relay_in_round, timeout=60, every=0.005)
+            own_nats.freeze()
+            try:
+                await wait_for(relay_in_round, timeout=60)
+                hung = set(rounds)
+                # That round gives up (publish timeout) and ends without marking them.
+                await wait_for(lambda: round_ended(hung), timeout=60)
+            finally:
+                own_nats.thaw()
+            await asyncio.to_thread(own_nats.stop)  # and stops again
+            assert await pending() > 0
+            await wait_for(load.reached(50), timeout=60)
+            # ... and it is started for good.
+            await asyncio.to_thread(own_nats.start)
+            await wait_for(load.reached(100), timeout=60)
+        finally:
+            load.stop.set()
+            await asyncio.gather(*clients)
+        assert not load.errors, load.errors[:5]
+        assert set(load.statuses) == {200}
+
+        # After it settles the relay has published every row, each exactly once, in order.
+        await wait_for(drained, timeout=90)
+        outbox = await _outbox(engine)
+    finally:
+        hub.stop()
+        await engine.dispose()
+    client = await nats.connect(own_nats.url)
+    try:
+        msgs = await read_stream(client.jetstream(), "MDM", "mdm.>", len(outbox), timeout=60)
+    finally:
+        await client.close()
+    _check_stream_order(msgs, outbox)
+    assert max(v for _, v in outbox.values()) > 3  # records went through many versions
