@@ -112,8 +112,9 @@ async def test_kill_9_mid_batch_leaves_nothing_and_the_retry_applies_once(
 ) -> None:
     env = hub_env(own_database, nats_url, ADMIN_KEY, relay_settings)
     engine = create_async_engine(own_database)
-    hub = HubProcess(env).start()
+    hub = HubProcess(env)
     try:
+        hub.start()
         # A golden record the batch will link to (HCM's W-0; PSA's R-0 shares its e-mail).
         async with httpx.AsyncClient(headers=HEADERS, timeout=60) as client:
             first = await client.put(
@@ -151,7 +152,8 @@ async def test_kill_9_mid_batch_leaves_nothing_and_the_retry_applies_once(
         assert after == before, "part of the killed batch was committed"
 
         # Restarted, the same request with the same key is applied, once.
-        hub = HubProcess(env, port=hub.port).start()
+        hub = HubProcess(env, port=hub.port)
+        hub.start()
         async with httpx.AsyncClient(headers=HEADERS, timeout=120) as client:
             url = f"{hub.base}/v1/sources/psa/worker/batch"
             retry = await client.post(url, json=body, headers={"Idempotency-Key": key})
@@ -487,8 +489,9 @@ async def test_nats_restart_under_load_loses_no_event(
         await relay_in_round()
         return not hung & set(rounds)
 
-    hub = HubProcess(env).start()
+    hub = HubProcess(env)
     try:
+        hub.start()
         load = _Ingest(hub.base)
         clients = [asyncio.create_task(load.run(i)) for i in range(LOAD_CLIENTS)]
         try:
