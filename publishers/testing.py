@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import secrets
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,6 +52,18 @@ class NatsServer:
     def stop(self) -> None:
         """SIGTERM (JetStream flushes its store); the data stays for the next start."""
         self._server.stop()
+
+    def freeze(self) -> None:
+        """SIGSTOP: a hung broker. Connections stay open and nothing is answered, so
+        publishes wait for PubAcks that do not come (until `thaw()`)."""
+        os.kill(self._pid(), signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: the server reads what was sent to it meanwhile and carries on."""
+        os.kill(self._pid(), signal.SIGCONT)
+
+    def _pid(self) -> int:
+        return int((self._server.data_dir / "nats-server.pid").read_text().split()[0])
 
 
 @asynccontextmanager

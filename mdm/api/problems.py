@@ -103,10 +103,27 @@ def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+#: SQLSTATEs that say the server is unavailable, not that the request was wrong: a
+#: restart answers new connections 57P03 "the database system is shutting down" /
+#: "... is starting up" (asyncpg's CannotConnectNowError), which SQLAlchemy wraps in
+#: a plain DBAPIError on a connection it does not invalidate: that was a 500. Class
+#: 08 is a connection exception; 57P01/57P02 an administrator's or a crash's shutdown
+#: of the session; 53300 too many connections.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means PostgreSQL is out of reach (503 and retry), not a bug (500)."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return exc.connection_invalidated or state.startswith("08") or state in _UNAVAILABLE_STATES
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if database_unavailable(exc):
         return _database_down(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(500, "Internal server error", None, request.url.path)
