@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -116,6 +117,13 @@ def database_unavailable(exc: BaseException) -> bool:
     """Whether `exc` means PostgreSQL is out of reach (503 and retry), not a bug (500)."""
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, OSError)):
         return True
+    # asyncpg's own errors, unwrapped: the lookup path (mdm/adapters/lookup_cache.py)
+    # talks to asyncpg directly, without SQLAlchemy.
+    if isinstance(exc, (asyncpg.InterfaceError, asyncpg.PostgresConnectionError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state.startswith("08") or state in _UNAVAILABLE_STATES
     if not isinstance(exc, DBAPIError):
         return False
     state = getattr(exc.orig, "sqlstate", None) or ""

@@ -125,7 +125,7 @@ async def test_kill_9_mid_batch_leaves_nothing_and_the_retry_applies_once(
         before = {t: await _count(engine, t) for t in _BATCH_TABLES}
 
         # Hold the batch at its last write: an uncommitted outbox row of the version the
-        # batch gives that golden record makes its outbox INSERT wait on the unique index
+        # batch gives that golden record makes its outbox write (a COPY) wait on the unique index
         # with its source records, golden records and history written, uncommitted.
         async with engine.connect() as blocker:
             await _take_outbox_slot(blocker, golden, version=2)
@@ -236,7 +236,8 @@ async def _wait_for_blocked_insert(engine: AsyncEngine, outcome: list[object]) -
         rows = await _rows(
             engine,
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO outbox%'",
+            "AND wait_event_type = 'Lock' "
+            "AND (query LIKE 'INSERT INTO outbox%' OR query LIKE 'COPY \"outbox\"%')",
         )
         found.extend(int(r[0]) for r in rows)
         return bool(rows)

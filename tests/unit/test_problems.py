@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -41,3 +42,19 @@ def test_an_invalidated_connection_is_an_outage_whatever_the_state() -> None:
     assert not database_unavailable(IntegrityError("INSERT", None, _DriverError("23505")))
     assert database_unavailable(ConnectionRefusedError())
     assert not database_unavailable(ValueError())
+
+
+@pytest.mark.parametrize(
+    ("exc", "outage"),
+    [
+        (asyncpg.CannotConnectNowError("the database system is shutting down"), True),
+        (asyncpg.AdminShutdownError("terminating connection"), True),
+        (asyncpg.ConnectionDoesNotExistError("connection was closed"), True),
+        (asyncpg.UniqueViolationError("duplicate key"), False),
+        (asyncpg.DataError("invalid input"), False),
+    ],
+)
+def test_asyncpg_errors_unwrapped_are_told_apart_too(exc: Exception, outage: bool) -> None:
+    """The lookup path talks to asyncpg without SQLAlchemy: a server starting up or
+    shutting down answers 503 there too (a restart under load found a 500)."""
+    assert database_unavailable(exc) is outage
