@@ -212,12 +212,7 @@ async def ingest_records(
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
     if candidates is None:
-        pool = await load_pool(
-            MatchStore(repo.conn),
-            entity,
-            blocking,
-            first=[p.features.blocking for p in prepared if p.features],
-        )
+        pool = await load_pool(MatchStore(repo.conn), entity, blocking)
     else:
         pool = await candidates.pool(repo.conn, entity, blocking)
     original = dict(stored)
@@ -239,13 +234,6 @@ async def ingest_records(
             unchanged.append((p.index, current.golden_id))
             results[p.index] = Accepted(current.golden_id, "unchanged", warnings=p.warnings)
             continue
-        assert p.features is not None
-        if pool.unread and pool.merged:
-            # The first read covered each record's candidates as the database ranks
-            # them, and every golden record this unit added to; only a merge in this
-            # unit (two candidates becoming one) lets another one into a record's
-            # best forty.
-            await pool.ensure(pool.candidates(p.features.blocking))
         link = _link(entity, p, current, owners, new_goldens, active, pool)
         golden_id, outcome, rule = link.golden_id, link.outcome, link.rule
         asked = [candidate for candidate, _, _ in link.reviews]
@@ -253,7 +241,6 @@ async def ingest_records(
             survivor, loser = _roles(golden_id, other, new_goldens)
             if loser not in new_goldens and await merges_store.apart(survivor, loser):
                 continue  # a steward said these are not the same: neither merge nor ask again
-            await pool.ensure([loser, survivor])
             pool.merge(loser, survivor)
             auto_merges.append((survivor, loser, own, sid))
             golden_id = pool.resolve(golden_id)
@@ -275,7 +262,7 @@ async def ingest_records(
             deltas.setdefault(golden_id, XrefDelta())
         for key in p.keys:
             owners.setdefault(key, set()).add(golden_id)
-        await pool.ensure([golden_id])
+        assert p.features is not None
         pool.add(golden_id, p.features, sid)
         # Row id and version come from the database; a later record of this batch
         # with the same source_id replaces this write and compares against it.

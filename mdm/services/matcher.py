@@ -77,27 +77,6 @@ class BatchPool:
     merged: dict[str, str] = field(default_factory=dict)  # loser -> survivor, in this unit
     # (golden id, features, source id) of each record linked in this unit
     added: list[tuple[str, Features, str]] = field(default_factory=list)
-    # Where members not read yet come from (load_pool(lazy=True)): golden ids owning
-    # one of the unit's keys whose members `ensure` reads when first needed.
-    source: CandidateSource | None = None
-    unread: set[str] = field(default_factory=set)
-
-    async def ensure(self, golden_ids: Iterable[str]) -> None:
-        """Read the members of these golden records if they are candidates not read yet.
-
-        Members read late go before the ones this unit added, as an eager read
-        would have put them; the pool answers exactly what it would have.
-        """
-        if self.source is None or not self.unread:
-            return
-        todo = [g for g in dict.fromkeys(golden_ids) if g in self.unread]
-        if not todo:
-            return
-        self.unread.difference_update(todo)
-        found = await self.source.members(todo)
-        for golden_id in todo:
-            if ms := found.get(golden_id):
-                self.members[golden_id] = [m.features for m in ms] + self.members.get(golden_id, [])
 
     def resolve(self, golden_id: str) -> str:
         while golden_id in self.merged:
@@ -142,32 +121,17 @@ class CandidateSource(Protocol):
 
 
 async def load_pool(
-    store: CandidateSource,
-    entity: str,
-    keys: Sequence[str],
-    cap: int = GENERIC_KEY_CAP,
-    first: Sequence[Sequence[str]] | None = None,
+    store: CandidateSource, entity: str, keys: Sequence[str], cap: int = GENERIC_KEY_CAP
 ) -> BatchPool:
-    """The database's candidates for every key of a unit of work, and their members.
-
-    With `first` (each record's blocking keys), only the members of the golden
-    records each record would score are read now, in one query: a batch's keys
-    name tens of thousands of golden records, of which matching scores each
-    record's best-keyed forty. The rest stay for `BatchPool.ensure`, which the
-    unit calls before each record (records of the unit may change the ranking).
-    """
+    """The database's candidates for every key of a unit of work, and their members."""
     owners, generic = await store.candidate_owners(entity, keys, cap)
     goldens = {g for found in owners.values() for g in found}
-    if first is None:
-        members = await store.members(goldens)
-        return BatchPool(
-            generic=generic,
-            db_owners=owners,
-            members={g: [m.features for m in ms] for g, ms in members.items()},
-        )
-    pool = BatchPool(generic=generic, db_owners=owners, source=store, unread=goldens)
-    await pool.ensure(g for blocking in first for g in pool.candidates(blocking))
-    return pool
+    members = await store.members(goldens)
+    return BatchPool(
+        generic=generic,
+        db_owners=owners,
+        members={g: [m.features for m in ms] for g, ms in members.items()},
+    )
 
 
 class PoolSource(Protocol):
