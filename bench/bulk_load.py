@@ -221,7 +221,7 @@ same machine. {time.strftime("%Y-%m-%d")}.
 | whole load | {whole} (target: 1,000,000 in 600 s) |
 | `mdm load`'s summary | {summary} |
 | records/s per {args.every:.0f} s window: first, median, last | {windowed} |
-| progress | {"; ".join(tenths)} |
+| progress (the first window past each 100,000) | {"; ".join(tenths)} |
 | stored | {", ".join(f"{k} {v:,}" for k, v in counts.items())}; {size / 2**30:.1f} GiB |
 | VACUUM ANALYZE after | {vacuum:,.0f} s |
 
