@@ -348,15 +348,13 @@ def _start_worker(entity: str, active: ActiveModel) -> None:
 
 
 def _prepare_rows(rows: list[Row]) -> bytes:
-    """In the preparing process: decode, standardize, keys, content hash, features.
+    """In the preparing process: `_prepare_here` with the model's features, packed.
 
     The results go back as MessagePack (`_unpack`), a quarter of pickle's cost
     for these nested dicts, which the loading process pays per record.
     """
-    entity, active = _worker["entity"], _worker["active"]
     out: list[Any] = []
-    for row in rows:
-        found = _decode(entity, row)
+    for _, found, p in _prepare_here(_worker["entity"], rows, _worker["active"]):
         if isinstance(found, Rejected):
             out.append((0, [(e.path, e.message) for e in found.errors]))
             continue
@@ -365,7 +363,6 @@ def _prepare_rows(rows: list[Row]) -> bytes:
             found.attributes,
             found.source_updated_at.isoformat() if found.source_updated_at else None,
         )
-        p = prepare_records(entity, [found], active)[0]
         if isinstance(p, Rejected):
             out.append((1, [(e.path, e.message) for e in p.errors], *record))
             continue
@@ -423,11 +420,17 @@ def _unpack(rows: list[Row], packed: bytes) -> list[tuple[Row, IncomingRecord | 
     return out
 
 
-def _prepare_here(entity: str, rows: list[Row]) -> list[tuple[Row, IncomingRecord | Rejected, Any]]:
+def _prepare_here(
+    entity: str, rows: list[Row], active: ActiveModel | None = None
+) -> list[tuple[Row, IncomingRecord | Rejected, Any]]:
+    """Decode and prepare (features too, given the model) each row: (row, record or
+    its problems, prepared record or its problems)."""
     out: list[tuple[Row, IncomingRecord | Rejected, Any]] = []
     for row in rows:
         found = _decode(entity, row)
-        prepared = None if isinstance(found, Rejected) else prepare_records(entity, [found])[0]
+        prepared = (
+            None if isinstance(found, Rejected) else prepare_records(entity, [found], active)[0]
+        )
         out.append((row, found, prepared))
     return out
 
