@@ -299,7 +299,11 @@ def _same_postal_code(a: Features, b: Features) -> bool:
 
 def _address_comparable(a: Features, b: Features) -> bool:
     # Null unless both sides hold one same part: "12 Main St" against "Berlin" says nothing.
-    return any(a.get(k) and b.get(k) for k in ("l1", "pc", "c"))
+    return bool(
+        (a.get("l1") and b.get("l1"))
+        or (a.get("pc") and b.get("pc"))
+        or (a.get("c") and b.get("c"))
+    )
 
 
 # --- the registry ------------------------------------------------------------------

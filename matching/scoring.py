@@ -443,13 +443,19 @@ def below(
         return True
     for i in top.order:
         f = compiled.fields[i]
-        a = incoming[f.name]
+        name, predicates, comparable = f.name, f.predicates, f.comparable
+        a = incoming[name]
         best = None
         for member in members:
-            b = member.get(f.name)
-            level = level_of(f.predicates, a, b, f.comparable)
-            if level == NULL:
+            # level_of, inlined (this loop is most of a bulk load's matching)
+            b = member.get(name)
+            if b is None or (comparable is not None and not comparable(a, b)):
                 continue
+            level = len(predicates)
+            for index, holds in enumerate(predicates):
+                if holds(a, b):
+                    level = index
+                    break
             weight = f.weights[level]
             if tf is not None and f.tf[level]:
                 weight += _tf_adjustment(f, level, a, b, tf)

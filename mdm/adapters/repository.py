@@ -7,9 +7,10 @@ costs a handful of round trips, not thousands.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +78,29 @@ async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str
         await conn.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
-    jsonb = {c for c in columns if isinstance(table.c[c].type, JSONB)}
+    await copy_records(conn, table, columns, [tuple(row[c] for c in columns) for row in rows])
+
+
+async def copy_records(
+    conn: AsyncConnection, table: Table, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
+    """`copy_rows` for rows given as tuples of `columns`' values (no dicts to build)."""
+    if not records:
+        return
+    if len(records) < COPY_FROM:
+        await conn.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+        return
+    jsonb = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSONB)]
     if jsonb:
-        records = [
-            tuple(
-                _json.encode(row[c]).decode() if c in jsonb and row[c] is not None else row[c]
-                for c in columns
-            )
-            for row in rows
-        ]
-    else:
-        records = [tuple(row[c] for c in columns) for row in rows]
+        encode = _json.encode
+        encoded = []
+        for record in records:
+            values = list(record)
+            for i in jsonb:
+                if values[i] is not None:
+                    values[i] = encode(values[i]).decode()
+            encoded.append(tuple(values))
+        records = encoded
     if not conn.in_transaction():
         raise RuntimeError("copy_rows needs an open transaction")
     raw = await conn.get_raw_connection()
@@ -95,7 +108,7 @@ async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str
         await conn.execute(text("SELECT 1"))  # SQLAlchemy begins it lazily
     try:
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table.name, records=records, columns=columns
+            table.name, records=records, columns=list(columns)
         )
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         # Raised as SQLAlchemy raises its statements' errors, so that callers and the
@@ -110,6 +123,7 @@ async def copy_rows(conn: AsyncConnection, table: Table, rows: Sequence[dict[str
         raise OperationalError(statement, None, exc) from exc
 
 
+@functools.lru_cache(maxsize=65536)
 def lock_id(name: str) -> int:
     """A stable signed 64-bit advisory-lock id for a lock name."""
     return int.from_bytes(
@@ -271,22 +285,29 @@ class Repository:
         )
         await self.conn.execute(delete(match_key).where(match_key.c.source_record_id == record_id))
 
-    async def replace_match_keys(self, entity: str, keys_by_record: dict[int, list[str]]) -> None:
-        """Set the match keys of these source records: one DELETE and one INSERT of arrays.
+    async def replace_match_keys(
+        self, entity: str, keys_by_record: dict[int, list[str]], new: Collection[int] = ()
+    ) -> None:
+        """Set the match keys of these source records: one DELETE and one COPY.
 
-        A batch writes tens of thousands of keys; unnest() makes that one statement
-        instead of one parameter set per key.
+        `new` are records inserted in this transaction, which have no keys to delete
+        (ids come from a sequence and are never reused).
         """
         if not keys_by_record:
             return
-        await self.conn.execute(
-            delete(match_key).where(match_key.c.source_record_id.in_(list(keys_by_record)))
-        )
-        await copy_rows(
+        known = [record_id for record_id in keys_by_record if record_id not in new]
+        if known:
+            await self.conn.execute(
+                delete(match_key).where(
+                    match_key.c.source_record_id == any_(bindparam("ids", known, ARRAY(BigInteger)))
+                )
+            )
+        await copy_records(
             self.conn,
             match_key,
+            ("entity", "key", "source_record_id"),
             [
-                {"entity": entity, "key": key, "source_record_id": record_id}
+                (entity, key, record_id)
                 for record_id, keys in keys_by_record.items()
                 for key in keys
             ],
