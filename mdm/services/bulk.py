@@ -43,11 +43,13 @@ from mdm.services.context import RequestContext
 from mdm.services.ingest import (
     Accepted,
     IncomingRecord,
+    Plan,
     Prepared,
     Rejected,
+    apply_plan,
     content_hash,
     decode_item,
-    ingest_records,
+    plan_records,
     prepare_records,
 )
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
@@ -161,6 +163,9 @@ class MemoryIndex:
         self._pending = None
 
 
+_ABSENT = object()
+
+
 class _Members(dict):  # type: ignore[type-arg]
     """A unit of work's candidate members (BatchPool.members), taken from the index
     when first asked for: the pool holds every golden record owning one of the unit's
@@ -186,6 +191,9 @@ class _Members(dict):  # type: ignore[type-arg]
                 dict.__setitem__(self, golden_id, list(found.values()))
 
     def get(self, golden_id: str, default: Any = None) -> Any:
+        found = dict.get(self, golden_id, _ABSENT)
+        if found is not _ABSENT:
+            return found
         self._take(golden_id)
         return dict.get(self, golden_id, default)
 
@@ -508,70 +516,178 @@ async def _load_chunks(
     index: MemoryIndex,
     report: LoadReport,
 ) -> None:
-    analyzed = 0  # records written when the planner's statistics were last refreshed
-    async for chunk in chunks:
-        report.read += len(chunk)
-        decoded: list[tuple[Row, IncomingRecord, Any]] = []
-        for row, found, prepared in chunk:
-            if isinstance(found, Rejected):
-                _reject(report, rejects, row, found.errors)
-            else:
-                decoded.append((row, found, prepared))
-        if decoded:
-            async with engine.begin() as conn:
-                # A chunk lost in a crash is simply loaded again (resumable), so the
-                # load need not wait for each commit's WAL flush.
-                await conn.execute(text("SET LOCAL synchronous_commit = off"))
-                repo = Repository(conn)
-                stored = await repo.source_records(
-                    entity, source, [r.source_id for _, r, _ in decoded]
-                )
-                todo = [
-                    (row, r, p)
-                    for row, r, p in decoded
-                    if not (
-                        (s := stored.get(r.source_id))
-                        and s.deleted_at is None
-                        and s.content_hash
-                        == (p.content_hash if isinstance(p, Prepared) else content_hash(r))
-                    )
-                ]
-                report.skipped += len(decoded) - len(todo)
-                for i, (_, _, p) in enumerate(todo):
-                    if isinstance(p, Prepared):
-                        p.index = i
-                try:
-                    results = (
-                        await ingest_records(
-                            repo,
-                            rules,
-                            entity,
-                            source,
-                            [r for _, r, _ in todo],
-                            RequestContext(),
-                            candidates=index,
-                            prepared_records=[p for _, _, p in todo],
-                        )
-                        if todo
-                        else []
-                    )
-                except BaseException:
-                    index.rollback()
-                    raise
-            index.commit(source)
-            gc.freeze()
-            report.chunks += 1
-            written = sum(report.outcomes.values()) + len(todo)
-            if written - analyzed >= max(ANALYZE_EVERY, (report.primed + written) // 5):
-                await _analyze(engine)
-                analyzed = written
-            for (row, _, _), result in zip(todo, results, strict=True):
-                if isinstance(result, Accepted):
-                    report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+    """Plan each chunk (reads and matching) while the previous one is being written.
+
+    A chunk is planned on its own connection and transaction while the previous
+    chunk's writes and commit run on theirs: PostgreSQL writes one chunk while
+    this process matches the next. The plan needs nothing of the previous chunk
+    that the database does not show yet, except what it is given: its candidates
+    come from the in-memory index (which holds the previous chunk's records), the
+    previous chunk's strong identifiers are added to the database's, and golden
+    ids it merged away are followed through the index. Where that is not enough
+    (the previous chunk updated or restored records, or this chunk holds a
+    record of the previous one), the chunk waits for the previous commit first.
+    Its writes always start after the previous commit, with the usual locks.
+    """
+    writing: _Writing | None = None  # the chunk being written
+    planned: _Writing | None = None  # the chunk planned while it is
+    analyzed = [0]  # records written when the planner's statistics were last refreshed
+    try:
+        async for chunk in chunks:
+            report.read += len(chunk)
+            decoded: list[tuple[Row, IncomingRecord, Any]] = []
+            for row, found, prepared in chunk:
+                if isinstance(found, Rejected):
+                    _reject(report, rejects, row, found.errors)
                 else:
-                    _reject(report, rejects, row, result.errors)
-        if progress is not None:
-            progress(len(chunk))
+                    decoded.append((row, found, prepared))
+            if decoded:
+                sids = {r.source_id for _, r, _ in decoded}
+                if writing is not None and not writing.overlaps_with(sids):
+                    await writing.finish(engine, report, rejects, analyzed)
+                    writing = None
+                planned = await _plan_chunk(
+                    engine, rules, entity, source, decoded, index, report, writing
+                )
+                index.commit(source)
+                gc.freeze()
+                if writing is not None:
+                    await writing.finish(engine, report, rejects, analyzed)
+                planned.start(rules)
+                writing, planned = planned, None
+            if progress is not None:
+                progress(len(chunk))
+        if writing is not None:
+            await writing.finish(engine, report, rejects, analyzed)
+            writing = None
+    except BaseException:
+        index.rollback()
+        for unfinished in (writing, planned):
+            if unfinished is not None:
+                await unfinished.abandon()
+        raise
+
+
+async def _plan_chunk(
+    engine: AsyncEngine,
+    rules: MasteringRules,
+    entity: str,
+    source: str,
+    decoded: list[tuple[Row, IncomingRecord, Any]],
+    index: MemoryIndex,
+    report: LoadReport,
+    previous: _Writing | None,
+) -> _Writing:
+    """Open the chunk's transaction, skip what is stored already, plan the rest."""
+    conn = await engine.connect()
+    try:
+        await conn.begin()
+        # A chunk lost in a crash is simply loaded again (resumable), so the
+        # load need not wait for each commit's WAL flush.
+        await conn.execute(text("SET LOCAL synchronous_commit = off"))
+        repo = Repository(conn)
+        stored = await repo.source_records(entity, source, [r.source_id for _, r, _ in decoded])
+        todo = [
+            (row, r, p)
+            for row, r, p in decoded
+            if not (
+                (s := stored.get(r.source_id))
+                and s.deleted_at is None
+                and s.content_hash
+                == (p.content_hash if isinstance(p, Prepared) else content_hash(r))
+            )
+        ]
+        report.skipped += len(decoded) - len(todo)
+        for i, (_, _, p) in enumerate(todo):
+            if isinstance(p, Prepared):
+                p.index = i
+        ctx = RequestContext()
+        plan = await plan_records(
+            repo,
+            rules,
+            entity,
+            source,
+            [r for _, r, _ in todo],
+            ctx,
+            candidates=index,
+            prepared_records=[p for _, _, p in todo],
+            lock=False,
+            owners_known=previous.strong_owners() if previous is not None else None,
+            resolve=index.resolve,
+        )
+    except BaseException:
+        await conn.close()
+        raise
+    return _Writing(
+        conn, repo, ctx, plan, [row for row, _, _ in todo], {r.source_id for _, r, _ in decoded}
+    )
+
+
+class _Writing:
+    """A planned chunk: its open transaction, and the task writing and committing it."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        repo: Repository,
+        ctx: RequestContext,
+        plan: Plan,
+        rows: list[Row],
+        source_ids: set[str],
+    ) -> None:
+        self.conn, self.repo, self.ctx, self.plan = conn, repo, ctx, plan
+        self.rows, self.source_ids = rows, source_ids
+        self.task: asyncio.Task[list[Accepted | Rejected]] | None = None
+
+    def overlaps_with(self, source_ids: set[str]) -> bool:
+        """Whether the next chunk (these source ids) may be planned before this commits."""
+        return self.plan.only_new and self.source_ids.isdisjoint(source_ids)
+
+    def strong_owners(self) -> dict[str, set[str]]:
+        owners: dict[str, set[str]] = {}
+        for sid, keys in self.plan.strong_keys.items():
+            golden_id = self.plan.writes[sid].golden_id
+            for key in keys:
+                owners.setdefault(key, set()).add(golden_id)
+        return owners
+
+    def start(self, rules: MasteringRules) -> None:
+        self.task = asyncio.create_task(self._apply(rules))
+
+    async def _apply(self, rules: MasteringRules) -> list[Accepted | Rejected]:
+        results = await apply_plan(self.repo, rules, self.plan, self.ctx)
+        await self.conn.commit()
+        return results
+
+    async def finish(
+        self, engine: AsyncEngine, report: LoadReport, rejects: IO[str] | None, analyzed: list[int]
+    ) -> None:
+        """Wait for the commit and count the outcomes."""
+        assert self.task is not None
+        try:
+            results = await self.task
+        finally:
+            await self.conn.close()
+        report.chunks += 1
+        written = report.written + len(self.rows)
+        for row, result in zip(self.rows, results, strict=True):
+            if isinstance(result, Accepted):
+                report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+            else:
+                _reject(report, rejects, row, result.errors)
+        if written - analyzed[0] >= max(ANALYZE_EVERY, (report.primed + written) // 5):
+            await _analyze(engine)
+            analyzed[0] = written
+
+    async def abandon(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.task is not None:
+            try:
+                await self.task
+            except BaseException:
+                pass
+        await self.conn.close()
 
 
 async def _analyze(engine: AsyncEngine) -> None:

@@ -7,10 +7,12 @@ their outbox events commit together or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ from matching.scoring import ClusterScore
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
-from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord, lock_id
+from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
 from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
@@ -90,8 +92,11 @@ KEY_LOCK_BUCKETS = 1024
 
 
 def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
-    """Lock names that two units of work sharing any match key have in common."""
-    buckets = {lock_id(f"{entity}:{key}") % KEY_LOCK_BUCKETS for key in keys}
+    """Lock names that two units of work sharing any match key have in common.
+
+    The bucket is a CRC-32 of the key (stable across processes, and cheap: a batch
+    has some twenty thousand keys), the lock names' own ids are cached."""
+    buckets = {zlib.crc32(key.encode()) % KEY_LOCK_BUCKETS for key in keys}
     return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
@@ -182,9 +187,73 @@ async def ingest_records(
     `prepared_records` is `prepare_records(entity, records, ...)` done already
     (elsewhere); features prepared for another model version than the one in
     force are prepared again.
+
+    It is `plan_records` (locks, reads, matching: who links to what) followed by
+    `apply_plan` (the writes), in the caller's transaction.
+    """
+    plan = await plan_records(
+        repo, rules, entity, source, records, ctx, candidates, prepared_records
+    )
+    return await apply_plan(repo, rules, plan, ctx)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a unit of work decided, before it writes anything (`plan_records`)."""
+
+    entity: str
+    source: str
+    results: list[Accepted | Rejected | None]
+    active: ActiveModel | None = None
+    #: lock names and referenced values, when `apply_plan` is to take the locks
+    lock_names: list[str] = field(default_factory=list)
+    referenced: list[dict[str, Any]] = field(default_factory=list)
+    locked: bool = True
+    deltas: dict[str, XrefDelta] = field(default_factory=dict)
+    new_goldens: dict[str, GoldenRecord] = field(default_factory=dict)
+    writes: dict[str, SourceRecordWrite] = field(default_factory=dict)
+    keys_by_source_id: dict[str, list[str]] = field(default_factory=dict)
+    #: the strong identifiers of each written record (source id -> keys)
+    strong_keys: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: list[tuple[int, str]] = field(default_factory=list)
+    reviews: list[tuple[str, str, str, str, ClusterScore]] = field(default_factory=list)
+    db_merges: dict[str, list[tuple[str, ClusterScore, str]]] = field(default_factory=dict)
+
+    @property
+    def only_new(self) -> bool:
+        """Every write is a source record seen for the first time (no update, no restore)."""
+        return all(w.id is None for w in self.writes.values())
+
+
+#: The record loop of `plan_records` lets other tasks run after this many records
+#: (a batch of a thousand otherwise holds the event loop for its whole matching).
+YIELD_EVERY = 25
+
+
+async def plan_records(
+    repo: Repository,
+    rules: MasteringRules,
+    entity: str,
+    source: str,
+    records: Sequence[IncomingRecord],
+    ctx: RequestContext,
+    candidates: PoolSource | None = None,
+    prepared_records: Sequence[_Prepared | Rejected] | None = None,
+    lock: bool = True,
+    owners_known: Mapping[str, set[str]] | None = None,
+    resolve: Callable[[str], str] | None = None,
+) -> Plan:
+    """Decide, for each record, its golden record (and merges, review tasks).
+
+    `lock=False` leaves the locks to `apply_plan` (a bulk load plans its next
+    chunk while the previous one is still being written: mdm.services.bulk).
+    `owners_known` adds strong-key owners that the database does not show yet
+    (that previous chunk's), and `resolve` follows golden ids merged away in
+    units of work not committed yet.
     """
     rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
+    plan = Plan(entity, source, results)
     prepared: list[_Prepared] = []
     if prepared_records is None:
         prepared_records = prepare_records(entity, records)
@@ -194,7 +263,7 @@ async def ingest_records(
         else:
             prepared.append(outcome)
     if not prepared:
-        return [r for r in results if r is not None]
+        return plan
 
     active = await rules.models.current(repo.conn, entity)
     for p in prepared:
@@ -203,14 +272,24 @@ async def ingest_records(
             p.model_version = active.model.version
     all_keys = sorted({k for p in prepared for k in p.keys})
     blocking = sorted({k for p in prepared if p.features for k in p.features.blocking})
-    await repo.lock(
+    plan.active = active
+    plan.lock_names = (
         [f"sr:{entity}:{source}:{p.record.source_id}" for p in prepared]
         + key_locks(entity, [*all_keys, *blocking])
         + reference_locks(entity, source, [p.values for p in prepared])
     )
-    await lock_referenced(repo, entity, source, [p.values for p in prepared])
+    plan.referenced = [p.values for p in prepared]
+    plan.locked = lock
+    if lock:
+        await _take_locks(repo, plan)
     stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
     owners = await repo.key_owners(entity, all_keys)
+    if owners_known:
+        for key in all_keys:
+            if key in owners_known:
+                owners.setdefault(key, set()).update(owners_known[key])
+    if resolve is not None:
+        owners = {k: {resolve(g) for g in found} for k, found in owners.items()}
     if candidates is None:
         pool = await load_pool(MatchStore(repo.conn), entity, blocking)
     else:
@@ -221,13 +300,15 @@ async def ingest_records(
     auto_merges: list[tuple[str, str, ClusterScore, str]] = []
     merges_store = MergeStore(repo.conn)
 
-    deltas: dict[str, XrefDelta] = {}
-    new_goldens: dict[str, GoldenRecord] = {}
-    writes: dict[str, SourceRecordWrite] = {}
-    keys_by_source_id: dict[str, list[str]] = {}
-    unchanged: list[tuple[int, str]] = []
+    deltas = plan.deltas
+    new_goldens = plan.new_goldens
+    writes = plan.writes
+    keys_by_source_id = plan.keys_by_source_id
+    unchanged = plan.unchanged
 
-    for p in prepared:
+    for n, p in enumerate(prepared, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         sid = p.record.source_id
         current = stored.get(sid)
         if current and current.deleted_at is None and current.content_hash == p.content_hash:
@@ -289,6 +370,7 @@ async def ingest_records(
             link_explanation=explanation(link.score) if link.score else None,
         )
         keys_by_source_id[sid] = sorted({*p.keys, *p.features.blocking})
+        plan.strong_keys[sid] = p.keys
         stored[sid] = StoredSourceRecord(
             before.id if before else 0, sid, golden_id, p.content_hash, version, None
         )
@@ -320,6 +402,32 @@ async def ingest_records(
             for sid, g, c, reason, score in reviews
         ]
 
+    plan.writes, plan.deltas = writes, deltas
+    plan.reviews = reviews
+    plan.db_merges = db_merges
+    return plan
+
+
+async def _take_locks(repo: Repository, plan: Plan) -> None:
+    await repo.lock(plan.lock_names)
+    await lock_referenced(repo, plan.entity, plan.source, plan.referenced)
+
+
+async def apply_plan(
+    repo: Repository, rules: MasteringRules, plan: Plan, ctx: RequestContext
+) -> list[Accepted | Rejected]:
+    """Write what `plan_records` decided: source records, keys, review tasks, merges,
+    golden versions with history and events (taking the plan's locks first if the
+    plan did not)."""
+    results = plan.results
+    if plan.active is None:  # nothing to write: every record was rejected
+        return [r for r in results if r is not None]
+    entity, source, active = plan.entity, plan.source, plan.active
+    if not plan.locked:
+        await _take_locks(repo, plan)
+    writes, deltas, new_goldens = plan.writes, plan.deltas, plan.new_goldens
+    reviews, db_merges, unchanged = plan.reviews, plan.db_merges, plan.unchanged
+    keys_by_source_id = plan.keys_by_source_id
     # Lock the existing golden records this batch links to before writing. A
     # merge that committed after our candidate lookup has moved their records:
     # follow its redirect so nothing is linked to a merged-away record.
@@ -336,7 +444,9 @@ async def ingest_records(
     if writes:
         ids = await repo.write_source_records(list(writes.values()))
         await repo.replace_match_keys(
-            entity, {ids[sid]: keys for sid, keys in keys_by_source_id.items()}
+            entity,
+            {ids[sid]: keys for sid, keys in keys_by_source_id.items()},
+            new={ids[w.source_id] for w in writes.values() if w.id is None},
         )
         tasks = [
             {

@@ -38,13 +38,30 @@ PLACES = [("79098", "Freiburg", "DE"), ("SW1A 1AA", "London", "GB")]
 ANNA = {"given_name": "Annika", "family_name": "Berglund-Moreau", "date_of_birth": "1980-01-07"}
 # Placed in different chunks of 100 (index: record): B starts as a placeholder and is
 # corrected later (an update keeps its golden record), then C matches both golden
-# records, which match each other, so the matcher merges B's into A's; D comes after.
+# records, which match each other, so the matcher merges B's into A's; D comes after,
+# and E has B's e-mail (a strong key whose golden record C's chunk merged away).
+# A load plans a chunk while the previous one is still being written: G shares only
+# an e-mail with F of the chunk before, which the database does not show yet.
 MERGE_STORY = {
     50: ("B", {"family_name": "Placeholder"}),
     150: ("A", ANNA),
     250: ("B", {**ANNA, "email": "annika@example.com"}),
     350: ("C", ANNA),
     450: ("D", {**ANNA, "given_name": "Anika"}),
+    460: ("E", {"given_name": "A.", "family_name": "Moreau", "email": "annika@example.com"}),
+    550: (
+        "F",
+        {
+            "given_name": "Fiona",
+            "family_name": "Achterberg",
+            "date_of_birth": "1970-03-03",
+            "email": "shared.mailbox@example.com",
+        },
+    ),
+    660: (
+        "G",
+        {"given_name": "Gustav", "family_name": "Zielinski", "email": "shared.mailbox@example.com"},
+    ),
 }
 
 
@@ -198,11 +215,13 @@ async def test_a_bulk_load_decides_what_the_batch_api_decides(
     assert await stored_goldens_survive(database_url) > 700
     assert await stored_goldens_survive(scratch) > 700
 
-    assert report.read == 1005 and report.rejected == 0 and report.chunks == 11
+    assert report.read == 1008 and report.rejected == 0 and report.chunks == 11
     # The data exercises matching: many records joined another's golden record, keys
     # became generic, and the matcher merged two golden records of earlier chunks.
     assert report.outcomes.get("linked", 0) > 200
-    assert {"ANNA-A", "ANNA-B", "ANNA-C", "ANNA-D"} in bulk["groups"]
+    assert {"ANNA-A", "ANNA-B", "ANNA-C", "ANNA-D", "ANNA-E"} in bulk["groups"]
+    assert {"ANNA-F", "ANNA-G"} in bulk["groups"]
+    assert bulk["rules"]["ANNA-G"] == bulk["rules"]["ANNA-E"] == "strong_key"
     assert bulk["merges"] == through_api["merges"] == 1
     assert bulk["generic"] > 0
     assert bulk["rules"] == through_api["rules"]
