@@ -133,8 +133,11 @@ class MemoryIndex:
             if count > cap:
                 generic.add(key)
             elif count:
-                found = found_owners[key]
-                owners[key] = {self.resolve(g) for g in found} if merged else set(found)
+                found = set(found_owners[key])
+                # (most keys name no merged-away golden record: no resolving for them)
+                if merged and not merged.keys().isdisjoint(found):
+                    found = {self.resolve(g) for g in found}
+                owners[key] = found
         pool = BatchPool(
             generic=generic,
             db_owners=owners,
