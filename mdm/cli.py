@@ -258,6 +258,11 @@ async def _load(url: str, args: argparse.Namespace, total: int | None, out: Text
         await engine.dispose()
     seconds = time.perf_counter() - began
     outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(report.outcomes.items())) or "none"
+    if report.primed:
+        print(
+            f"read the {report.primed:,} {args.entity} records already stored into memory "
+            f"in {report.primed_seconds:,.1f} s"
+        )
     print(
         f"read {report.read:,} in {seconds:,.1f} s ({report.read / max(seconds, 1e-9):,.0f}/s): "
         f"{outcomes}; already stored {report.skipped:,}; rejected {report.rejected:,}"

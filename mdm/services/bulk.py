@@ -25,6 +25,7 @@ import datetime as dt
 import gc
 import json
 import multiprocessing
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -331,7 +332,8 @@ class LoadReport:
     rejected: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
-    primed: int = 0
+    primed: int = 0  # records already stored, read into the in-memory index first
+    primed_seconds: float = 0.0
 
     @property
     def written(self) -> int:
@@ -494,9 +496,11 @@ async def bulk_load(
     index = MemoryIndex()
     enabled = gc.isenabled()
     gc.disable()
+    began = time.perf_counter()
     try:
         async with engine.begin() as conn:
             report.primed = await index.prime(conn, entity)
+            report.primed_seconds = time.perf_counter() - began
             active = await rules.models.current(conn, entity)
     except BaseException:
         if enabled:
@@ -509,8 +513,9 @@ async def bulk_load(
     # automatic collections are off too: a chunk allocates some millions of objects,
     # most freed by reference counting, and the collector's passes over the young
     # ones were an eighth of the loading process's time; `_settle` collects once a
-    # chunk instead.
-    _settle()
+    # chunk instead (after the priming, which leaves no cycles, only a freeze: a
+    # collection would walk every object of the index once more).
+    gc.freeze()
     try:
         chunks = _prepared_chunks(entity, active, rows, chunk_size, processes)
         await _load_chunks(engine, rules, entity, source, chunks, rejects, progress, index, report)
