@@ -62,6 +62,10 @@ DEFAULT_CHUNK = 1000
 ANALYZE_EVERY = 20_000
 
 
+#: MemoryIndex.owners' mark of a generic key (never appended to)
+GENERIC: list[str] = []
+
+
 class MemoryIndex:
     """The blocking index of one entity in memory, answering as `MatchStore` would.
 
@@ -76,7 +80,8 @@ class MemoryIndex:
 
     def __init__(self, cap: int = GENERIC_KEY_CAP) -> None:
         self.cap = cap
-        self.counts: dict[str, int] = {}
+        # key -> golden id of each record carrying it (so its length is the key's
+        # count), or GENERIC once more than `cap` records carry it
         self.owners: dict[str, list[str]] = {}
         # golden id -> {record: prepared features}; record = "source\x1fsource_id"
         self.members: dict[str, dict[str, Features]] = {}
@@ -113,13 +118,15 @@ class MemoryIndex:
         before = self.golden_of.get(record)
         if before is not None:  # an update: its old features go (its old keys stay)
             self.members.get(self.resolve(before), {}).pop(record, None)
+        owners, cap = self.owners, self.cap
         for key in keys:
-            count = self.counts.get(key, 0) + 1
-            self.counts[key] = count
-            if count <= self.cap + 1:
-                self.owners.setdefault(key, []).append(golden_id)
-            else:
-                self.owners.pop(key, None)
+            found = owners.get(key)
+            if found is None:
+                owners[key] = [golden_id]
+            elif found is not GENERIC:
+                found.append(golden_id)
+                if len(found) > cap:
+                    owners[key] = GENERIC
         self.golden_of[record] = golden_id
         self.members.setdefault(golden_id, {})[record] = prepared
 
@@ -128,13 +135,13 @@ class MemoryIndex:
     async def pool(self, conn: AsyncConnection, entity: str, keys: Sequence[str]) -> BatchPool:
         owners: dict[str, set[str]] = {}
         generic: set[str] = set()
-        counts, found_owners, merged, cap = self.counts, self.owners, self.merged, self.cap
+        index, merged = self.owners, self.merged
         for key in set(keys):
-            count = counts.get(key, 0)
-            if count > cap:
+            listed = index.get(key)
+            if listed is GENERIC:
                 generic.add(key)
-            elif count:
-                found = set(found_owners[key])
+            elif listed is not None:
+                found = set(listed)
                 # (most keys name no merged-away golden record: no resolving for them)
                 if merged and not merged.keys().isdisjoint(found):
                     found = {self.resolve(g) for g in found}
