@@ -577,7 +577,7 @@ async def _load_chunks(
                     decoded.append((row, found, prepared))
             if decoded:
                 sids = {r.source_id for _, r, _ in decoded}
-                if writing is not None and not writing.overlaps_with(sids):
+                if writing is not None and not writing.may_plan_beside(sids):
                     await writing.finish(engine, report, rejects, analyzed)
                     writing = None
                 planned = await _plan_chunk(
@@ -673,7 +673,7 @@ class _Writing:
         self.rows, self.source_ids = rows, source_ids
         self.task: asyncio.Task[list[Accepted | Rejected]] | None = None
 
-    def overlaps_with(self, source_ids: set[str]) -> bool:
+    def may_plan_beside(self, source_ids: set[str]) -> bool:
         """Whether the next chunk (these source ids) may be planned before this commits."""
         return self.plan.only_new and self.source_ids.isdisjoint(source_ids)
 
