@@ -565,7 +565,17 @@ async def _load_chunks(
     """
     writing: _Writing | None = None  # the chunk being written
     planned: _Writing | None = None  # the chunk planned while it is
-    analyzed = [0]  # records written when the planner's statistics were last refreshed
+    analyzed = 0  # records written when the planner's statistics were last refreshed
+
+    async def finish(chunk: _Writing) -> None:
+        """Wait for the chunk's commit, count it, refresh statistics when due."""
+        nonlocal analyzed
+        written = report.written + len(chunk.rows)
+        await chunk.finish(report, rejects)
+        if written - analyzed >= max(ANALYZE_EVERY, (report.primed + written) // 5):
+            await _analyze(engine)
+            analyzed = written
+
     try:
         async for chunk in chunks:
             report.read += len(chunk)
@@ -578,7 +588,7 @@ async def _load_chunks(
             if decoded:
                 sids = {r.source_id for _, r, _ in decoded}
                 if writing is not None and not writing.may_plan_beside(sids):
-                    await writing.finish(engine, report, rejects, analyzed)
+                    await finish(writing)
                     writing = None
                 planned = await _plan_chunk(
                     engine, rules, entity, source, decoded, index, report, writing
@@ -586,13 +596,13 @@ async def _load_chunks(
                 index.commit(source)
                 _settle()
                 if writing is not None:
-                    await writing.finish(engine, report, rejects, analyzed)
+                    await finish(writing)
                 planned.start(rules)
                 writing, planned = planned, None
             if progress is not None:
                 progress(len(chunk))
         if writing is not None:
-            await writing.finish(engine, report, rejects, analyzed)
+            await finish(writing)
             writing = None
     except BaseException:
         index.rollback()
@@ -693,9 +703,7 @@ class _Writing:
         await self.conn.commit()
         return results
 
-    async def finish(
-        self, engine: AsyncEngine, report: LoadReport, rejects: IO[str] | None, analyzed: list[int]
-    ) -> None:
+    async def finish(self, report: LoadReport, rejects: IO[str] | None) -> None:
         """Wait for the commit and count the outcomes."""
         assert self.task is not None
         try:
@@ -703,15 +711,11 @@ class _Writing:
         finally:
             await self.conn.close()
         report.chunks += 1
-        written = report.written + len(self.rows)
         for row, result in zip(self.rows, results, strict=True):
             if isinstance(result, Accepted):
                 report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
             else:
                 _reject(report, rejects, row, result.errors)
-        if written - analyzed[0] >= max(ANALYZE_EVERY, (report.primed + written) // 5):
-            await _analyze(engine)
-            analyzed[0] = written
 
     async def abandon(self) -> None:
         if self.task is not None and not self.task.done():
