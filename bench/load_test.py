@@ -7,12 +7,18 @@ On loopback, bounded in time (`--seconds` per scenario), 4 connections:
   b. bare+pk   a bare litestar endpoint doing one raw asyncpg primary-key lookup
                of a random stored golden record, on the same database;
   c. xref      the hub's `GET /v1/xref/worker/hcm/{id}`, random stored ids, uniform
-               over the whole store (every id equally likely: with a million stored,
-               most are cache misses, one prepared statement each: the worst case);
+               over the whole store (every id equally likely: the worst case for a
+               cache smaller than the store: then most are misses, one prepared
+               statement each);
   c'. xref-zipf the same with ids drawn Zipf-like (s=1.1): a hot set, which is what
                connectors' traffic looks like (the records being worked on now are
-               asked for again and again): mostly cache hits, the realistic case;
-               both print the share of lookups the cache answered (from /metrics);
+               asked for again and again);
+               both print the share of lookups the cache answered (from /metrics).
+               The hub's cache is `--cache-entries` large (default 1,200,000: the
+               whole store) and the run waits for its warming at start (the answers
+               it read, the seconds it took and the process's RSS are printed);
+               `--cache-entries 100000` (the default of `mdm serve`) measures a
+               cache a tenth of the store;
   d. put       single-record PUTs (`/v1/sources/psa/worker/{id}`, 4 clients), half new
                people and half near-duplicates of stored workers, generated as
                bench/match_latency.py does, matching against the whole store;
@@ -27,7 +33,7 @@ script walks a pre-drawn list of paths); the PUT scenarios by an asyncio httpx c
 The hub authenticates a reader key stored in the database (the key cache's path), with
 the rate limiter on at a limit no client reaches, the relay on, and its metrics on.
 
-    python bench/load_test.py --database NAME [--seconds 20] [--write]
+    python bench/load_test.py --database NAME [--seconds 20] [--cache-entries N] [--write]
 
 NAME is an existing database loaded with workers from HCM as bench/match_latency.py
 (`--keep-db NAME`) loads them. The PUTs and batches are written into NAME (source
@@ -126,16 +132,34 @@ class Bare:
 
 
 class Hub(ml.Server):
-    """`mdm serve` on the database, relay on (its child process), rate limiter on."""
+    """`mdm serve` on the database, relay on (its child process), rate limiter on, its
+    lookup cache `cache_entries` answers large (warmed at start, as `mdm serve` does)."""
 
-    def __init__(self, url: str, stream: str) -> None:
+    def __init__(self, url: str, stream: str, cache_entries: int) -> None:
         super().__init__(
             url,
             "on",
             stream,
-            extra_env={"MDM_RATE_LIMIT": "1000000", "MDM_RATE_BURST": "1000000"},
+            extra_env={
+                "MDM_RATE_LIMIT": "1000000",
+                "MDM_RATE_BURST": "1000000",
+                "MDM_LOOKUP_CACHE_ENTRIES": str(cache_entries),
+            },
         )
         self.wait_healthy()
+
+    def warmed(self, timeout: float = 900) -> dict[str, float]:
+        """Waits for the lookup cache's warming: its answers, seconds, the process's RSS."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = _gauges(self.base, "mdm_lookup_cache_warm")
+            if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
+                status = Path(f"/proc/{self.proc.pid}/status").read_text()
+                rss = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+                found["rss_mb"] = int(rss.split()[1]) / 1024
+                return found
+            time.sleep(1)
+        raise RuntimeError("the hub's lookup cache did not finish warming")
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -375,6 +399,15 @@ def _cache_reads(base: str) -> Counter[str]:
     return out
 
 
+def _gauges(base: str, prefix: str) -> dict[str, float]:
+    text_ = httpx.get(f"{base}/metrics", headers=ml.AUTH, timeout=30).text
+    return {
+        line.split(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text_.splitlines()
+        if line.startswith(prefix)
+    }
+
+
 def _with_hit_ratio(base: str, run: Any) -> dict[str, Any]:
     before = _cache_reads(base)
     result: dict[str, Any] = run()
@@ -446,12 +479,17 @@ def _table(report: dict[str, Any]) -> str:
 
 def _write(report: dict[str, Any], table: str) -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+    warm = report["warm"]
     begin, end = "<!-- load_test:begin -->", "<!-- load_test:end -->"
     section = (
         f"{begin}\n### The latest run\n\n"
         f"{report['stored']:,} workers stored (database `{report['database']}`), "
         f"{CONNECTIONS} connections, {report['seconds']:g} s a scenario, on {report['machine']}, "
-        f"{report['date']}. Command: `{report['command']}`.\n\n{table}\n{end}"
+        f"{report['date']}. Command: `{report['command']}`. The hub's lookup cache "
+        f"(MDM_LOOKUP_CACHE_ENTRIES={report['cache_entries']:,}) read "
+        f"{warm['mdm_lookup_cache_warmed_entries']:,.0f} answers at start in "
+        f"{warm['mdm_lookup_cache_warm_seconds']:.1f} s; the hub process then held "
+        f"{warm['rss_mb']:,.0f} MB.\n\n{table}\n{end}"
     )
     doc = path.read_text("utf-8")
     if begin in doc and end in doc:
@@ -483,7 +521,8 @@ async def _main(args: argparse.Namespace) -> None:
         "machine": ", ".join(f"{k} {v}" for k, v in machine.items() if v),
         "date": dt.date.today().isoformat(),
         "command": f"python bench/load_test.py --database {args.database} "
-        f"--seconds {args.seconds:g} --write",
+        f"--seconds {args.seconds:g} --cache-entries {args.cache_entries} --write",
+        "cache_entries": args.cache_entries,
         "scenarios": {},
     }
     s = report["scenarios"]
@@ -506,8 +545,16 @@ async def _main(args: argparse.Namespace) -> None:
         print(f"marked {marked:,} earlier outbox rows published (then VACUUM ANALYZE outbox)")
     key = await _reader_key(url, create=True)
     stream = f"MDMLOAD{secrets.token_hex(3).upper()}"
-    hub = Hub(url, stream)
+    hub = Hub(url, stream, args.cache_entries)
     try:
+        warm = hub.warmed()
+        report["warm"] = warm
+        print(
+            f"lookup cache warmed: {warm['mdm_lookup_cache_warmed_entries']:,.0f} answers in "
+            f"{warm['mdm_lookup_cache_warm_seconds']:.1f} s; the hub process's RSS "
+            f"{warm['rss_mb']:,.0f} MB",
+            flush=True,
+        )
         uniform = [f"/v1/xref/worker/hcm/{i}" for i in _uniform(source_ids, rng)]
         wrk(hub.base, uniform[:2000], 2, key)  # warm the process and its pools, not measured
         s["xref"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, uniform, args.seconds, key))
@@ -558,6 +605,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="per scenario")
     parser.add_argument("--probes", type=int, default=60_000, help="spare people for writes")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--cache-entries",
+        type=int,
+        default=1_200_000,
+        help="the hub's MDM_LOOKUP_CACHE_ENTRIES (default: the whole million and more)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     asyncio.run(_main(parser.parse_args()))
 

@@ -72,6 +72,7 @@ class Hub:
                 max_entries=settings.lookup.cache_entries,
                 max_keys=settings.lookup.key_cache_entries,
                 pool_size=settings.lookup.pool_size,
+                warm=settings.lookup.warm,
             ),
         )
 

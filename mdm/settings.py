@@ -39,6 +39,7 @@ class LookupSettings:
     """The ID lookup's caches (mdm/adapters/lookup_cache.py): sizes and its own pool."""
 
     cache_entries: int = 100_000  # encoded xref answers kept (LRU); 0 turns caching off
+    warm: bool = True  # read the stored answers into the cache at start, until it is full
     key_cache_entries: int = 10_000  # API key hash -> caller
     pool_size: int = 4  # asyncpg connections of the lookup path
 
@@ -163,6 +164,7 @@ class Settings:
             auth=_auth_from_env(get),
             lookup=LookupSettings(
                 cache_entries=int(get("LOOKUP_CACHE_ENTRIES") or 100_000),
+                warm=_flag(get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
                 pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
             ),
@@ -171,6 +173,18 @@ class Settings:
             survivorship_file=Path(p) if (p := get("SURVIVORSHIP_FILE")) else None,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); unset is `default`."""
+    if value is None or not value.strip():
+        return default
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not an on/off value: {value!r} (use true or false)")
 
 
 def _auth_from_env(get: Callable[[str], str | None]) -> AuthSettings:

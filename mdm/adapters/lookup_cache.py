@@ -2,7 +2,16 @@
 
 A lookup by source id reads one prepared statement on a small asyncpg pool of
 its own (no ORM, no SQLAlchemy pool) and keeps the *encoded answer* in an LRU
-keyed by (entity, source, source_id), indexed by the golden id it names.
+keyed by "entity/source/source_id" (the request path's tail, so a cached
+answer is found before the path is split), indexed by the golden id it names.
+
+Warming: once its invalidation listener is live, a process reads the stored
+answers page by page (golden ids in order, a thousand a page) into the cache
+until it is full, in the background, so that after a restart the lookups of a
+store the cache can hold are answered from memory from the first request. Each
+page is one statement whose answers go through the same generation check as a
+lookup's, so a page overtaken by a change of one of its golden ids does not
+store that answer.
 
 Invalidation, correct with several hub processes on one database: triggers
 (migration 0012) NOTIFY `mdm_lookup` at commit with the golden ids whose
@@ -27,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import asyncpg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("mdm.lookup")
@@ -50,6 +59,15 @@ _EVICTIONS = Counter(
     ["origin"],
 )
 
+_WARMED = Gauge(
+    "mdm_lookup_cache_warmed_entries",
+    "xref answers the ID lookup cache read in by its last finished warming",
+)
+_WARM_SECONDS = Gauge(
+    "mdm_lookup_cache_warm_seconds",
+    "How long the ID lookup cache's last finished warming took (0 until one finished)",
+)
+
 #: A source record's golden id, that golden record's status and every live
 #: source record linked to it: all an xref answer is made of, in one statement.
 XREF_QUERY = """
@@ -60,6 +78,21 @@ JOIN source_record x ON x.golden_id = s.golden_id AND x.deleted_at IS NULL
 WHERE s.entity = $1 AND s.source = $2 AND s.source_id = $3 AND s.deleted_at IS NULL
 ORDER BY x.source, x.source_id
 """
+
+#: One page of the warming: the next `$2` golden records after `$1` (a merged-away
+#: one has no live source record: one row with nulls) and the last id of the page.
+WARM_QUERY = """
+WITH page AS (
+    SELECT golden_id, entity, status FROM golden_record
+    WHERE golden_id > $1 ORDER BY golden_id LIMIT $2
+)
+SELECT p.golden_id, p.entity, p.status, x.source, x.source_id, x.received_at,
+       (SELECT max(golden_id) FROM page) AS last
+FROM page p
+LEFT JOIN source_record x ON x.golden_id = p.golden_id AND x.deleted_at IS NULL
+ORDER BY p.golden_id, x.source, x.source_id
+"""
+WARM_PAGE = 1000
 
 _CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
@@ -85,7 +118,9 @@ class GenerationalLru(Generic[K, V]):
         self.generation = 0
         self.live = False  # only while invalidations are being received
         self._entries: OrderedDict[K, tuple[str, V]] = OrderedDict()
-        self._by_tag: dict[str, set[K]] = {}
+        # tag -> its one key, or a set of its keys when it has several (most golden
+        # records are asked for by one source id: no set of 200 bytes for each)
+        self._by_tag: dict[str, Any] = {}
         # (generation, tags evicted at it, or None for a flush), newest last.
         self._recent: deque[tuple[int, frozenset[str] | None]] = deque(maxlen=remembered)
 
@@ -99,13 +134,23 @@ class GenerationalLru(Generic[K, V]):
         self._entries.move_to_end(key)
         return found[1]
 
+    @property
+    def full(self) -> bool:
+        return len(self._entries) >= self.max_entries
+
     def put(self, key: K, tag: str, value: V, generation: int) -> bool:
         """Store `value` unless it may be stale; True when stored."""
         if not self.live or not self.max_entries or not self._still_valid(tag, generation):
             return False
         self._remove(key)
         self._entries[key] = (tag, value)
-        self._by_tag.setdefault(tag, set()).add(key)
+        keys = self._by_tag.get(tag)
+        if keys is None:
+            self._by_tag[tag] = key
+        elif isinstance(keys, set):
+            keys.add(key)
+        else:
+            self._by_tag[tag] = {keys, key}
         while len(self._entries) > self.max_entries:
             oldest = next(iter(self._entries))
             self._remove(oldest)
@@ -116,8 +161,12 @@ class GenerationalLru(Generic[K, V]):
         self.generation += 1
         self._recent.append((self.generation, evicted))
         for tag in evicted:
-            for key in self._by_tag.pop(tag, ()):
-                self._entries.pop(key, None)
+            keys = self._by_tag.pop(tag, None)
+            if isinstance(keys, set):
+                for key in keys:
+                    self._entries.pop(key, None)
+            elif keys is not None:
+                self._entries.pop(keys, None)
 
     def clear(self) -> None:
         self.generation += 1
@@ -139,17 +188,30 @@ class GenerationalLru(Generic[K, V]):
 
     def _remove(self, key: K) -> None:
         found = self._entries.pop(key, None)
-        if found is not None:
-            keys = self._by_tag.get(found[0])
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_tag[found[0]]
+        if found is None:
+            return
+        tag = found[0]
+        keys = self._by_tag.get(tag)
+        if isinstance(keys, set):
+            keys.discard(key)
+            if len(keys) == 1:
+                self._by_tag[tag] = keys.pop()
+        elif keys == key:
+            del self._by_tag[tag]
 
 
-XrefKey = tuple[str, str, str]
+#: "entity/source/source_id": the tail of the lookup's path (neither an entity nor
+#: a source holds a slash, so it names one record)
+XrefKey = str
 #: Builds an answer's bytes from XREF_QUERY's rows (the API layer knows the view).
 Render = Callable[[Sequence[Any]], bytes]
+#: The same for any entity: (entity, rows) -> bytes; what warming renders with.
+RenderAny = Callable[[str, Sequence[Any]], bytes]
+
+
+def xref_key(entity: str, source: str, source_id: str) -> XrefKey:
+    return f"{entity}/{source}/{source_id}"
+
 
 _KEYS_TAG = "api_key"
 
@@ -176,8 +238,13 @@ class Lookups:
         pool_size: int = 4,
         health_interval: float = 5.0,
         reconnect_delay: float = 0.5,
+        warm: bool = True,
     ) -> None:
         self.dsn = asyncpg_dsn(database_url)
+        self.warm = warm
+        #: set by the API (mdm/api/golden.py render_xref): warming renders with it
+        self.renderer: RenderAny | None = None
+        self.warmed: asyncio.Event = asyncio.Event()  # set when a warming has finished
         self.answers: GenerationalLru[XrefKey, bytes] = GenerationalLru(max_entries)
         self.keys: GenerationalLru[str, Any] = GenerationalLru(max_keys)
         self.pool_size = pool_size
@@ -187,6 +254,7 @@ class Lookups:
         self._listener: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._listen_conn: asyncpg.Connection | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -205,11 +273,16 @@ class Lookups:
             await asyncio.wait_for(self._connected.wait(), wait)
 
     async def stop(self) -> None:
+        warming = self._warming
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
             self._listener = None
+        if warming is not None:
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -222,7 +295,7 @@ class Lookups:
 
     async def xref(self, entity: str, source: str, source_id: str, render: Render) -> bytes | None:
         """The encoded answer for a source id (None when no live record has it)."""
-        key = (entity, source, source_id)
+        key = xref_key(entity, source, source_id)
         body = self.answers.get(key)
         if body is not None:
             _XREF_HIT.inc()
@@ -245,6 +318,49 @@ class Lookups:
         body = render(rows)
         self.answers.put(key, rows[0]["golden_id"], body, generation)
         return body
+
+    async def fill(self, page: int = WARM_PAGE) -> int:
+        """Read the stored answers into the cache until it is full; how many were stored.
+
+        Pages of `page` golden records in id order, each one statement on the lookup
+        pool. Stops early (returns what it stored) when the cache goes dark.
+        """
+        assert self._pool is not None and self.renderer is not None
+        render, answers = self.renderer, self.answers
+        stored, last = 0, ""
+        while answers.live and not answers.full:
+            generation = answers.generation
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(WARM_QUERY, last, page)
+            if not rows:
+                break
+            last = rows[0]["last"]
+            start = 0
+            for i in range(1, len(rows) + 1):
+                if i < len(rows) and rows[i]["golden_id"] == rows[start]["golden_id"]:
+                    continue
+                members, start = rows[start:i], i
+                first = members[0]
+                if first["source"] is None:
+                    continue  # merged away or retired with no live record: no answer
+                body = render(first["entity"], members)
+                for r in members:
+                    key = xref_key(first["entity"], r["source"], r["source_id"])
+                    stored += answers.put(key, first["golden_id"], body, generation)
+        return stored
+
+    async def _warm(self) -> None:
+        began = asyncio.get_running_loop().time()
+        try:
+            stored = await self.fill()
+        except Exception as exc:  # lookups go on, uncached until asked for
+            log.warning("lookup cache warming stopped: %s", exc)
+            return
+        took = asyncio.get_running_loop().time() - began
+        _WARMED.set(stored)
+        _WARM_SECONDS.set(max(took, 1e-6))
+        self.warmed.set()
+        log.info("lookup cache warmed: %d answers in %.1f s", stored, took)
 
     def count_fast_hit(self) -> None:
         """An answer sent from both caches before routing (mdm/api/fast_lookup.py)."""
@@ -286,6 +402,9 @@ class Lookups:
 
     def _go_dark(self) -> None:
         self._connected.clear()
+        if self._warming is not None:
+            self._warming.cancel()  # what it would store now could be stale
+            self._warming = None
         for cache in (self.answers, self.keys):
             cache.live = False
             cache.clear()
@@ -307,6 +426,8 @@ class Lookups:
                 self._listen_conn = conn
                 self._connected.set()
                 log.debug("lookup cache live: listening on %s", CHANNEL)
+                if self.warm and self.renderer is not None and self.answers.max_entries:
+                    self._warming = asyncio.create_task(self._warm(), name="mdm-lookup-warm")
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), self.health_interval)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -13,7 +15,7 @@ from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.fast_lookup import XrefFastPath, route_template
-from mdm.api.golden import GoldenController, XrefController
+from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health, whoami
@@ -132,6 +134,7 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
     )
     # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
     # handler (after the app's lifespan and scope setup) gets everything else.
+    hub.lookups.renderer = partial(render_xref, hub)  # what the cache's warming renders with
     app.asgi_handler = XrefFastPath(
         app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
     )

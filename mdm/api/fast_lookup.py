@@ -96,10 +96,6 @@ class XrefFastPath:
             duration.observe(time.perf_counter() - began)
 
     async def _answer(self, scope: Scope, path: str) -> bytes | None:
-        parts = path[len(PREFIX) :].split("/")
-        if len(parts) != 3:
-            return None
-        entity, source, source_id = parts
         key = None
         for name, value in scope["headers"]:
             if name == _API_KEY:
@@ -113,12 +109,16 @@ class XrefFastPath:
         if self.unmaskable and not identity.sensitive:
             return None
         lookups = self.hub.lookups
-        cached = lookups.answers.get((entity, source, source_id))
-        if cached is None and not (
+        # The cache's key is the path's tail: only answers of valid routes are in it.
+        cached = lookups.answers.get(path[len(PREFIX) :])
+        if cached is None:
+            parts = path[len(PREFIX) :].split("/")
+            if len(parts) != 3:
+                return None
+            entity, source, source_id = parts
             # The route's own checks (mdm/api/golden.py get_xref), else litestar answers 4xx.
-            entity in ENTITIES and 0 < len(source) <= 64 and 0 < len(source_id) <= 200
-        ):
-            return None
+            if not (entity in ENTITIES and 0 < len(source) <= 64 and 0 < len(source_id) <= 200):
+                return None
         buckets = self.access.buckets
         if buckets is not None:
             if buckets.take(identity.client) > 0:

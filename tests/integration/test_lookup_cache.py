@@ -98,7 +98,7 @@ async def warm(client: AsyncTestClient, source: str, sid: str) -> bytes:
     first = await lookup(client, source, sid)
 
     async def cached() -> bool:
-        if ("customer", source, sid) in hub_of(client).lookups.answers._entries:
+        if f"customer/{source}/{sid}" in hub_of(client).lookups.answers._entries:
             return True
         assert await lookup(client, source, sid) == first
         return False
@@ -285,7 +285,7 @@ async def test_losing_the_listen_connection_empties_the_cache_until_it_is_back(
         return not lookups.live or lookups._listen_conn is not listen
 
     await eventually(dark)
-    assert ("customer", "crm", "L") not in lookups.answers._entries
+    assert "customer/crm/L" not in lookups.answers._entries
 
     async def back() -> bool:
         return lookups.live and lookups._listen_conn is not None

@@ -66,3 +66,22 @@ def test_nothing_is_stored_while_invalidations_are_not_received_or_size_is_zero(
     assert not dark.put("k", "g1", b"v", dark.generation)
     off = live_cache(size=0)
     assert not off.put("k", "g1", b"v", off.generation)
+
+
+def test_the_tag_index_holds_one_key_or_a_set_and_leaves_nothing_behind() -> None:
+    cache = live_cache(size=3)
+    g = cache.generation
+    cache.put("crm:1", "g1", b"a", g)
+    cache.put("erp:7", "g1", b"a", g)  # a second key of g1: a set
+    cache.put("crm:1", "g2", b"x", g)  # crm:1 now names g2: g1 is back to one key
+    assert cache._by_tag == {"g1": "erp:7", "g2": "crm:1"}
+    cache.evict(["g1"])
+    assert cache.get("erp:7") is None and cache.get("crm:1") == b"x"
+    cache.put("a", "g3", b"1", g + 1)
+    cache.put("b", "g3", b"2", g + 1)
+    cache.put("c", "g4", b"3", g + 1)  # over size: crm:1 (least recently used) goes
+    assert cache.get("crm:1") is None and set(cache._by_tag) == {"g3", "g4"}
+    cache.put("d", "g5", b"4", g + 1)  # "a" goes, "b" stays as g3's one key
+    assert cache._by_tag["g3"] == "b"
+    cache.evict(["g3", "g4", "g5"])
+    assert len(cache) == 0 and cache._by_tag == {}

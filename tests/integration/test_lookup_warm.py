@@ -1,0 +1,117 @@
+"""Warming the ID lookup cache at start (mdm/adapters/lookup_cache.py `fill`).
+
+A hub process that starts on a database already holding records reads their
+answers into its cache, page by page, before anyone asks: the answers must be
+the very bytes a lookup would read, only for live records, never beyond the
+cache's size, and never an answer a change overtook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from mdm.adapters.lookup_cache import Lookups
+from mdm.api.app import create_app
+from mdm.api.golden import render_xref
+from mdm.settings import LookupSettings, Settings
+
+WAIT = 10.0
+
+
+async def put(client: AsyncTestClient, source: str, sid: str, attrs: dict[str, Any]) -> str:
+    response = await client.put(f"/v1/sources/{source}/customer/{sid}", json={"attributes": attrs})
+    assert response.status_code == 200, response.text
+    golden_id: str = response.json()["golden_id"]
+    return golden_id
+
+
+@asynccontextmanager
+async def hub_process(settings: Settings, **lookup: Any) -> AsyncIterator[AsyncTestClient]:
+    """Another `mdm serve` starting on the same database (its own, empty caches)."""
+    changed = dataclasses.replace(settings, lookup=LookupSettings(**lookup))
+    async with AsyncTestClient(app=create_app(changed)) as started:
+        started.headers["X-API-Key"] = settings.auth.admin_key or ""
+        yield started
+
+
+def lookups_of(client: AsyncTestClient) -> Lookups:
+    lookups: Lookups = client.app.state.hub.lookups
+    return lookups
+
+
+async def stored(client: AsyncTestClient) -> dict[str, bytes]:
+    """The started process's cache once its warming finished (no lookup made)."""
+    lookups = lookups_of(client)
+    await asyncio.wait_for(lookups.warmed.wait(), WAIT)
+    return {key: body for key, (_tag, body) in lookups.answers._entries.items()}
+
+
+async def three_goldens(client: AsyncTestClient) -> None:
+    """ACC-1 and C-77 in one golden record, P alone, Q deleted."""
+    await put(client, "crm", "ACC-1", {"name": "Acme GmbH", "email": "info@acme.example"})
+    await put(client, "erp", "C-77", {"name": "Acme", "email": "info@acme.example"})
+    await put(client, "crm", "P", {"name": "Initech", "email": "hello@initech.example"})
+    await put(client, "crm", "Q", {"name": "Umbrella", "email": "ops@umbrella.example"})
+    assert (await client.delete("/v1/sources/crm/customer/Q")).status_code in (200, 204)
+
+
+async def test_a_starting_process_holds_every_live_answer_before_it_is_asked(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await three_goldens(client)
+    async with hub_process(settings) as started:
+        warmed = await stored(started)
+        assert set(warmed) == {"customer/crm/ACC-1", "customer/erp/C-77", "customer/crm/P"}
+        # The bytes a lookup reads from the database (this process's own cache is
+        # cleared first, so its answer is read, not cached).
+        lookups_of(client).answers.clear()
+        for key, body in warmed.items():
+            answer = await client.get(f"/v1/xref/{key}")
+            assert answer.status_code == 200 and answer.content == body
+        # Both keys of the shared golden record hold one answer (one bytes object).
+        assert warmed["customer/crm/ACC-1"] is warmed["customer/erp/C-77"]
+        served = started.app.asgi_handler.served
+        assert (await started.get("/v1/xref/customer/crm/P")).content == warmed["customer/crm/P"]
+        assert started.app.asgi_handler.served == served + 1  # from memory, before routing
+        metrics = (await started.get("/metrics")).text
+        assert "mdm_lookup_cache_warmed_entries 3.0" in metrics
+
+
+async def test_warming_stops_when_the_cache_is_full_and_can_be_turned_off(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    await three_goldens(client)
+    async with hub_process(settings, cache_entries=2) as started:
+        assert len(await stored(started)) == 2
+    async with hub_process(settings, warm=False) as started:
+        await asyncio.sleep(0.5)
+        assert not lookups_of(started).warmed.is_set() and len(lookups_of(started).answers) == 0
+
+
+async def test_an_answer_an_eviction_overtook_is_not_stored_by_the_warming(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    await three_goldens(client)
+    p = (await client.get("/v1/xref/customer/crm/P")).json()["golden_id"]
+    lookups = Lookups(database_url, warm=False)  # a process's lookups, on this test's loop
+    await lookups.start()
+    try:
+        assert lookups.live
+
+        def overtaken(entity: str, rows: Sequence[Any]) -> bytes:
+            # P's change is committed (its notification arrives) after the page was read.
+            if rows[0]["golden_id"] == p:
+                lookups.answers.evict([p])
+            return render_xref(client.app.state.hub, entity, rows)
+
+        lookups.renderer = overtaken
+        assert await lookups.fill(page=1) == 2  # one golden record a page
+        assert set(lookups.answers._entries) == {"customer/crm/ACC-1", "customer/erp/C-77"}
+    finally:
+        await lookups.stop()
