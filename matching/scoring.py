@@ -336,6 +336,7 @@ def score_cluster(
     fields = []
     for column, f in enumerate(compiled.fields):
         a = incoming.get(f.name)
+        index: int | None
         if rule == "pairwise_best":
             index = best_member
         else:
@@ -479,7 +480,7 @@ def _member_row(
     for f in compiled.fields:
         a, b = incoming.get(f.name), member.get(f.name)
         level = level_of(f.predicates, a, b, f.comparable)
-        if level == NULL:
+        if level == NULL or a is None or b is None:  # NULL whenever a or b is missing
             row.append((NULL, 0.0))
             continue
         weight = f.weights[level]

@@ -405,7 +405,7 @@ def _match_share(
 ) -> tuple[float, list[np.ndarray]]:
     """The share of matches among candidate pairs (EM on the share alone, m and u held),
     and per field the expected number of matches at each level."""
-    matched = [np.zeros(len(x)) for x in m]
+    matched: list[np.ndarray] = [np.zeros(len(x)) for x in m]
     if not len(gamma):
         return 0.0, matched
     patterns, counts = np.unique(gamma, axis=0, return_counts=True)
