@@ -14,7 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mdm.domain.sources import ENTITIES
 from mdm.settings import Settings
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.workers,
         )
         relay = _start_relay(settings) if settings.relay.enabled else None
-        common = {
+        common: dict[str, Any] = {
             "host": settings.api.host,
             "port": settings.api.port,
             "log_level": settings.log_level.lower(),

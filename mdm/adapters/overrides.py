@@ -33,12 +33,12 @@ class OverrideStore:
             pins.setdefault(r.golden_id, {})[r.attribute] = Pin(r.value, r.actor, r.reason or "")
         sr, vi = source_record.c, value_ignore.c
         ignores: dict[str, set[tuple[str, str, str]]] = {}
-        for r in await self.conn.execute(
+        for row in await self.conn.execute(
             select(sr.golden_id, vi.attribute, sr.source, sr.source_id)
             .select_from(value_ignore.join(source_record, sr.id == vi.record_id))
             .where(sr.golden_id.in_(ids), sr.deleted_at.is_(None))
         ):
-            ignores.setdefault(r.golden_id, set()).add((r.attribute, r.source, r.source_id))
+            ignores.setdefault(row.golden_id, set()).add((row.attribute, row.source, row.source_id))
         out: dict[str, Overrides] = {}
         for golden_id in ids:
             p, i = pins.get(golden_id), ignores.get(golden_id)

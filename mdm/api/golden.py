@@ -99,7 +99,7 @@ class GoldenController(Controller):
             if as_of is not None:
                 return Response(await _as_of(hub, repo, golden, as_of))
             if golden.status == "merged":
-                survivor = golden
+                survivor: GoldenRecord | None = golden
                 for _ in range(_MAX_REDIRECTS):
                     if survivor is None or survivor.merged_into is None:
                         break

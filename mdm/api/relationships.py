@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from litestar import get, post
@@ -35,7 +36,7 @@ MAX_DEPTH = 50
 
 
 async def _target_ids(
-    repo: Repository, keys: list[tuple[str, str, str, str]]
+    repo: Repository, keys: Sequence[tuple[str, str, str, str]]
 ) -> tuple[dict[tuple[str, str, str], str], dict[str, dict[str, list[str]]]]:
     """(entity, source, source_id) -> golden id, and golden id -> system -> its ids."""
     found = await repo.golden_ids_for([(e, s, i) for e, s, i, _ in keys])

@@ -39,7 +39,7 @@ class GoldenRecord:
     status: Status
     version: int
     attributes: dict[str, Any]
-    provenance: dict[str, dict[str, str]]
+    provenance: dict[str, dict[str, Any]]
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     merged_into: str | None = None

@@ -257,11 +257,11 @@ async def plan_records(
     prepared: list[_Prepared] = []
     if prepared_records is None:
         prepared_records = prepare_records(entity, records)
-    for i, outcome in enumerate(prepared_records):
-        if isinstance(outcome, Rejected):
-            results[i] = outcome
+    for i, item in enumerate(prepared_records):
+        if isinstance(item, Rejected):
+            results[i] = item
         else:
-            prepared.append(outcome)
+            prepared.append(item)
     if not prepared:
         return plan
 
@@ -461,7 +461,7 @@ async def apply_plan(
             {ids[sid]: keys for sid, keys in keys_by_source_id.items()},
             new={ids[w.source_id] for w in writes.values() if w.id is None},
         )
-        tasks = [
+        tasks: list[dict[str, Any]] = [
             {
                 "entity": entity,
                 "record_id": ids[sid],

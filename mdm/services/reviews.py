@@ -250,13 +250,13 @@ async def decide(
             else f"{g} is {goldens[g].status if g in goldens else 'unknown'}"
             for g in gone
         )
-        outcome = {"superseded": why}
+        outcome: dict[str, Any] = {"superseded": why}
         decision_id = await _close(
             store, task, decision, "superseded", actor, comment, outcome, ctx, cause
         )
         return Decided(task_id, "superseded", decision, decision_id, superseded_why=why)
 
-    outcome: dict[str, Any] = {}
+    outcome = {}
     survivor: str | None = None
     version: int | None = None
     kept_apart: int | None = None
