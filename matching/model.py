@@ -44,13 +44,15 @@ class ModelError(ValueError):
     """A match model that is not valid; the message names the offending part."""
 
 
+# The subclasses repeat `frozen=True`: msgspec inherits it, but mypy's dataclass rules
+# would take a subclass without it for a mutable one.
 class _Base(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
     pass
 
 
-class Level(_Base):
+class Level(_Base, frozen=True):
     """One comparison level: its predicate label, m and u, and whether TF adjusts it."""
 
     label: str
@@ -59,7 +61,7 @@ class Level(_Base):
     tf_adjust: bool = False
 
 
-class FieldComparison(_Base):
+class FieldComparison(_Base, frozen=True):
     """A compared field: its name (in explanations), comparator, attribute paths and levels."""
 
     name: str
@@ -68,7 +70,7 @@ class FieldComparison(_Base):
     levels: tuple[Level, ...]
 
 
-class BlockingRule(_Base):
+class BlockingRule(_Base, frozen=True):
     """Keys "{name}:{part}|{part}..." from prepared features "field.feature", maybe sliced.
 
     A part may end in a Python slice of the value: "family_name.v[:3]",
@@ -81,14 +83,14 @@ class BlockingRule(_Base):
     unordered: bool = False
 
 
-class Thresholds(_Base):
+class Thresholds(_Base, frozen=True):
     """Match probabilities: at or above `auto_link` link; at or above `review` ask a steward."""
 
     auto_link: float
     review: float
 
 
-class MatchModel(_Base, weakref=True):
+class MatchModel(_Base, frozen=True, weakref=True):
     """A versioned match model for one entity type; build with `MatchModel.validated`."""
 
     entity: str

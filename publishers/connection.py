@@ -62,7 +62,8 @@ class NatsLink:
         if client is None or not client.is_connected:
             return False
         try:
-            await client.flush(timeout=timeout)
+            # nats-py annotates an int; it hands the timeout to asyncio.wait_for (a float).
+            await client.flush(timeout=timeout)  # type: ignore[arg-type]
         except Exception:
             return False
         return True

@@ -123,8 +123,9 @@ class Subscriber:
             ack_wait=cfg.ack_wait,
             # The helper dead-letters itself; the server must never drop a message silently.
             max_deliver=-1,
-            **({"filter_subject": subjects[0]} if len(subjects) == 1 else {}),
-            **({"filter_subjects": subjects} if len(subjects) > 1 else {}),
+            # mypy checks a ** dict's value type against every keyword's type.
+            **({"filter_subject": subjects[0]} if len(subjects) == 1 else {}),  # type: ignore[arg-type]
+            **({"filter_subjects": subjects} if len(subjects) > 1 else {}),  # type: ignore[arg-type]
             **cfg.extra,
         )
         await self.js.add_consumer(cfg.stream, consumer)

@@ -17,7 +17,7 @@ from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from mdm.api.auth import PERMISSION_KEY, RESPONSE_KEYS, Authenticator, Identity, Permission
 from mdm.api.sensitive import mask
@@ -111,7 +111,7 @@ def _address(scope: Scope) -> str:
 
 def _masking(send: Send, sensitive: frozenset[str]) -> Send:
     """Wrap `send`: JSON answers are buffered, masked and sent with their new length."""
-    start: Message | None = None
+    start: HTTPResponseStartEvent | None = None
     chunks: list[bytes] = []
 
     async def masked_send(message: Message) -> None:

@@ -119,8 +119,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         hub.catalog.authorize_write(source, entity)
         record = IncomingRecord(
             source_id=source_id,
-            attributes=msgspec.to_builtins(data.attributes),
-            source_updated_at=data.source_updated_at,
+            # data's type is made at run time (UPSERT_BODY); mypy cannot see its fields.
+            attributes=msgspec.to_builtins(data.attributes),  # type: ignore[attr-defined]
+            source_updated_at=data.source_updated_at,  # type: ignore[attr-defined]
         )
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
