@@ -144,7 +144,7 @@ class MatchModel(_Base, frozen=True, weakref=True):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON builtins (dicts, lists, str, int, float, bool)."""
-        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+        return msgspec.json.decode(msgspec.json.encode(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

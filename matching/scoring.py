@@ -115,7 +115,7 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     model_version: int
 
     def to_dict(self) -> dict[str, Any]:
-        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+        return msgspec.json.decode(msgspec.json.encode(self))
 
 
 class ClusterScore(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,7 +131,7 @@ class ClusterScore(msgspec.Struct, frozen=True, kw_only=True):
     best_member: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+        return msgspec.json.decode(msgspec.json.encode(self))
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -149,7 +149,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
-        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
+        return msgspec.json.decode(msgspec.json.encode(self))
 
 
 # --- the compiled model (predicates and weights computed once per model object) ------

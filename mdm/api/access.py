@@ -88,7 +88,7 @@ class AccessMiddleware(ASGIMiddleware):
         if (
             self.buckets is not None
             and permission != Permission.PUBLIC
-            and not scope.get(RATE_TAKEN)  # type: ignore[typeddict-item]
+            and not scope.get(RATE_TAKEN)
         ):
             client = identity.client if isinstance(identity, Identity) else _address(scope)
             wait = self.buckets.take(client)

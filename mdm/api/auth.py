@@ -150,7 +150,7 @@ class Authenticator:
         digest = hash_key(key)
         cached = hub.lookups.cached_key(digest)
         if cached is not None:
-            return cached  # type: ignore[no-any-return]
+            return cached
         generation = hub.lookups.key_generation()
         async with hub.engine.connect() as conn:
             stored = await KeyStore(conn).find(key)

@@ -288,13 +288,13 @@ class XrefController(Controller):
                         entity=entity,
                         source=source,
                         source_id=source_id,
-                        found=False,  # type: ignore[arg-type]
+                        found=False,
                     )
                 )
                 continue
             results.append(
                 XrefLookupResult(
-                    entity=entity,  # type: ignore[arg-type]
+                    entity=entity,
                     source=source,
                     source_id=source_id,
                     found=True,

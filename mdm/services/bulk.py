@@ -177,7 +177,7 @@ class MemoryIndex:
 _ABSENT = object()
 
 
-class _Members(dict):  # type: ignore[type-arg]
+class _Members(dict):
     """A unit of work's candidate members (BatchPool.members), taken from the index
     when first asked for: the pool holds every golden record owning one of the unit's
     keys (tens of thousands for a chunk, as the database's pool would), while matching
