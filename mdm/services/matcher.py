@@ -74,7 +74,7 @@ def _rank(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-class ReadMembers(dict):  # type: ignore[type-arg]
+class ReadMembers(dict):
     """A database pool's members: golden id -> prepared features of its live records,
     for the golden records `BatchPool.ensure` read (or found new). Asking for any
     other is a programming error, not an empty answer."""
