@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from litestar import Litestar
 from litestar.plugins.prometheus import PrometheusMiddleware
@@ -66,7 +66,7 @@ class XrefFastPath:
         if (
             scope["type"] != "http"
             or not path.startswith(PREFIX)
-            or scope["method"] != "GET"
+            or scope.get("method") != "GET"
             or scope["query_string"]
         ):
             await self.app(scope, receive, send)
@@ -123,7 +123,9 @@ class XrefFastPath:
         if buckets is not None:
             if buckets.take(identity.client) > 0:
                 return None  # litestar answers the 429
-            scope[RATE_TAKEN] = True  # if litestar answers after all, it takes no second token
+            # if litestar answers after all, it takes no second token (a key of ours in
+            # the ASGI scope, which litestar's Scope type does not know)
+            cast(dict[str, Any], scope)[RATE_TAKEN] = True
         if cached is not None:
             lookups.count_fast_hit()
             return cached
