@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -137,8 +137,7 @@ class MatchStore:
         rows = await self.conn.execute(
             select(sr.id, sr.golden_id, sr.source, sr.source_id, sr.match_features)
             .where(
-                # one array parameter: one prepared statement whatever the count
-                sr.golden_id == any_(bindparam("ids", ids, type_=ARRAY(Text))),
+                sr.golden_id.in_(ids),
                 sr.deleted_at.is_(None),
                 sr.match_features.is_not(None),
             )

@@ -292,18 +292,6 @@ async def plan_records(
         owners = {k: {resolve(g) for g in found} for k, found in owners.items()}
     if candidates is None:
         pool = await load_pool(MatchStore(repo.conn), entity, blocking)
-        # The members the unit will most likely use, in one read: each record's
-        # best-keyed candidates as the database shows them, and the golden records
-        # of its strong identifiers and of its stored version. (Records linked
-        # earlier in the unit can change a record's candidates: those are read
-        # when it comes, see the loop.)
-        await pool.ensure(
-            [
-                *(g for p in prepared if p.features for g in pool.candidates(p.features.blocking)),
-                *(g for found in owners.values() for g in found),
-                *(pool.resolve(r.golden_id) for r in stored.values()),
-            ]
-        )
     else:
         pool = await candidates.pool(repo.conn, entity, blocking)
     original = dict(stored)
@@ -327,9 +315,8 @@ async def plan_records(
             unchanged.append((p.index, current.golden_id))
             results[p.index] = Accepted(current.golden_id, "unchanged", warnings=p.warnings)
             continue
-        link = await _link(entity, p, current, owners, new_goldens, active, pool)
+        link = _link(entity, p, current, owners, new_goldens, active, pool)
         golden_id, outcome, rule = link.golden_id, link.outcome, link.rule
-        await pool.ensure([golden_id, *(other for other, _ in link.merges)], new=new_goldens)
         asked = [candidate for candidate, _, _ in link.reviews]
         for other, own in link.merges:
             survivor, loser = _roles(golden_id, other, new_goldens)
@@ -606,7 +593,7 @@ class _Link:
     merges: tuple[tuple[str, ClusterScore], ...] = ()
 
 
-async def _link(
+def _link(
     entity: str,
     p: _Prepared,
     current: StoredSourceRecord | None,
@@ -638,9 +625,7 @@ async def _link(
         # A deleted record that comes back returns to the golden record it had.
         return _Link(pool.resolve(current.golden_id), "linked", "restored")
     assert p.features is not None
-    candidates = pool.candidates(p.features.blocking)
-    await pool.ensure(candidates)
-    result = match(active, p.features, pool, prune=True, candidates=candidates)
+    result = match(active, p.features, pool, prune=True)
     decision = result.decision
     if decision.outcome == "link":
         return _Link(decision.golden_id, "linked", "match", result.score(decision.golden_id))

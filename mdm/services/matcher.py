@@ -10,21 +10,13 @@ the best of several strong matches plus a task for the others), or new.
 
 Records earlier in the same batch are candidates too (`BatchPool`), so a batch
 that holds two near-duplicates makes one golden record, as two requests would.
-
-A candidate golden record's members (its live records' prepared features, the
-expensive part to read: JSONB) are read only for the golden records a record
-will be scored against: its best-keyed MAX_CANDIDATES, not every owner of every
-key (up to GENERIC_KEY_CAP for each of a record's keys, twenty times more).
-`BatchPool.ensure` reads them before they are used, and a database pool refuses
-to answer for a golden record that was not ensured, so a record is never scored
-against part of one.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -74,44 +66,6 @@ def _rank(item: tuple[str, int]) -> tuple[int, str]:
     return -item[1], item[0]
 
 
-class ReadMembers(dict):
-    """A database pool's members: golden id -> prepared features of its live records,
-    for the golden records `BatchPool.ensure` read (or found new). Asking for any
-    other is a programming error, not an empty answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.read: set[str] = set()
-
-    def _check(self, golden_id: object) -> None:
-        if golden_id not in self.read:
-            raise LookupError(f"members of {golden_id!r} used before BatchPool.ensure read them")
-
-    def get(self, golden_id: str, default: Any = None) -> Any:
-        self._check(golden_id)
-        return dict.get(self, golden_id, default)
-
-    def __getitem__(self, golden_id: str) -> Any:
-        self._check(golden_id)
-        return dict.__getitem__(self, golden_id)
-
-    def __contains__(self, golden_id: object) -> bool:
-        self._check(golden_id)
-        return dict.__contains__(self, golden_id)
-
-    def setdefault(self, golden_id: str, default: Any = None) -> Any:
-        self._check(golden_id)
-        return dict.setdefault(self, golden_id, default)
-
-    def pop(self, golden_id: str, *default: Any) -> Any:
-        self._check(golden_id)
-        return dict.pop(self, golden_id, *default)
-
-
-#: Reads the members (prepared features, by record id) of golden records.
-FetchMembers = Callable[[list[str]], Awaitable[dict[str, list[Prepared]]]]
-
-
 @dataclass(slots=True)
 class BatchPool:
     """Candidates from the database, plus the records this unit of work has linked so far."""
@@ -123,34 +77,6 @@ class BatchPool:
     merged: dict[str, str] = field(default_factory=dict)  # loser -> survivor, in this unit
     # (golden id, features, source id) of each record linked in this unit
     added: list[tuple[str, Features, str]] = field(default_factory=list)
-    # Where members not in `members` yet are read (a ReadMembers pool); None: all are
-    # there or come on demand (the bulk load's in-memory index)
-    fetch: FetchMembers | None = None
-
-    async def ensure(self, golden_ids: Iterable[str], new: Container[str] = ()) -> None:
-        """Read the members of these golden records unless read already (`new` ones,
-        created in this unit, have none stored)."""
-        if self.fetch is None:
-            return
-        members = self.members
-        assert isinstance(members, ReadMembers)
-        read = members.read
-        missing = []
-        for g in dict.fromkeys(golden_ids):
-            if g in read:
-                continue
-            if g in new:
-                read.add(g)
-            else:
-                missing.append(g)
-        if not missing:
-            return
-        found = await self.fetch(missing)
-        for golden_id in missing:
-            listed = found.get(golden_id)
-            if listed:
-                dict.__setitem__(members, golden_id, listed)
-        read.update(missing)
 
     def resolve(self, golden_id: str) -> str:
         while golden_id in self.merged:
@@ -197,15 +123,15 @@ class CandidateSource(Protocol):
 async def load_pool(
     store: CandidateSource, entity: str, keys: Sequence[str], cap: int = GENERIC_KEY_CAP
 ) -> BatchPool:
-    """The database's candidates for every key of a unit of work; their members are
-    read when the unit needs them (`BatchPool.ensure`)."""
+    """The database's candidates for every key of a unit of work, and their members."""
     owners, generic = await store.candidate_owners(entity, keys, cap)
-
-    async def fetch(golden_ids: list[str]) -> dict[str, list[Prepared]]:
-        found = await store.members(golden_ids)
-        return {g: [m.features for m in ms] for g, ms in found.items()}
-
-    return BatchPool(generic=generic, db_owners=owners, members=ReadMembers(), fetch=fetch)
+    goldens = {g for found in owners.values() for g in found}
+    members = await store.members(goldens)
+    return BatchPool(
+        generic=generic,
+        db_owners=owners,
+        members={g: [m.features for m in ms] for g, ms in members.items()},
+    )
 
 
 class PoolSource(Protocol):
@@ -223,17 +149,8 @@ class MatchResult:
         return self.scores.get(golden_id) if golden_id is not None else None
 
 
-def match(
-    active: ActiveModel,
-    f: Features,
-    pool: BatchPool,
-    prune: bool = False,
-    candidates: list[str] | None = None,
-) -> MatchResult:
+def match(active: ActiveModel, f: Features, pool: BatchPool, prune: bool = False) -> MatchResult:
     """Score the candidate golden records of one record and decide.
-
-    `candidates`: `pool.candidates(f.blocking)` when the caller already has them
-    (it ensured their members).
 
     With `prune`, a candidate whose score is certainly below the review threshold
     (matching.scoring.below: most candidates, strangers who share a blocking key)
@@ -247,9 +164,7 @@ def match(
         compiled = compile_model(model)
         top = ceiling(compiled, f.prepared, tf)
         floor = weight_of(model.thresholds.review)
-    if candidates is None:
-        candidates = pool.candidates(f.blocking)
-    for golden_id in candidates:
+    for golden_id in pool.candidates(f.blocking):
         members = pool.members.get(golden_id)
         if not members:
             continue
@@ -306,9 +221,7 @@ async def search(
     active = await rules.models.current(conn, entity)
     f = features(active, entity, std.values)
     pool = await load_pool(MatchStore(conn), entity, f.blocking)
-    candidates = pool.candidates(f.blocking)
-    await pool.ensure(candidates)
-    result = match(active, f, pool, candidates=candidates)
+    result = match(active, f, pool)
     ranked = sorted(result.scores.items(), key=lambda item: (-item[1].weight, item[0]))
     warnings = [{"path": w.path, "code": w.code, "message": w.message} for w in std.warnings]
     t = active.model.thresholds
