@@ -541,8 +541,7 @@ async def _main(args: argparse.Namespace) -> None:
     # bench/match_latency.py does: the lag measured is the PUTs', and the relay is not
     # draining a backlog of a million events on the machine while the scenarios run.
     marked = await ml._mark_published(url)
-    if marked:
-        print(f"marked {marked:,} earlier outbox rows published (then VACUUM ANALYZE outbox)")
+    print(f"marked {marked:,} earlier outbox rows published, then VACUUM ANALYZE", flush=True)
     key = await _reader_key(url, create=True)
     stream = f"MDMLOAD{secrets.token_hex(3).upper()}"
     hub = Hub(url, stream, args.cache_entries)
