@@ -152,7 +152,7 @@ class Hub(ml.Server):
         """Waits for the lookup cache's warming: its answers, seconds, the process's RSS."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = _gauges(self.base, "mdm_lookup_cache_warm")
+            found = _metrics(self.base, "mdm_lookup_cache_warm")
             if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
                 status = Path(f"/proc/{self.proc.pid}/status").read_text()
                 rss = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
@@ -390,16 +390,14 @@ async def _reader_key(url: str, create: bool) -> str | None:
 
 def _cache_reads(base: str) -> Counter[str]:
     """The hub's lookup cache hits and misses so far (its /metrics)."""
-    text_ = httpx.get(f"{base}/metrics", headers=ml.AUTH, timeout=30).text
     out: Counter[str] = Counter()
-    for line in text_.splitlines():
-        if line.startswith('mdm_lookup_cache_total{cache="xref"'):
-            result = "hit" if 'result="hit"' in line else "miss"
-            out[result] += int(float(line.rsplit(" ", 1)[1]))
+    for name, value in _metrics(base, 'mdm_lookup_cache_total{cache="xref"').items():
+        out["hit" if 'result="hit"' in name else "miss"] += int(value)
     return out
 
 
-def _gauges(base: str, prefix: str) -> dict[str, float]:
+def _metrics(base: str, prefix: str) -> dict[str, float]:
+    """The hub's metrics (/metrics) whose line begins with `prefix`: name{labels} -> value."""
     text_ = httpx.get(f"{base}/metrics", headers=ml.AUTH, timeout=30).text
     return {
         line.split(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
