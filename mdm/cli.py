@@ -544,7 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     # pgserver asks platformdirs for a runtime dir it then does not need.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:  # a malformed MDM_* setting: say which, no traceback
+        print(f"mdm: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -164,7 +164,7 @@ class Settings:
             auth=_auth_from_env(get),
             lookup=LookupSettings(
                 cache_entries=int(get("LOOKUP_CACHE_ENTRIES") or 100_000),
-                warm=_flag(get("LOOKUP_WARM"), default=True),
+                warm=_flag("MDM_LOOKUP_WARM", get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
                 pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
             ),
@@ -175,8 +175,8 @@ class Settings:
         )
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); unset is `default`."""
+def _flag(name: str, value: str | None, default: bool) -> bool:
+    """On/off setting `name`: 1/true/yes/on or 0/false/no/off (any case); unset: `default`."""
     if value is None or not value.strip():
         return default
     word = value.strip().lower()
@@ -184,7 +184,7 @@ def _flag(value: str | None, default: bool) -> bool:
         return True
     if word in {"0", "false", "no", "off"}:
         return False
-    raise ValueError(f"not an on/off value: {value!r} (use true or false)")
+    raise ValueError(f"{name} is not an on/off value: {value!r} (use true or false)")
 
 
 def _auth_from_env(get: Callable[[str], str | None]) -> AuthSettings:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -335,18 +336,15 @@ class Lookups:
             if not rows:
                 break
             last = rows[0]["last"]
-            start = 0
-            for i in range(1, len(rows) + 1):
-                if i < len(rows) and rows[i]["golden_id"] == rows[start]["golden_id"]:
-                    continue
-                members, start = rows[start:i], i
-                first = members[0]
-                if first["source"] is None:
+            for golden_id, grouped in itertools.groupby(rows, key=lambda r: r["golden_id"]):
+                members = list(grouped)
+                entity = members[0]["entity"]
+                if members[0]["source"] is None:
                     continue  # merged away or retired with no live record: no answer
-                body = render(first["entity"], members)
+                body = render(entity, members)
                 for r in members:
-                    key = xref_key(first["entity"], r["source"], r["source_id"])
-                    stored += answers.put(key, first["golden_id"], body, generation)
+                    key = xref_key(entity, r["source"], r["source_id"])
+                    stored += answers.put(key, golden_id, body, generation)
         return stored
 
     async def _warm(self) -> None:
