@@ -480,11 +480,12 @@ def _member_row(
     for f in compiled.fields:
         a, b = incoming.get(f.name), member.get(f.name)
         level = level_of(f.predicates, a, b, f.comparable)
-        if level == NULL or a is None or b is None:  # NULL whenever a or b is missing
+        if level == NULL:  # (always so when a or b is missing)
             row.append((NULL, 0.0))
             continue
         weight = f.weights[level]
         if tf is not None and f.tf[level]:
+            assert a is not None and b is not None  # for the type checker: level is not NULL
             weight += _tf_adjustment(f, level, a, b, tf)
         row.append((level, weight))
     return row
