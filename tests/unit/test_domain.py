@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from mdm.domain.errors import UnknownEntity, UnknownSource, WriteForbidden
 from mdm.domain.golden import GoldenRecord, XrefDelta
-from mdm.domain.ids import new_golden_id
+from mdm.domain.ids import _ALPHABET, _encode, new_golden_id
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
 from mdm.domain.survivorship import Contribution, survive
 from mdm.settings import load_sources
@@ -158,3 +158,10 @@ def test_golden_ids_are_prefixed_unique_and_time_ordered() -> None:
 
     time.sleep(0.002)
     assert new_golden_id("project")[:14] > earlier[:14]
+
+
+@given(st.integers(min_value=0, max_value=2**128 - 1))
+def test_golden_id_digits_are_the_value_in_crockford_base32(value: int) -> None:
+    digits = _encode(value)
+    assert len(digits) == 26 and set(digits) <= set(_ALPHABET)
+    assert sum(_ALPHABET.index(d) * 32**k for k, d in enumerate(reversed(digits))) == value
