@@ -17,7 +17,7 @@ from matching import (
     strong_keys,
 )
 from matching import standardize as s
-from matching.text import clean_text
+from matching.text import _clean_unicode, _fold_unicode, clean_text
 
 # --- text --------------------------------------------------------------------
 
@@ -44,6 +44,12 @@ def test_clean_text_keeps_case_and_accents_but_not_extra_space() -> None:
     assert clean_text("  José \t  García\u200b ") == "José García"
     # NFC: a decomposed "é" becomes the single code point.
     assert clean_text("Jose\u0301") == "José"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_text_takes_a_shortcut_to_the_same_answer(text: str) -> None:
+    assert fold(text) == _fold_unicode(text)
+    assert clean_text(text) == _clean_unicode(text)
 
 
 @given(st.text())
