@@ -98,11 +98,56 @@ def rule_keys(rule: BlockingRule, prepared: Prepared) -> list[str]:
     return keys
 
 
-def blocking_keys(model: MatchModel, prepared: Prepared) -> list[str]:
-    """Every blocking key of a prepared record under `model`: sorted, without duplicates."""
-    keys: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    model: MatchModel
+    parts: tuple[_Part, ...]  # each distinct part of the model's rules, once
+    # (key prefix "name:", whether unordered, the rule's parts as indexes into parts)
+    rules: tuple[tuple[str, bool, tuple[int, ...]], ...]
+
+
+_compiled: dict[int, _Compiled] = {}
+
+
+def _compile(model: MatchModel) -> _Compiled:
+    """The model's rules over its distinct parts (a part such as the date of birth
+    serves four worker rules, and is read once per record), cached per model object."""
+    found = _compiled.get(id(model))
+    if found is not None and found.model is model:
+        return found
+    parts: list[_Part] = []
+    position: dict[str, int] = {}
+    rules = []
     for rule in model.blocking:
-        keys.update(rule_keys(rule, prepared))
+        indexes = []
+        for spec, part in zip(rule.parts, _parts(rule), strict=True):
+            if spec not in position:
+                position[spec] = len(parts)
+                parts.append(part)
+            indexes.append(position[spec])
+        rules.append((f"{rule.name}:", rule.unordered, tuple(indexes)))
+    found = _Compiled(model, tuple(parts), tuple(rules))
+    _compiled[id(model)] = found
+    return found
+
+
+def blocking_keys(model: MatchModel, prepared: Prepared) -> list[str]:
+    """Every blocking key of a prepared record under `model`: sorted, without duplicates.
+
+    The union of `rule_keys` over the model's rules, each part's values read once.
+    """
+    compiled = _compile(model)
+    values = [_values(part, prepared) for part in compiled.parts]
+    keys: set[str] = set()
+    for prefix, unordered, indexes in compiled.rules:
+        if len(indexes) == 1:
+            keys.update([prefix + v for v in values[indexes[0]]])
+            continue
+        choices = [values[i] for i in indexes]
+        if not all(choices):
+            continue
+        for combo in itertools.product(*choices):
+            keys.add(prefix + "|".join(sorted(combo) if unordered else combo))
     return sorted(keys)
 
 

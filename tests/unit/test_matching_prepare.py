@@ -33,6 +33,31 @@ WORKER = {
 }
 
 
+SAMPLES: dict[str, list[dict[str, Any]]] = {
+    "customer": [
+        {"name": "Acme GmbH", "website": "acme.de", "tax_id": "DE136695976"},
+        {"name": "The International Business Machines Corp.", "country": "US"},
+    ],
+    "worker": [
+        WORKER,
+        {"given_name": "Jürgen", "family_name": "Müller", "date_of_birth": "1975-12-01"},
+    ],
+    "project": [
+        {
+            "name": "ERP rollout",
+            "code": "P-1",
+            "start_date": "2024-01-01",
+            "contract_value": {"amount": "1000.50", "currency": "EUR"},
+        },
+        {"name": "Data platform migration phase two", "code": "DP-22"},
+    ],
+    "legal_entity": [
+        {"name": "Acme Ltd", "country": "GB", "registration_number": "01234567"},
+        {"name": "Globex Holding B.V.", "country": "NL"},
+    ],
+}
+
+
 def test_worker_features() -> None:
     p = _prepared("worker", WORKER)
     assert p["given_name"] == {
@@ -83,17 +108,7 @@ def test_invalid_date_is_compared_as_text_only() -> None:
 
 @pytest.mark.parametrize("entity", ENTITIES)
 def test_prepared_is_plain_json(entity: str) -> None:
-    attrs = {
-        "customer": {"name": "Acme GmbH", "website": "acme.de", "tax_id": "DE136695976"},
-        "worker": WORKER,
-        "project": {
-            "name": "ERP rollout",
-            "code": "P-1",
-            "start_date": "2024-01-01",
-            "contract_value": {"amount": "1000.50", "currency": "EUR"},
-        },
-        "legal_entity": {"name": "Acme Ltd", "country": "GB", "registration_number": "01234567"},
-    }[entity]
+    attrs = SAMPLES[entity][0]
     p = _prepared(entity, attrs)
     assert p
     assert json.loads(json.dumps(p)) == p
@@ -184,11 +199,34 @@ def test_keys_are_deterministic_sorted_strings(
         attrs["date_of_birth"] = born
     values = standardize_record("worker", attrs).values
     model = default_model("worker")
-    first = blocking_keys(model, prepare(model, "worker", values))
+    prepared = prepare(model, "worker", values)
+    first = blocking_keys(model, prepared)
     again = blocking_keys(model, json.loads(json.dumps(prepare(model, "worker", values))))
     assert first == again == sorted(set(first))
     rule_names = {r.name for r in model.blocking}
     assert all(k.split(":", 1)[0] in rule_names and "|" not in k.split(":", 1)[0] for k in first)
+    # reading each distinct part once gives what the rules give one by one
+    assert first == sorted({k for rule in model.blocking for k in rule_keys(rule, prepared)})
+
+
+@pytest.mark.parametrize("entity", ENTITIES)
+def test_a_records_keys_are_the_union_of_its_rules_keys(entity: str) -> None:
+    model = default_model(entity)
+    rule = model.blocking[0]
+    # a rule sharing a part with another, a list part, an unordered one, a product
+    tried = msgspec.structs.replace(
+        model,
+        blocking=(
+            *model.blocking,
+            BlockingRule(name="x1", parts=rule.parts),
+            BlockingRule(name="x2", parts=(*rule.parts, *reversed(rule.parts)), unordered=True),
+        ),
+    )
+    for attrs in SAMPLES[entity]:
+        prepared = prepare(tried, entity, standardize_record(entity, attrs).values)
+        union = sorted({k for r in tried.blocking for k in rule_keys(r, prepared)})
+        assert blocking_keys(tried, prepared) == union
+        assert union and any(k.startswith("x2:") for k in union)
 
 
 def test_candidate_pairs() -> None:
