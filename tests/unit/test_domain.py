@@ -160,6 +160,23 @@ def test_golden_ids_are_prefixed_unique_and_time_ordered() -> None:
     assert new_golden_id("project")[:14] > earlier[:14]
 
 
+def test_a_forked_process_does_not_mint_its_parents_next_id() -> None:
+    import os
+
+    new_golden_id("worker")  # the process now holds random bytes for the next ids
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        os.write(write, new_golden_id("worker").encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 100).decode()
+    os.close(read)
+    ours = new_golden_id("worker")
+    assert len(theirs) == 30 and theirs[-16:] != ours[-16:]  # the 80 random bits
+
+
 @given(st.integers(min_value=0, max_value=2**128 - 1))
 def test_golden_id_digits_are_the_value_in_crockford_base32(value: int) -> None:
     digits = _encode(value)
