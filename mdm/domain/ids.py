@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 # every pair of digits: a 10-bit group of the value in one look-up
@@ -12,7 +13,7 @@ _SHIFTS = range(120, -1, -10)  # the 13 groups of 10 bits of 130, most significa
 PREFIX = {"customer": "cus", "worker": "wrk", "project": "prj", "legal_entity": "len"}
 
 # Random bytes are read from the operating system 10 KiB at a time (one system
-# call for a thousand ids; a call per id was a tenth of minting one). A forked
+# call for a thousand ids; a call per id was half of minting one). A forked
 # child starts without the parent's bytes, so the two never mint the same id.
 _RANDOM_READ = 10 * 1024
 _random = bytearray()
@@ -32,11 +33,22 @@ def new_golden_id(entity: str) -> str:
     see roughly when a golden record was born; 80 random bits make collisions
     across hub processes negligible without any coordination.
     """
-    if len(_random) < 10:
-        _random.extend(os.urandom(_RANDOM_READ))
-    bits = int.from_bytes(_random[-10:], "big")
-    del _random[-10:]
+    bits = int.from_bytes(random_bytes(10), "big")
     return f"{PREFIX[entity]}_{_encode((int(time.time() * 1000) << 80) | bits)}"
+
+
+def random_bytes(n: int) -> bytes:
+    """`n` (at most 1024) bytes from the operating system's random source."""
+    if len(_random) < n:
+        _random.extend(os.urandom(_RANDOM_READ))
+    taken = bytes(_random[-n:])
+    del _random[-n:]
+    return taken
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID, as `str(uuid.uuid4())` gives."""
+    return str(uuid.UUID(bytes=random_bytes(16), version=4))
 
 
 def _encode(value: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +10,7 @@ import msgspec
 from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
 from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
+from mdm.domain.ids import new_event_id
 from mdm.domain.mastering import Survivorship
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
@@ -141,7 +141,7 @@ def _event(
 ) -> Event:
     attributes = {k: v for k, v in golden.attributes.items() if k not in withhold}
     return Event(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         type=change.event_type,  # type: ignore[arg-type]
         entity=golden.entity,
         golden_id=golden.golden_id,

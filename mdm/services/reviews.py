@@ -10,7 +10,6 @@ meanwhile is superseded: it is closed as such, never decided twice.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from mdm.adapters.merges import MergeStore
 from mdm.adapters.repository import Repository
 from mdm.adapters.reviews import UNDECIDED, ReviewStore
 from mdm.domain.errors import Conflict, NotFound
+from mdm.domain.ids import new_event_id
 from mdm.domain.mastering import MasteringRules
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
@@ -46,7 +46,7 @@ def review_event(
     survivor_id: str | None = None,
 ) -> ReviewEvent:
     return ReviewEvent(
-        event_id=str(uuid.uuid4()),
+        event_id=new_event_id(),
         type=type_,
         entity=task["entity"],
         review_id=task["id"],

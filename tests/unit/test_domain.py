@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from mdm.domain.errors import UnknownEntity, UnknownSource, WriteForbidden
 from mdm.domain.golden import GoldenRecord, XrefDelta
-from mdm.domain.ids import _ALPHABET, _encode, new_golden_id
+from mdm.domain.ids import _ALPHABET, _encode, new_event_id, new_golden_id
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
 from mdm.domain.survivorship import Contribution, survive
 from mdm.settings import load_sources
@@ -158,6 +159,15 @@ def test_golden_ids_are_prefixed_unique_and_time_ordered() -> None:
 
     time.sleep(0.002)
     assert new_golden_id("project")[:14] > earlier[:14]
+
+
+def test_event_ids_are_distinct_version_4_uuids() -> None:
+    ids = [new_event_id() for _ in range(3000)]  # more than one read of random bytes
+    assert len(set(ids)) == 3000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
 
 
 def test_a_forked_process_does_not_mint_its_parents_next_id() -> None:
