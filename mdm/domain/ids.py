@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
@@ -17,6 +18,7 @@ PREFIX = {"customer": "cus", "worker": "wrk", "project": "prj", "legal_entity": 
 # child starts without the parent's bytes, so the two never mint the same id.
 _RANDOM_READ = 10 * 1024
 _random = bytearray()
+_random_lock = threading.Lock()  # two threads must not take the same bytes
 
 
 def _forget_random() -> None:
@@ -38,11 +40,12 @@ def new_golden_id(entity: str) -> str:
 
 
 def random_bytes(n: int) -> bytes:
-    """`n` (at most 1024) bytes from the operating system's random source."""
-    if len(_random) < n:
-        _random.extend(os.urandom(_RANDOM_READ))
-    taken = bytes(_random[-n:])
-    del _random[-n:]
+    """`n` (at most 10 KiB) bytes from the operating system's random source."""
+    with _random_lock:
+        if len(_random) < n:
+            _random.extend(os.urandom(_RANDOM_READ))
+        taken = bytes(_random[-n:])
+        del _random[-n:]
     return taken
 
 

@@ -170,6 +170,23 @@ def test_event_ids_are_distinct_version_4_uuids() -> None:
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
 
 
+def test_threads_minting_at_once_never_take_the_same_random_bytes() -> None:
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def mint(_: int) -> list[str]:
+        return [new_event_id() for _ in range(2000)]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch as often as they can: races show
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            ids = [i for batch in pool.map(mint, range(4)) for i in batch]
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(set(ids)) == len(ids) == 8000
+
+
 def test_a_forked_process_does_not_mint_its_parents_next_id() -> None:
     import os
 
