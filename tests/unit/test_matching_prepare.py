@@ -213,7 +213,8 @@ def test_keys_are_deterministic_sorted_strings(
 def test_a_records_keys_are_the_union_of_its_rules_keys(entity: str) -> None:
     model = default_model(entity)
     rule = model.blocking[0]
-    # a rule sharing a part with another, a list part, an unordered one, a product
+    # added: a rule repeating another's parts, and an unordered product that repeats
+    # each of its parts (so the parts are shared and a product is sorted)
     tried = msgspec.structs.replace(
         model,
         blocking=(
