@@ -86,9 +86,11 @@ class MemoryIndex:
         # the golden id of each record carrying it once there are several (so its
         # length is the key's count), or GENERIC once more than `cap` records do
         self.owners: dict[str, str | list[str]] = {}
-        # golden id -> {record: prepared features}; record = "source\x1fsource_id"
-        self.members: dict[str, dict[str, Features]] = {}
-        self.golden_of: dict[str, str] = {}
+        # golden id -> the prepared features of its records, in the order they came
+        # (handed to matching as they are: `_Members` copies a list before it changes)
+        self.members: dict[str, list[Features]] = {}
+        # record ("source\x1fsource_id") -> its golden id and its features in that list
+        self.golden_of: dict[str, tuple[str, Features]] = {}
         self.merged: dict[str, str] = {}
         self._pending: BatchPool | None = None  # the pool of the unit of work in hand
 
@@ -120,7 +122,11 @@ class MemoryIndex:
     def _add(self, record: str, golden_id: str, keys: Iterable[str], prepared: Features) -> None:
         before = self.golden_of.get(record)
         if before is not None:  # an update: its old features go (its old keys stay)
-            self.members.get(self.resolve(before), {}).pop(record, None)
+            listed = self.members.get(self.resolve(before[0]), [])
+            for i, old in enumerate(listed):
+                if old is before[1]:
+                    del listed[i]
+                    break
         owners, cap = self.owners, self.cap
         for key in keys:
             found = owners.get(key)
@@ -132,8 +138,8 @@ class MemoryIndex:
                 found.append(golden_id)
                 if len(found) > cap:
                     owners[key] = GENERIC
-        self.golden_of[record] = golden_id
-        self.members.setdefault(golden_id, {})[record] = prepared
+        self.golden_of[record] = (golden_id, prepared)
+        self.members.setdefault(golden_id, []).append(prepared)
 
     # -- PoolSource -----------------------------------------------------------------
 
@@ -169,8 +175,8 @@ class MemoryIndex:
             if survivor == loser:
                 continue
             self.merged[loser] = survivor
-            moved = self.members.pop(loser, {})
-            self.members.setdefault(survivor, {}).update(moved)
+            moved = self.members.pop(loser, [])
+            self.members.setdefault(survivor, []).extend(moved)
         for golden_id, f, source_id in pool.added:
             golden_id = self.resolve(pool.resolve(golden_id))
             self._add(f"{source}\x1f{source_id}", golden_id, f.blocking, f.prepared)
@@ -186,47 +192,63 @@ class _Members(dict):
     """A unit of work's candidate members (BatchPool.members), taken from the index
     when first asked for: the pool holds every golden record owning one of the unit's
     keys (tens of thousands for a chunk, as the database's pool would), while matching
-    scores the best-keyed forty of each record. Only those lists are built."""
+    scores the best-keyed forty of each record. Only those are looked up.
 
-    def __init__(self, index: dict[str, dict[str, Features]], owners: dict[str, set[str]]):
+    A golden record's list is the index's own (matching only reads it; building a
+    copy of each of some 40,000 lists a chunk was a twentieth of a load's time at a
+    million records); `setdefault`, through which the unit of work adds to a list,
+    first puts a copy in its place. A golden id is looked up in the index once: if
+    it is not there (or owns none of the unit's keys), or once popped, it stays out.
+    """
+
+    def __init__(self, index: dict[str, list[Features]], owners: dict[str, set[str]]):
         super().__init__()
         self._index = index
         self._owners = owners
         self._allowed: set[str] | None = None
-        self._taken: set[str] = set()
+        self._out: set[str] = set()  # looked up and not taken, or popped
 
-    def _take(self, golden_id: str) -> None:
-        if golden_id in self._taken:
-            return
-        self._taken.add(golden_id)
-        if self._allowed is None:
-            self._allowed = set().union(*self._owners.values()) if self._owners else set()
-        if golden_id in self._allowed and not dict.__contains__(self, golden_id):
+    def _take(self, golden_id: str) -> Any:
+        """The golden record's members from the index, now here (or _ABSENT)."""
+        if golden_id not in self._out:
             found = self._index.get(golden_id)
             if found:
-                dict.__setitem__(self, golden_id, list(found.values()))
+                if self._allowed is None:
+                    self._allowed = set().union(*self._owners.values()) if self._owners else set()
+                if golden_id in self._allowed:
+                    dict.__setitem__(self, golden_id, found)
+                    return found
+            self._out.add(golden_id)
+        return _ABSENT
 
     def get(self, golden_id: str, default: Any = None) -> Any:
         found = dict.get(self, golden_id, _ABSENT)
-        if found is not _ABSENT:
-            return found
-        self._take(golden_id)
-        return dict.get(self, golden_id, default)
+        if found is _ABSENT:
+            found = self._take(golden_id)
+        return default if found is _ABSENT else found
 
     def __getitem__(self, golden_id: str) -> Any:
-        self._take(golden_id)
-        return dict.__getitem__(self, golden_id)
+        found = self.get(golden_id, _ABSENT)
+        if found is _ABSENT:
+            raise KeyError(golden_id)
+        return found
 
     def __contains__(self, golden_id: object) -> bool:
-        self._take(str(golden_id))
-        return dict.__contains__(self, golden_id)
+        return self.get(str(golden_id), _ABSENT) is not _ABSENT
 
     def setdefault(self, golden_id: str, default: Any = None) -> Any:
-        self._take(golden_id)
-        return dict.setdefault(self, golden_id, default)
+        found: Any = self.get(golden_id, _ABSENT)
+        if found is _ABSENT:
+            return dict.setdefault(self, golden_id, default)
+        shared = self._index.get(golden_id)
+        if shared is not None and found is shared:  # the index's own list: copy it first
+            found = list(shared)
+            dict.__setitem__(self, golden_id, found)
+        return found
 
     def pop(self, golden_id: str, *default: Any) -> Any:
-        self._take(golden_id)
+        self.get(golden_id)
+        self._out.add(golden_id)
         return dict.pop(self, golden_id, *default)
 
 

@@ -1,0 +1,86 @@
+"""The bulk load's in-memory blocking index (mdm.services.bulk.MemoryIndex) and the
+candidate members it hands a unit of work: the same answers as the database's pool,
+without copying the index's lists."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from mdm.services.bulk import MemoryIndex
+from mdm.services.matcher import BatchPool
+
+
+def _pool(index: MemoryIndex, keys: list[str]) -> BatchPool:
+    return asyncio.run(index.pool(None, "worker", keys))  # type: ignore[arg-type]
+
+
+def _index() -> tuple[MemoryIndex, dict[str, Any]]:
+    index = MemoryIndex(cap=3)
+    f = {name: {"v": name} for name in ("a1", "a2", "b1", "c1")}
+    index._add("hcm\x1f1", "GA", ["k:a", "k:ab"], f["a1"])
+    index._add("hcm\x1f2", "GA", ["k:a"], f["a2"])
+    index._add("hcm\x1f3", "GB", ["k:ab", "k:b"], f["b1"])
+    index._add("hcm\x1f4", "GC", ["k:c"], f["c1"])
+    return index, f
+
+
+def test_a_unit_sees_the_members_of_the_golden_records_owning_its_keys_only() -> None:
+    index, f = _index()
+    members = _pool(index, ["k:a", "k:b"]).members
+    assert members.get("GA") == [f["a1"], f["a2"]]
+    assert members["GB"] == [f["b1"]]
+    # GC is in the index but owns none of the unit's keys: as the database's pool
+    assert members.get("GC") is None
+    assert "GC" not in members
+    with pytest.raises(KeyError):
+        members["GC"]
+    assert members.get("GX", "none") == "none"
+
+
+def test_adding_to_a_members_list_in_a_unit_leaves_the_index_unchanged() -> None:
+    index, f = _index()
+    pool = _pool(index, ["k:a", "k:b"])
+    assert pool.members.get("GA") is index.members["GA"]  # handed over, not copied
+    new = {"v": "new"}
+    pool.add("GA", _features(new, ["k:a"]), "5")
+    assert pool.members["GA"] == [f["a1"], f["a2"], new]
+    assert index.members["GA"] == [f["a1"], f["a2"]]
+    pool.merge("GB", "GA")  # GB's members join GA's, in the unit only
+    assert pool.members["GA"] == [f["a1"], f["a2"], new, f["b1"]]
+    assert pool.members.get("GB") is None  # popped: not taken from the index again
+    assert index.members["GB"] == [f["b1"]]
+
+
+def test_the_index_takes_in_a_committed_unit_updates_and_merges() -> None:
+    index, f = _index()
+    pool = _pool(index, ["k:a", "k:b"])
+    updated = {"v": "a2 again"}
+    pool.merge("GB", "GA")
+    pool.add("GA", _features(updated, ["k:a"]), "2")  # record 2 again: an update
+    index.commit("hcm")
+    assert index.resolve("GB") == "GA"
+    assert index.members["GA"] == [f["a1"], f["b1"], updated]
+    assert "GB" not in index.members
+    assert index.golden_of["hcm\x1f2"] == ("GA", updated)
+    again = _pool(index, ["k:b"])
+    assert again.db_owners == {"k:b": {"GA"}}
+    assert again.members["GA"] == [f["a1"], f["b1"], updated]
+
+
+def test_an_update_removes_the_very_features_it_replaces() -> None:
+    index = MemoryIndex()
+    same = [{"v": "x"}, {"v": "x"}]  # equal, not identical
+    index._add("hcm\x1f1", "G1", ["k"], same[0])
+    index._add("hcm\x1f2", "G1", ["k"], same[1])
+    index._add("hcm\x1f2", "G1", ["k"], {"v": "y"})
+    assert [id(m) for m in index.members["G1"][:1]] == [id(same[0])]
+    assert index.members["G1"][1] == {"v": "y"}
+
+
+def _features(prepared: dict[str, Any], blocking: list[str]) -> Any:
+    from mdm.services.matcher import Features
+
+    return Features(prepared, blocking)
