@@ -119,7 +119,9 @@ match_key = Table(
     "match_key",
     metadata,
     Column("entity", Text, nullable=False),
-    Column("key", Text, nullable=False),
+    # Compared as bytes (migration 0013): machine-made keys, only ever tested for
+    # equality; the locale's collation made every b-tree comparison a strcoll.
+    Column("key", Text(collation="C"), nullable=False),
     # No foreign key (migration 0011): its check cost a third of writing the keys,
     # and source records are never deleted (their keys are, explicitly).
     Column("source_record_id", BigInteger, nullable=False),

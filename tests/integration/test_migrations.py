@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mdm.adapters.matching import _CANDIDATES
 from mdm.adapters.migrate import upgrade
 from mdm.adapters.tables import metadata
 
@@ -28,3 +31,102 @@ async def test_migrating_twice_is_harmless(database_url: str) -> None:
     engine = create_async_engine(database_url)
     await upgrade(engine)
     await engine.dispose()
+
+
+async def test_columns_have_the_collations_the_table_definitions_give(database_url: str) -> None:
+    # compare_metadata does not compare collations: checked here, column by column.
+    declared = {
+        (table.name, column.name): getattr(column.type, "collation", None)
+        for table in metadata.tables.values()
+        for column in table.columns
+        if getattr(column.type, "collation", None)
+    }
+    assert declared == {("match_key", "key"): "C"}
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND collation_name IS NOT NULL"
+            )
+        )
+        found = {(t, c): collation for t, c, collation in rows}
+    await engine.dispose()
+    assert {k: found.get(k) for k in declared} == declared
+
+
+async def test_the_candidate_lookup_still_uses_the_key_index(database_url: str) -> None:
+    # A key parameter takes the column's collation ("C"), so the primary key serves
+    # the lookup; were the collations to differ, PostgreSQL would read every key of
+    # the entity and filter them.
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        await conn.execute(text("SET LOCAL enable_seqscan = off"))
+        await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+        plan = (
+            (
+                await conn.execute(
+                    text("EXPLAIN " + _CANDIDATES.text),
+                    {"keys": ["email:a@example.com"], "entity": "worker", "limit": 51},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    await engine.dispose()
+    plan_text = "\n".join(plan)
+    # the key itself is searched in the index, not filtered after a scan of the entity's
+    (cond,) = [line for line in plan if "Index Cond" in line and "entity" in line]
+    assert "(key = k.key)" in cond, plan_text
+
+
+async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
+    server_database_url: str,
+) -> None:
+    # 0013 changes match_key.key's type (its collation), which drops the column's
+    # statistics; a hub upgraded with a million workers' keys would plan its key
+    # lookups blind until the next ANALYZE. The migration refreshes them.
+    name = f"mdm_test_0013_{secrets.token_hex(3)}"
+    admin = create_async_engine(server_database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_database_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine, "0012")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO match_key (entity, key, source_record_id)"
+                    " SELECT 'worker', 'wdf:' || (g % 500) || '|x', g"
+                    " FROM generate_series(1, 2000) g"
+                )
+            )
+            await conn.execute(text("ANALYZE match_key"))
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT count(DISTINCT key) FROM match_key"))).scalar()
+            stats = (
+                await conn.execute(
+                    text(
+                        "SELECT n_distinct FROM pg_stats"
+                        " WHERE tablename = 'match_key' AND attname = 'key'"
+                    )
+                )
+            ).scalar()
+            collation = (
+                await conn.execute(
+                    text(
+                        "SELECT collation_name FROM information_schema.columns"
+                        " WHERE table_name = 'match_key' AND column_name = 'key'"
+                    )
+                )
+            ).scalar()
+        assert keys == 500
+        assert collation == "C"
+        assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
