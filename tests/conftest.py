@@ -83,19 +83,38 @@ def nats_url(embedded_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def database_url(server_database_url: str) -> AsyncIterator[str]:
     """A fresh database for this test session, at the newest migration."""
+    async with _scratch_database(server_database_url) as url:
+        engine = make_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(server_database_url: str) -> AsyncIterator[str]:
+    """A new database without any schema, for a test that migrates it itself."""
+    async with _scratch_database(server_database_url) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _scratch_database(server_database_url: str) -> AsyncIterator[str]:
+    """A new empty database on the test server, dropped afterwards: its URL."""
     name = f"mdm_test_{os.getpid()}_{secrets.token_hex(3)}"
     admin = create_async_engine(server_database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_database_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    await upgrade(engine)
-    await engine.dispose()
     try:
-        yield url
-    finally:
         async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield (
+                make_url(server_database_url)
+                .set(database=name)
+                .render_as_string(hide_password=False)
+            )
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
         await admin.dispose()
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, make_url, text
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.matching import _CANDIDATES
@@ -81,17 +79,12 @@ async def test_the_candidate_lookup_still_uses_the_key_index(database_url: str) 
 
 
 async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
-    server_database_url: str,
+    empty_database_url: str,
 ) -> None:
     # 0013 changes match_key.key's type (its collation), which drops the column's
     # statistics; a hub upgraded with a million workers' keys would plan its key
     # lookups blind until the next ANALYZE. The migration refreshes them.
-    name = f"mdm_test_0013_{secrets.token_hex(3)}"
-    admin = create_async_engine(server_database_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_database_url).set(database=name).render_as_string(hide_password=False)
-    engine = create_async_engine(url)
+    engine = create_async_engine(empty_database_url)
     try:
         await upgrade(engine, "0012")
         async with engine.begin() as conn:
@@ -127,6 +120,3 @@ async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
         assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
     finally:
         await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
