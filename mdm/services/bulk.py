@@ -194,10 +194,11 @@ class _Members(dict):
     keys (tens of thousands for a chunk, as the database's pool would), while matching
     scores the best-keyed forty of each record. Only those are looked up.
 
-    A golden record's list is the index's own (matching only reads it; building a
-    copy of each of some 40,000 lists a chunk was a twentieth of a load's time at a
+    A golden record's list is the index's own (matching only reads it; copying some
+    40,000 of them a chunk was a twentieth of the loading process's time near a
     million records); `setdefault`, through which the unit of work adds to a list,
-    first puts a copy in its place. A golden id is looked up in the index once: if
+    first puts a copy in its place. The index changes only in `commit`, after the
+    unit's planning, and no plan keeps a list. A golden id is looked up in the index once: if
     it is not there (or owns none of the unit's keys), or once popped, it stays out.
     """
 
