@@ -21,14 +21,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.keys import KeyStore
-from mdm.adapters.migrate import upgrade
 from mdm.adapters.tables import metadata
 from mdm.api.app import create_app
-from mdm.bootstrap import make_engine
 from mdm.settings import (
     AuthSettings,
     DatabaseSettings,
@@ -38,7 +35,7 @@ from mdm.settings import (
     Settings,
     normalize_database_url,
 )
-from publishers.testing import KeyedClient, MakeClient
+from publishers.testing import KeyedClient, MakeClient, scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -83,39 +80,8 @@ def nats_url(embedded_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def database_url(server_database_url: str) -> AsyncIterator[str]:
     """A fresh database for this test session, at the newest migration."""
-    async with _scratch_database(server_database_url) as url:
-        engine = make_engine(url)
-        await upgrade(engine)
-        await engine.dispose()
+    async with scratch_database(server_database_url) as url:
         yield url
-
-
-@pytest.fixture
-async def empty_database_url(server_database_url: str) -> AsyncIterator[str]:
-    """A new database without any schema, for a test that migrates it itself."""
-    async with _scratch_database(server_database_url) as url:
-        yield url
-
-
-@contextlib.asynccontextmanager
-async def _scratch_database(server_database_url: str) -> AsyncIterator[str]:
-    """A new empty database on the test server, dropped afterwards: its URL."""
-    name = f"mdm_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_async_engine(server_database_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield (
-                make_url(server_database_url)
-                .set(database=name)
-                .render_as_string(hide_password=False)
-            )
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
 
 
 ADMIN_KEY = "mdm_test-admin-" + secrets.token_urlsafe(16)

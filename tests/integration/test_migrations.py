@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from mdm.adapters.matching import _CANDIDATES
 from mdm.adapters.migrate import upgrade
 from mdm.adapters.tables import metadata
+from publishers.testing import scratch_database
 
 
 def _diff(conn: Connection) -> list[object]:
@@ -79,44 +80,47 @@ async def test_the_candidate_lookup_still_uses_the_key_index(database_url: str) 
 
 
 async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
-    empty_database_url: str,
+    server_database_url: str,
 ) -> None:
     # 0013 changes match_key.key's type (its collation), which drops the column's
     # statistics; a hub upgraded with a million workers' keys would plan its key
     # lookups blind until the next ANALYZE. The migration refreshes them.
-    engine = create_async_engine(empty_database_url)
-    try:
-        await upgrade(engine, "0012")
-        async with engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "INSERT INTO match_key (entity, key, source_record_id)"
-                    " SELECT 'worker', 'wdf:' || (g % 500) || '|x', g"
-                    " FROM generate_series(1, 2000) g"
-                )
-            )
-            await conn.execute(text("ANALYZE match_key"))
-        await upgrade(engine)
-        async with engine.connect() as conn:
-            keys = (await conn.execute(text("SELECT count(DISTINCT key) FROM match_key"))).scalar()
-            stats = (
+    async with scratch_database(server_database_url, migrate=False) as url:
+        engine = create_async_engine(url)
+        try:
+            await upgrade(engine, "0012")
+            async with engine.begin() as conn:
                 await conn.execute(
                     text(
-                        "SELECT n_distinct FROM pg_stats"
-                        " WHERE tablename = 'match_key' AND attname = 'key'"
+                        "INSERT INTO match_key (entity, key, source_record_id)"
+                        " SELECT 'worker', 'wdf:' || (g % 500) || '|x', g"
+                        " FROM generate_series(1, 2000) g"
                     )
                 )
-            ).scalar()
-            collation = (
-                await conn.execute(
-                    text(
-                        "SELECT collation_name FROM information_schema.columns"
-                        " WHERE table_name = 'match_key' AND column_name = 'key'"
+                await conn.execute(text("ANALYZE match_key"))
+            await upgrade(engine)
+            async with engine.connect() as conn:
+                keys = (
+                    await conn.execute(text("SELECT count(DISTINCT key) FROM match_key"))
+                ).scalar()
+                stats = (
+                    await conn.execute(
+                        text(
+                            "SELECT n_distinct FROM pg_stats"
+                            " WHERE tablename = 'match_key' AND attname = 'key'"
+                        )
                     )
-                )
-            ).scalar()
-        assert keys == 500
-        assert collation == "C"
-        assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
-    finally:
-        await engine.dispose()
+                ).scalar()
+                collation = (
+                    await conn.execute(
+                        text(
+                            "SELECT collation_name FROM information_schema.columns"
+                            " WHERE table_name = 'match_key' AND column_name = 'key'"
+                        )
+                    )
+                ).scalar()
+            assert keys == 500
+            assert collation == "C"
+            assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
+        finally:
+            await engine.dispose()
