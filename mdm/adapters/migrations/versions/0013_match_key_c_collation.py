@@ -3,10 +3,12 @@
 Blocking keys are machine-made (`wdf:1968-03-31|b`, `email:...`): nothing sorts
 them for a person, and equality is all that is asked of them. Under the
 database's default collation (C.UTF-8 on Debian) every comparison in the primary
-key's b-tree went through strcoll; with "C" it is memcmp, and PostgreSQL can
-sort the keys by abbreviated keys. The index is the largest a load writes
-(16.4 million keys for a million workers). Lookups are unchanged: a key given as
-a parameter takes the column's collation, so the index still serves them.
+key's b-tree went through strcoll; with "C" it is memcmp. The index is the
+largest a load writes (16.4 million keys for a million workers), yet the bulk
+load measured no faster (within the noise, docs/benchmarks.md); the reason to
+keep it is that a C library upgrade changing the locale's order can no longer
+corrupt this index. Lookups are unchanged: a key given as a parameter takes the
+column's collation, so the index still serves them.
 
 This rebuilds match_key's primary key once, and refreshes its statistics.
 
@@ -36,3 +38,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.alter_column("match_key", "key", type_=sa.Text(), existing_nullable=False)
+    op.execute("ANALYZE match_key")  # (dropped again by the type change)
