@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import ARRAY, Text, any_, bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -137,7 +137,10 @@ class MatchStore:
         rows = await self.conn.execute(
             select(sr.id, sr.golden_id, sr.source, sr.source_id, sr.match_features)
             .where(
-                sr.golden_id.in_(ids),
+                # One array parameter, not one parameter an id: a batch of 1,000
+                # can name up to 40,000 candidates, and a statement takes at most
+                # 32,767 parameters (asyncpg refused: a 500). Measured no faster.
+                sr.golden_id == any_(bindparam("ids", ids, type_=ARRAY(Text))),
                 sr.deleted_at.is_(None),
                 sr.match_features.is_not(None),
             )

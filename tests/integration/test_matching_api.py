@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mdm.adapters.matching import MatchStore
 from mdm.adapters.repository import Repository
 from mdm.bootstrap import make_engine
 from mdm.services.context import RequestContext
@@ -326,3 +327,18 @@ async def test_a_record_matching_two_golden_records_that_match_each_other_merges
     assert count == 1
     tasks = (await db.execute(text("SELECT count(*) FROM review_task"))).scalar_one()
     assert tasks == 0
+
+
+async def test_candidate_members_are_read_for_more_golden_ids_than_a_statement_has_parameters(
+    client: AsyncTestClient, db: AsyncConnection
+) -> None:
+    """A batch of 1,000 can name up to 40,000 candidate golden records (40 a record);
+    PostgreSQL's protocol takes at most 32,767 parameters a statement, so the ids go
+    as one array, not one parameter each."""
+    stored = await put(client, "hcm", "worker", "H-many", WORKER)
+    others = [f"wrk_none{i:06d}" for i in range(40_000)]
+    found = await MatchStore(db).members([*others, stored["golden_id"]])
+    assert list(found) == [stored["golden_id"]]
+    (member,) = found[stored["golden_id"]]
+    assert member.source_id == "H-many"
+    assert member.features["family_name"]["v"] == "okonkwo brandt"
