@@ -526,14 +526,18 @@ async def _main(args: argparse.Namespace) -> None:
     s = report["scenarios"]
     print(f"{len(source_ids):,} stored workers in {args.database}", flush=True)
 
-    bare = Bare(dsn)
-    try:
-        report["bare"] = wrk(bare.base, ["/plain"], args.seconds)
-        print("(a) bare", report["bare"], flush=True)
-        s["pk"] = wrk(bare.base, [f"/pk/{g}" for g in _uniform(golden_ids, rng)], args.seconds)
-        print("(b) bare+pk", s["pk"], flush=True)
-    finally:
-        bare.stop()
+    if args.writes_only:
+        print("--writes-only: no bare, pk or lookup scenario, no table", flush=True)
+    else:
+        bare = Bare(dsn)
+        try:
+            report["bare"] = wrk(bare.base, ["/plain"], args.seconds)
+            print("(a) bare", report["bare"], flush=True)
+            pks = [f"/pk/{g}" for g in _uniform(golden_ids, rng)]
+            s["pk"] = wrk(bare.base, pks, args.seconds)
+            print("(b) bare+pk", s["pk"], flush=True)
+        finally:
+            bare.stop()
 
     # The load's events (a million of them after `mdm load`) count as published, as
     # bench/match_latency.py does: the lag measured is the PUTs', and the relay is not
@@ -552,13 +556,16 @@ async def _main(args: argparse.Namespace) -> None:
             f"{warm['rss_mb']:,.0f} MB",
             flush=True,
         )
-        uniform = [f"/v1/xref/worker/hcm/{i}" for i in _uniform(source_ids, rng)]
-        wrk(hub.base, uniform[:2000], 2, key)  # warm the process and its pools, not measured
-        s["xref"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, uniform, args.seconds, key))
-        print("(c) xref uniform", s["xref"], flush=True)
-        zipf = [f"/v1/xref/worker/hcm/{i}" for i in _zipf(source_ids, args.seed)]
-        s["xref_zipf"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, zipf, args.seconds, key))
-        print("(c') xref zipf", s["xref_zipf"], flush=True)
+        if not args.writes_only:
+            uniform = [f"/v1/xref/worker/hcm/{i}" for i in _uniform(source_ids, rng)]
+            wrk(hub.base, uniform[:2000], 2, key)  # warm the process and pools, not measured
+            s["xref"] = _with_hit_ratio(hub.base, lambda: wrk(hub.base, uniform, args.seconds, key))
+            print("(c) xref uniform", s["xref"], flush=True)
+            zipf = [f"/v1/xref/worker/hcm/{i}" for i in _zipf(source_ids, args.seed)]
+            s["xref_zipf"] = _with_hit_ratio(
+                hub.base, lambda: wrk(hub.base, zipf, args.seconds, key)
+            )
+            print("(c') xref zipf", s["xref_zipf"], flush=True)
 
         # Earlier runs on this database wrote their people (source psa, ids "L..."):
         # this run skips as many probes of the seeded sequence as they wrote (so its
@@ -589,6 +596,8 @@ async def _main(args: argparse.Namespace) -> None:
         hub.stop()
         await _reader_key(url, create=False)
         await ml._delete_stream(stream)
+    if args.writes_only:
+        return
     table = _table(report)
     print("\n(measured on this machine now: shared machines give no final figures)\n")
     print(table)
@@ -609,6 +618,11 @@ def main() -> None:
         help="the hub's MDM_LOOKUP_CACHE_ENTRIES (default: the whole million and more)",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument(
+        "--writes-only",
+        action="store_true",
+        help="only the PUT, lag and batch scenarios (comparing write paths; no table)",
+    )
     asyncio.run(_main(parser.parse_args()))
 
 
