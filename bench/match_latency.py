@@ -69,8 +69,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mdm.services.matcher as matcher  # noqa: E402
-from mdm.adapters.matching import _CANDIDATES, MatchStore  # noqa: E402
+from mdm.adapters.matching import CANDIDATES_SQL, MEMBERS_SQL, MatchStore  # noqa: E402
 from mdm.adapters.migrate import upgrade  # noqa: E402
+from mdm.adapters.repository import fetch_rows  # noqa: E402
 from mdm.bootstrap import make_engine  # noqa: E402
 from mdm.services.bulk import Row, bulk_load  # noqa: E402
 from mdm.settings import load_rules, normalize_database_url  # noqa: E402
@@ -648,22 +649,16 @@ async def _explain(url: str, attributes: dict[str, Any]) -> str:
         active = await rules.models.current(conn, "worker")
         std = standardize_record("worker", attributes)
         keys = sorted(set(matcher.features(active, "worker", std.values).blocking))
-        params = {"keys": keys, "entity": "worker", "limit": matcher.GENERIC_KEY_CAP + 1}
-        sql = "EXPLAIN (ANALYZE, BUFFERS) " + str(_CANDIDATES)
+        cap = matcher.GENERIC_KEY_CAP
         for attempt in (1, 2):
-            plan = await conn.execute(text(sql), params)
+            plan = await fetch_rows(
+                conn, "EXPLAIN (ANALYZE, BUFFERS) " + CANDIDATES_SQL, keys, "worker", cap + 1
+            )
             out.append(f"-- candidate query ({len(keys)} keys), run {attempt}:")
             out += [r[0] for r in plan]
-        owners, _ = await MatchStore(conn).candidate_owners("worker", keys, matcher.GENERIC_KEY_CAP)
+        owners, _ = await MatchStore(conn).candidate_owners("worker", keys, cap)
         goldens = sorted({g for v in owners.values() for g in v})
-        plan = await conn.execute(
-            text(
-                "EXPLAIN (ANALYZE, BUFFERS) SELECT id, golden_id, source, source_id, "
-                "match_features FROM source_record WHERE golden_id = ANY(:ids) "
-                "AND deleted_at IS NULL AND match_features IS NOT NULL ORDER BY id"
-            ),
-            {"ids": goldens},
-        )
+        plan = await fetch_rows(conn, "EXPLAIN (ANALYZE, BUFFERS) " + MEMBERS_SQL, goldens)
         out.append(f"-- member query ({len(goldens)} golden records):")
         out += [r[0] for r in plan]
     await engine.dispose()

@@ -7,12 +7,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Text, any_, bindparam, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching.model import MatchModel, default_model
 from matching.scoring import CountedFrequencies
+from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import match_model, review_task, source_record
 from mdm.domain.mastering import ActiveModel
 
@@ -36,21 +37,30 @@ class Member:
     features: dict[str, Any]
 
 
-# For each blocking key, at most :cap + 1 live records: a key with more than :cap
-# is generic ("smith", a shared mailbox) and skipped by the caller, so one lookup
-# touches at most (keys x (cap + 1)) rows whatever the number of golden records.
-_CANDIDATES = text(
-    """
-    SELECT k.key, c.golden_id
-    FROM unnest(CAST(:keys AS text[])) AS k(key)
-    CROSS JOIN LATERAL (
-        SELECT s.golden_id
-        FROM match_key m JOIN source_record s ON s.id = m.source_record_id
-        WHERE m.entity = :entity AND m.key = k.key AND s.deleted_at IS NULL
-        LIMIT :limit
-    ) AS c
-    """
-)
+# For each blocking key, at most $3 (the cap + 1) live records: a key with more
+# than the cap is generic ("smith", a shared mailbox) and skipped by the caller, so
+# one lookup touches at most (keys x (cap + 1)) rows whatever the number of golden
+# records. $1 the keys, $2 the entity.
+CANDIDATES_SQL = """
+SELECT k.key, c.golden_id
+FROM unnest($1::text[]) AS k(key)
+CROSS JOIN LATERAL (
+    SELECT s.golden_id
+    FROM match_key m JOIN source_record s ON s.id = m.source_record_id
+    WHERE m.entity = $2 AND m.key = k.key AND s.deleted_at IS NULL
+    LIMIT $3
+) AS c
+"""
+
+# The live records, with features, of the golden ids $1 (one array parameter: a
+# batch of 1,000 can name up to 40,000 candidates, and a statement takes at most
+# 32,767 parameters).
+MEMBERS_SQL = """
+SELECT id, golden_id, source, source_id, match_features
+FROM source_record
+WHERE golden_id = ANY($1::text[]) AND deleted_at IS NULL AND match_features IS NOT NULL
+ORDER BY id
+"""
 
 
 class MatchStore:
@@ -118,12 +128,14 @@ class MatchStore:
         """Per blocking key the golden ids of its live records; and the keys found generic."""
         if not keys:
             return {}, set()
-        rows = await self.conn.execute(
-            _CANDIDATES, {"keys": sorted(set(keys)), "entity": entity, "limit": cap + 1}
-        )
+        rows = await fetch_rows(self.conn, CANDIDATES_SQL, sorted(set(keys)), entity, cap + 1)
         by_key: dict[str, list[str]] = {}
         for key, golden_id in rows:
-            by_key.setdefault(key, []).append(golden_id)
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = [golden_id]
+            else:
+                found.append(golden_id)
         generic = {k for k, found in by_key.items() if len(found) > cap}
         owners = {k: set(found) for k, found in by_key.items() if k not in generic}
         return owners, generic
@@ -133,24 +145,16 @@ class MatchStore:
         ids = sorted(set(golden_ids))
         if not ids:
             return {}
-        sr = source_record.c
-        rows = await self.conn.execute(
-            select(sr.id, sr.golden_id, sr.source, sr.source_id, sr.match_features)
-            .where(
-                # One array parameter, not one parameter an id: a batch of 1,000
-                # can name up to 40,000 candidates, and a statement takes at most
-                # 32,767 parameters (asyncpg refused: a 500). Measured no faster.
-                sr.golden_id == any_(bindparam("ids", ids, type_=ARRAY(Text))),
-                sr.deleted_at.is_(None),
-                sr.match_features.is_not(None),
-            )
-            .order_by(sr.id)
-        )
         out: dict[str, list[Member]] = {}
-        for r in rows:
-            out.setdefault(r.golden_id, []).append(
-                Member(r.id, r.golden_id, r.source, r.source_id, r.match_features)
-            )
+        for record_id, golden_id, source, source_id, features in await fetch_rows(
+            self.conn, MEMBERS_SQL, ids
+        ):
+            member = Member(record_id, golden_id, source, source_id, features)
+            found = out.get(golden_id)
+            if found is None:
+                out[golden_id] = [member]
+            else:
+                found.append(member)
         return out
 
     async def sample_features(self, entity: str, limit: int, seed: float) -> list[dict[str, Any]]:

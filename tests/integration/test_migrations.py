@@ -7,8 +7,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mdm.adapters.matching import _CANDIDATES
+from mdm.adapters.matching import CANDIDATES_SQL
 from mdm.adapters.migrate import upgrade
+from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import metadata
 from publishers.testing import scratch_database
 
@@ -62,16 +63,10 @@ async def test_the_candidate_lookup_still_uses_the_key_index(database_url: str) 
     async with engine.connect() as conn:
         await conn.execute(text("SET LOCAL enable_seqscan = off"))
         await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
-        plan = (
-            (
-                await conn.execute(
-                    text("EXPLAIN " + _CANDIDATES.text),
-                    {"keys": ["email:a@example.com"], "entity": "worker", "limit": 51},
-                )
-            )
-            .scalars()
-            .all()
+        rows = await fetch_rows(
+            conn, "EXPLAIN " + CANDIDATES_SQL, ["email:a@example.com"], "worker", 51
         )
+        plan = [row[0] for row in rows]
     await engine.dispose()
     plan_text = "\n".join(plan)
     # the key itself is searched in the index, not filtered after a scan of the entity's
