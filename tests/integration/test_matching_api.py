@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.adapters.matching import MatchStore
-from mdm.adapters.repository import Repository
+from mdm.adapters.repository import Repository, fetch_rows
+from mdm.api.problems import database_unavailable
 from mdm.bootstrap import make_engine
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, ingest_records
@@ -342,3 +346,32 @@ async def test_candidate_members_are_read_for_more_golden_ids_than_a_statement_h
     (member,) = found[stored["golden_id"]]
     assert member.source_id == "H-many"
     assert member.features["family_name"]["v"] == "okonkwo brandt"
+
+
+async def test_a_failed_matching_read_is_an_error_the_api_maps_like_its_other_statements(
+    database_url: str,
+) -> None:
+    """The candidate reads go to asyncpg directly (fetch_rows): a bad statement is a
+    DBAPIError (a 500), a connection the server ended is 'database unavailable' (503)."""
+    engine = make_engine(database_url, pool_size=1)
+    other = make_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as bad:
+                await fetch_rows(conn, "SELECT * FROM no_such_table")
+            assert not database_unavailable(bad.value)
+        conn = await engine.connect()
+        try:
+            await conn.begin()
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            async with other.connect() as admin:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            with pytest.raises(DBAPIError) as gone:
+                await MatchStore(conn).members(["wrk_any"])
+            assert database_unavailable(gone.value)
+        finally:
+            with contextlib.suppress(DBAPIError):  # its rollback finds the connection gone
+                await conn.close()
+    finally:
+        await engine.dispose()
+        await other.dispose()
