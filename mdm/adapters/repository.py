@@ -107,8 +107,18 @@ async def copy_records(
     statement = f"COPY {table.name} ({', '.join(columns)})"
     try:
         await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except _DRIVER_ERRORS as exc:
         raise _as_statement_error(statement, exc) from exc
+
+
+#: What asyncpg raises when a statement fails or its connection is gone; a connection
+#: killed mid-operation can also be left in a state it refuses (InternalClientError).
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions._base.InternalClientError,
+    OSError,
+)
 
 
 async def fetch_rows(conn: AsyncConnection, statement: str, *args: Any) -> list[asyncpg.Record]:
@@ -123,7 +133,7 @@ async def fetch_rows(conn: AsyncConnection, statement: str, *args: Any) -> list[
     driver = await _driver(conn)
     try:
         return await driver.fetch(statement, *args)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except _DRIVER_ERRORS as exc:
         raise _as_statement_error(statement, exc) from exc
 
 
