@@ -92,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 os.environ["MDM_RELAY"] = "0"
             uvicorn.run("mdm.api.app:app_from_env", factory=True, workers=args.workers, **common)
         else:
-            uvicorn.run(create_app(settings), **common)
+            uvicorn.run(create_app(settings, own_process=True), **common)
     finally:
         if relay is not None:
             _stop_relay(relay)

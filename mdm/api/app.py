@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from mdm import heap
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
@@ -43,8 +44,14 @@ class MetricsController(PrometheusController):
     opt = requires(Permission.OPS)
 
 
-def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Litestar:
-    """Build the hub's ASGI app; the database and NATS URLs must already be resolved."""
+def create_app(
+    settings: Settings, catalog: SourceCatalog | None = None, *, own_process: bool = False
+) -> Litestar:
+    """Build the hub's ASGI app; the database and NATS URLs must already be resolved.
+
+    `own_process`: the app is all its process serves (`mdm serve`), so it may set
+    the process-wide garbage collector for its long-lived heap (mdm/heap.py).
+    """
     hub = Hub.from_settings(settings, catalog)
 
     relays: list[Relay] = []
@@ -54,6 +61,9 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
         if problem := await missing_credentials(hub.engine, settings.auth):
             raise RuntimeError(problem)
         await hub.start()
+        if own_process:
+            heap.tune()
+            heap.freeze_long_lived()
         # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`
         # runs it as a child process); several at once keep per-golden-record order
         # (publishers/relay.py).
@@ -143,4 +153,4 @@ def create_app(settings: Settings, catalog: SourceCatalog | None = None) -> Lite
 
 def app_from_env() -> Litestar:
     """Factory for `uvicorn --factory` and multi-worker serving: settings from MDM_* only."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), own_process=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar.testing import AsyncTestClient
 
+from mdm import heap
 from mdm.adapters.lookup_cache import Lookups
 from mdm.api.app import create_app
 from mdm.api.golden import render_xref
@@ -115,3 +117,40 @@ async def test_an_answer_an_eviction_overtook_is_not_stored_by_the_warming(
         assert set(lookups.answers._entries) == {"customer/crm/ACC-1", "customer/erp/C-77"}
     finally:
         await lookups.stop()
+
+
+def in_collected_generations(obj: object) -> bool:
+    """Whether the cyclic collector's passes walk `obj` (frozen objects are not listed)."""
+    return any(o is obj for o in gc.get_objects())
+
+
+async def test_a_process_of_its_own_freezes_what_outlives_its_start_out_of_the_collector(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    """`mdm serve` (own_process) leaves what outlives its start to reference
+    counting alone, the tables of the ID lookup cache among it, and makes full
+    collections rarer (mdm/heap.py); an app sharing its process (these tests, a
+    program embedding the hub) leaves the collector as it is."""
+    await three_goldens(client)
+    threshold = gc.get_threshold()
+    try:
+        async with hub_process(settings) as shared:
+            await stored(shared)
+            assert in_collected_generations(lookups_of(shared).answers._entries)
+            assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+        changed = dataclasses.replace(settings, lookup=LookupSettings())
+        async with AsyncTestClient(app=create_app(changed, own_process=True)) as own:
+            own.headers["X-API-Key"] = settings.auth.admin_key or ""
+            assert gc.get_freeze_count() > 0 and gc.get_threshold()[2] == heap.FULL_EVERY
+            assert len(await stored(own)) == 3
+            lookups = lookups_of(own)
+            assert not in_collected_generations(lookups.answers._entries)
+            # Still answered and still evicted: frozen objects live and die as before.
+            golden = (await own.get("/v1/xref/customer/crm/P")).json()["golden_id"]
+            await put(own, "crm", "P", {"name": "Initech Ltd", "email": "hello@initech.example"})
+            assert "customer/crm/P" not in lookups.answers._entries
+            assert (await own.get("/v1/xref/customer/crm/P")).json()["golden_id"] == golden
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

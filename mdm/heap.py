@@ -1,0 +1,49 @@
+"""The garbage collector of a hub process (`mdm serve`), set for its long-lived heap.
+
+A hub process keeps a large heap for its whole life: the ID lookup cache alone is
+two dicts of up to millions of entries (mdm/adapters/lookup_cache.py). CPython's
+cyclic collector walks every tracked object on each full (generation 2) pass, and
+ingestion makes those passes frequent: a 1,000-record batch decodes the match
+features of some 19,000 stored members, about 200,000 containers that live a
+while, enough to trip the collector's own rule for a full pass several times per
+batch. Measured with a `gc.callbacks` timer in a hub holding a million workers
+(docs/benchmarks.md, load-test section): 20 full passes of about 280 ms in about
+22 s of batches, a quarter of the process's time.
+
+Two settings take that away, both process-wide, so only the process's owner
+applies them (`create_app(..., own_process=True)`, which `mdm serve` passes):
+
+- `freeze_long_lived` once the hub has started: what is alive then stays alive
+  (the modules, the rules, the pools, and the ID lookup cache's two tables, made
+  with the app and filled in place); `gc.freeze` moves it out of the collector's
+  generations, so no pass walks it again. The cache's entries, added later, are
+  tuples of strings and bytes, which the collector stops tracking the first time
+  it sees them. Reference counting still frees a frozen object when it goes;
+  only its cycles would wait forever, so a collection first frees the cycles
+  that are garbage at that moment.
+- `tune` makes full passes rarer: one per FULL_EVERY collections of generation 1
+  instead of CPython's 10. The young generations, where cycles of a request die,
+  are collected as often as before.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+log = logging.getLogger("mdm")
+
+#: Collections of generation 1 between two full ones (CPython's default is 10).
+FULL_EVERY = 100
+
+
+def tune() -> None:
+    young, middle, _full = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_EVERY)
+
+
+def freeze_long_lived() -> None:
+    """Collect what is garbage now, then leave everything alive out of later passes."""
+    gc.collect()
+    gc.freeze()
+    log.info("garbage collector: %d long-lived objects frozen", gc.get_freeze_count())
