@@ -274,41 +274,52 @@ async def puts(base: str, probes: Iterator[ml.Probe], prefix: str, seconds: floa
 
 
 async def batches(
-    base: str, probes: Iterator[ml.Probe], prefix: str, seconds: float, size: int = 1000
+    base: str,
+    probes: Iterator[ml.Probe],
+    prefix: str,
+    seconds: float,
+    size: int = 1000,
+    clients: int = 1,
 ) -> dict:
+    """`clients` clients, each sending its next batch when its last one was answered."""
     times: list[float] = []
-    records = errors = 0
+    counts = {"records": 0, "errors": 0, "sent": 0}
     stop_at = time.perf_counter() + seconds
-    async with httpx.AsyncClient(base_url=base, timeout=300, headers=ml.AUTH) as client:
-        began = time.perf_counter()
-        n = 0
+
+    async def one_client(client: httpx.AsyncClient) -> None:
         while time.perf_counter() < stop_at:
             drawn = [p for _, p in zip(range(size), probes, strict=False)]
             if len(drawn) < size:
                 print("batch: out of probe records (raise --probes)", flush=True)
-                break
+                return
+            n = counts["sent"]
+            counts["sent"] += 1
             body = [
                 {"source_id": f"{prefix}{n}-{j:04d}", "attributes": p.attributes}
                 for j, p in enumerate(drawn)
             ]
-            n += 1
             t0 = time.perf_counter()
             response = await client.post("/v1/sources/psa/worker/batch", json=body)
             times.append((time.perf_counter() - t0) * 1000)
             if response.status_code == 200:
-                records += size
+                counts["records"] += size
             else:
-                errors += 1
+                counts["errors"] += 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers=ml.AUTH) as client:
+        began = time.perf_counter()
+        await asyncio.gather(*(one_client(client) for _ in range(clients)))
         elapsed = time.perf_counter() - began
     ms = ml._pct(times)
     return {
+        "clients": clients,
         "batches": len(times),
-        "records": records,
-        "per_s": records / elapsed,
+        "records": counts["records"],
+        "per_s": counts["records"] / elapsed,
         "p50": ms["median"],
         "p99": ms["p99"],
         "max": ms["max"],
-        "non2xx": errors,
+        "non2xx": counts["errors"],
     }
 
 
@@ -592,6 +603,11 @@ async def _main(args: argparse.Namespace) -> None:
         print("(f) lag", s["lag"], flush=True)
         s["batch"] = await batches(hub.base, probes, f"{stamp}b-", args.seconds)
         print("(e) batch", s["batch"], flush=True)
+        if args.batch_clients > 1:
+            s["batch_clients"] = await batches(
+                hub.base, probes, f"{stamp}c-", args.seconds, clients=args.batch_clients
+            )
+            print("(e') batch", s["batch_clients"], flush=True)
     finally:
         hub.stop()
         await _reader_key(url, create=False)
@@ -616,6 +632,12 @@ def main() -> None:
         type=int,
         default=1_200_000,
         help="the hub's MDM_LOOKUP_CACHE_ENTRIES (default: the whole million and more)",
+    )
+    parser.add_argument(
+        "--batch-clients",
+        type=int,
+        default=2,
+        help="(e') batches from this many clients at once (1: no such scenario)",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(
