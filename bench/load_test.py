@@ -417,6 +417,25 @@ def _metrics(base: str, prefix: str) -> dict[str, float]:
     }
 
 
+def _gc_pauses(base: str) -> dict[str, float]:
+    """The hub process's garbage collections so far: passes and seconds, by generation."""
+    found = _metrics(base, "mdm_gc_pause_seconds_")
+    out: dict[str, float] = {}
+    for g in "012":
+        out[f"gen{g}_passes"] = found.get(f'mdm_gc_pause_seconds_count{{generation="{g}"}}', 0.0)
+        out[f"gen{g}_s"] = found.get(f'mdm_gc_pause_seconds_sum{{generation="{g}"}}', 0.0)
+    return out
+
+
+async def _with_gc(base: str, run: Any) -> dict[str, Any]:
+    """`await run()`'s result, with the collections the hub made meanwhile ("gc")."""
+    before = _gc_pauses(base)
+    result: dict[str, Any] = await run()
+    after = _gc_pauses(base)
+    result["gc"] = {k: round(after[k] - before[k], 3) for k in after}
+    return result
+
+
 def _with_hit_ratio(base: str, run: Any) -> dict[str, Any]:
     before = _cache_reads(base)
     result: dict[str, Any] = run()
@@ -596,16 +615,23 @@ async def _main(args: argparse.Namespace) -> None:
         originals = await ml._originals(url, pop, min(len(source_ids), 20_000), args.seed)
         probes = iter(ml.Probes(pop, originals, args.seed + 1).take(used + args.probes)[used:])
         stamp = f"L{int(time.time())}"
-        s["put"] = await puts(hub.base, probes, f"{stamp}p-", args.seconds)
+        s["put"] = await _with_gc(
+            hub.base, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds)
+        )
         answered = s["put"].pop("answered")
         print("(d) put", s["put"], flush=True)
         s["lag"] = await lag(url, answered)
         print("(f) lag", s["lag"], flush=True)
-        s["batch"] = await batches(hub.base, probes, f"{stamp}b-", args.seconds)
+        s["batch"] = await _with_gc(
+            hub.base, lambda: batches(hub.base, probes, f"{stamp}b-", args.seconds)
+        )
         print("(e) batch", s["batch"], flush=True)
         if args.batch_clients > 1:
-            s["batch_clients"] = await batches(
-                hub.base, probes, f"{stamp}c-", args.seconds, clients=args.batch_clients
+            s["batch_clients"] = await _with_gc(
+                hub.base,
+                lambda: batches(
+                    hub.base, probes, f"{stamp}c-", args.seconds, clients=args.batch_clients
+                ),
             )
             print("(e') batch", s["batch_clients"], flush=True)
     finally:

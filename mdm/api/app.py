@@ -62,6 +62,7 @@ def create_app(
             raise RuntimeError(problem)
         await hub.start()
         if own_process:
+            heap.observe_pauses()
             heap.tune()
             heap.freeze_long_lived()
         # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`

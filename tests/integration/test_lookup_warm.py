@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -138,6 +139,7 @@ async def test_a_process_of_its_own_freezes_what_outlives_its_start_out_of_the_c
             await stored(shared)
             assert in_collected_generations(lookups_of(shared).answers._entries)
             assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+            assert not [cb for cb in gc.callbacks if isinstance(cb, heap._PauseTimer)]
 
         changed = dataclasses.replace(settings, lookup=LookupSettings())
         async with AsyncTestClient(app=create_app(changed, own_process=True)) as own:
@@ -146,6 +148,10 @@ async def test_a_process_of_its_own_freezes_what_outlives_its_start_out_of_the_c
             assert len(await stored(own)) == 3
             lookups = lookups_of(own)
             assert not in_collected_generations(lookups.answers._entries)
+            # Its collections are timed: the full one before the freeze at least.
+            metrics = (await own.get("/metrics")).text
+            full = re.search(r'^mdm_gc_pause_seconds_count\{generation="2"\} (\S+)$', metrics, re.M)
+            assert full is not None and float(full[1]) >= 1
             # Still answered and still evicted: frozen objects live and die as before.
             golden = (await own.get("/v1/xref/customer/crm/P")).json()["golden_id"]
             await put(own, "crm", "P", {"name": "Initech Ltd", "email": "hello@initech.example"})
@@ -154,3 +160,4 @@ async def test_a_process_of_its_own_freezes_what_outlives_its_start_out_of_the_c
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+        gc.callbacks[:] = [cb for cb in gc.callbacks if not isinstance(cb, heap._PauseTimer)]
