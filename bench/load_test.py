@@ -495,6 +495,16 @@ def _table(report: dict[str, Any]) -> str:
             "records/s",
         ),
     ]
+    if "batch_clients" in s:
+        lines.append(
+            _row(
+                f"(e') hub batch POST, 1,000 a batch, "
+                f"{s['batch_clients']['clients']} clients at once",
+                s["batch_clients"],
+                ceiling,
+                "records/s",
+            )
+        )
     f = s["lag"]
     lines.append(
         f"\n(f) commit-to-PubAck lag of the events of (d), from each PUT's answer (below zero: "
@@ -502,6 +512,17 @@ def _table(report: dict[str, Any]) -> str:
         f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms, max {f['max']:.1f} ms"
         + (f" ({f['pending']} not found published after 30 s)" if f["pending"] else "")
     )
+    collected = [
+        f"{name} {r['gc']['gen2_passes']:.0f} full passes, "
+        f"{sum(r['gc'][f'gen{g}_s'] for g in range(3)):.2f} s in all"
+        for name, r in (("(d)", s["put"]), ("(e)", s["batch"]), ("(e')", s.get("batch_clients")))
+        if r is not None and "gc" in r
+    ]
+    if collected:
+        lines.append(
+            "\nThe hub's garbage collections during the write scenarios (mdm_gc_pause_seconds): "
+            + "; ".join(collected)
+        )
     return "\n".join(lines)
 
 
