@@ -636,6 +636,7 @@ async def _main(args: argparse.Namespace) -> None:
         originals = await ml._originals(url, pop, min(len(source_ids), 20_000), args.seed)
         probes = iter(ml.Probes(pop, originals, args.seed + 1).take(used + args.probes)[used:])
         stamp = f"L{int(time.time())}"
+        print(f"(d) single-record PUTs for {args.seconds:.0f} s ...", flush=True)
         s["put"] = await _with_gc(
             hub.base, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds)
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +88,19 @@ class RelationshipStore:
         golden_ids: Sequence[str],
         references: Mapping[str, Mapping[str, Reference]],
         at: dt.datetime,
+        created: Collection[str] = (),
     ) -> None:
-        """Set the references of `golden_ids` (those without an entry get none)."""
+        """Set the references of `golden_ids` (those without an entry get none).
+
+        `created`: those of them made in this transaction, so without stored
+        references (nothing to delete: one statement less for a new record).
+        """
         if not golden_ids:
             return
         gr = golden_reference.c
-        await self.conn.execute(delete(golden_reference).where(gr.golden_id.in_(list(golden_ids))))
+        stored = [g for g in golden_ids if g not in created]
+        if stored:
+            await self.conn.execute(delete(golden_reference).where(gr.golden_id.in_(stored)))
         rows = [
             {
                 "golden_id": golden_id,

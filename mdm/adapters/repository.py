@@ -270,7 +270,12 @@ class Repository:
         """Insert new and update existing source records; answer source_id -> row id."""
         ids: dict[str, int] = {}
         fresh = [_row(w) for w in writes if w.id is None]
-        if fresh:
+        if len(fresh) == 1:  # one new record (a PUT): its id comes back, no draw first
+            row = fresh[0]
+            ids[row["source_id"]] = (
+                await self.conn.execute(insert(source_record).returning(source_record.c.id), row)
+            ).scalar_one()
+        elif fresh:
             # Ids drawn first (ascending, in write order, as the inserts would have
             # taken them) so that the rows can go by COPY, which returns nothing.
             drawn = await self.conn.execute(_NEXT_IDS, {"n": len(fresh)})
@@ -351,6 +356,8 @@ class Repository:
 
     async def contributions(self, golden_ids: Sequence[str]) -> dict[str, list[Contribution]]:
         """The live source records of each golden record, as survivorship inputs."""
+        if not golden_ids:  # a unit of work that only made new golden records
+            return {}
         sr = source_record.c
         rows = await self.conn.execute(
             select(

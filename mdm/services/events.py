@@ -119,7 +119,7 @@ async def record_changes(
             }
         )
     await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
-    await references.save(repo, {g: goldens[g] for g in golden_ids}, ctx)
+    await references.save(repo, {g: goldens[g] for g in golden_ids}, ctx, created=fresh.keys())
     versions = {g.golden_id: g.version for g in goldens.values()}
     return GoldenChangeSet(versions=versions, events=events)
 

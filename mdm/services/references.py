@@ -8,7 +8,7 @@ ids, stores them in golden_reference and refuses hierarchy cycles.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mdm.adapters.relationships import RelationshipStore
@@ -131,15 +131,20 @@ class ReferenceResolution:
         }
 
     async def save(
-        self, repo: Repository, goldens: Mapping[str, GoldenRecord], ctx: RequestContext
+        self,
+        repo: Repository,
+        goldens: Mapping[str, GoldenRecord],
+        ctx: RequestContext,
+        created: Collection[str] = (),
     ) -> None:
         """Store the references of every recomputed golden record; refuse hierarchy cycles.
 
         A record that lost a merge refers to nothing any more (its source records,
-        and so its references, are the survivor's now).
+        and so its references, are the survivor's now). `created`: those of them
+        made in this unit of work, which have no stored references to replace.
         """
         store = RelationshipStore(repo.conn)
-        await store.replace(sorted(goldens), self.found, ctx.received_at)
+        await store.replace(sorted(goldens), self.found, ctx.received_at, created)
         for entity, name in HIERARCHIES.items():
             mine = sorted(
                 g
