@@ -23,6 +23,9 @@ On loopback, bounded in time (`--seconds` per scenario), 4 connections:
                people and half near-duplicates of stored workers, generated as
                bench/match_latency.py does, matching against the whole store;
   e. batch     `POST /v1/sources/psa/worker/batch`, 1,000 records a batch, one client;
+  e'. batch    the same from `--batch-clients` clients at once (default 2; 1 skips it);
+  (d), (e) and (e') also report the hub's garbage collections meanwhile (its
+               mdm_gc_pause_seconds, mdm/heap.py);
   f. lag       commit-to-PubAck of the events of (d): from the arrival of each PUT's
                answer (just after its commit) to its outbox row's published_at (set by
                the relay after JetStream's PubAck), p50/p99/max, matched by (golden id,
