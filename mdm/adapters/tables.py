@@ -125,12 +125,7 @@ match_key = Table(
     # No foreign key (migration 0011): its check cost a third of writing the keys,
     # and source records are never deleted (their keys are, explicitly).
     Column("source_record_id", BigInteger, nullable=False),
-    # The golden record of that source record, kept equal to source_record.golden_id
-    # by a trigger (migration 0014) so that a candidate lookup reads only this
-    # table's primary key (an index-only scan): without it, each key found cost a
-    # visit to source_record for its golden id, 60% of a batch's candidate read.
-    Column("golden_id", Text, nullable=False),
-    PrimaryKeyConstraint("entity", "key", "source_record_id", postgresql_include=["golden_id"]),
+    PrimaryKeyConstraint("entity", "key", "source_record_id"),
     Index(None, "source_record_id"),
 )
 

@@ -194,21 +194,6 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert empty_active == []
 
     @invariant()
-    def match_keys_are_live_records_and_name_their_golden_record(self) -> None:
-        # the candidate lookup reads match_key alone (migration 0014)
-        bad = self.sql(
-            "SELECT m.key, m.golden_id, s.golden_id, s.deleted_at FROM match_key m "
-            "LEFT JOIN source_record s ON s.id = m.source_record_id "
-            "WHERE s.id IS NULL OR s.deleted_at IS NOT NULL OR m.golden_id <> s.golden_id"
-        )
-        assert bad == []
-        live_without_keys = self.sql(
-            "SELECT s.id FROM source_record s WHERE s.deleted_at IS NULL AND NOT EXISTS "
-            "(SELECT 1 FROM match_key m WHERE m.source_record_id = s.id)"
-        )
-        assert live_without_keys == []
-
-    @invariant()
     def redirects_lead_to_a_record_that_is_not_merged(self) -> None:
         bad = self.sql(
             "SELECT g.golden_id FROM golden_record g JOIN golden_record t "

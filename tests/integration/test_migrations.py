@@ -93,8 +93,7 @@ async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
                     )
                 )
                 await conn.execute(text("ANALYZE match_key"))
-            # (0014 rebuilds the table, keeping only the keys of live source records)
-            await upgrade(engine, "0013")
+            await upgrade(engine)
             async with engine.connect() as conn:
                 keys = (
                     await conn.execute(text("SELECT count(DISTINCT key) FROM match_key"))
@@ -109,80 +108,5 @@ async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
                 ).scalar()
             assert keys == 500
             assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
-        finally:
-            await engine.dispose()
-
-
-_SOURCE_RECORD = (
-    "INSERT INTO source_record (id, entity, source, source_id, golden_id, raw, standardized,"
-    " content_hash, version, received_at, link_rule, deleted_at)"
-    " VALUES (:id, 'worker', 'hcm', :sid, :golden, '{}', '{}', '\\x00', 1, now(), 'new', :deleted)"
-)
-
-
-async def test_the_golden_id_migration_gives_live_records_keys_their_golden_ids(
-    server_database_url: str,
-) -> None:
-    # 0014 rebuilds match_key with each key's golden id; keys of a deleted record,
-    # or of no record at all, would become candidates once the lookup stops asking
-    # source_record, so they are left behind. Its trigger then follows moves.
-    async with scratch_database(server_database_url, migrate=False) as url:
-        engine = create_async_engine(url)
-        try:
-            await upgrade(engine, "0013")
-            async with engine.begin() as conn:
-                for golden in ("wrk_a", "wrk_b"):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO golden_record (golden_id, entity, status, version,"
-                            " attributes, provenance)"
-                            " VALUES (:g, 'worker', 'active', 1, '{}', '{}')"
-                        ),
-                        {"g": golden},
-                    )
-                for id_, golden, deleted in (
-                    (1, "wrk_a", None),
-                    (2, "wrk_b", None),
-                    (3, "wrk_b", "now"),
-                ):
-                    await conn.execute(
-                        text(_SOURCE_RECORD.replace(":deleted", "now()" if deleted else "NULL")),
-                        {"id": id_, "sid": f"H{id_}", "golden": golden},
-                    )
-                await conn.execute(
-                    text(
-                        "INSERT INTO match_key (entity, key, source_record_id) VALUES"
-                        " ('worker', 'email:a', 1), ('worker', 'ph:X', 1), ('worker', 'ph:X', 2),"
-                        " ('worker', 'ph:X', 3), ('worker', 'ph:X', 99)"
-                    )
-                )
-            await upgrade(engine)
-            async with engine.begin() as conn:
-                rows = await conn.execute(
-                    text("SELECT key, source_record_id, golden_id FROM match_key ORDER BY 1, 2")
-                )
-                assert [tuple(r) for r in rows] == [
-                    ("email:a", 1, "wrk_a"),
-                    ("ph:X", 1, "wrk_a"),
-                    ("ph:X", 2, "wrk_b"),
-                ]
-                await conn.execute(
-                    text("UPDATE source_record SET golden_id = 'wrk_b' WHERE id = 1")
-                )
-                moved = await conn.execute(
-                    text("SELECT DISTINCT golden_id FROM match_key WHERE source_record_id = 1")
-                )
-                assert [r[0] for r in moved] == ["wrk_b"]
-                # the candidate lookup reads match_key's primary key alone
-                await conn.execute(text("SET LOCAL enable_seqscan = off"))
-                await conn.execute(text("SET LOCAL enable_bitmapscan = off"))
-                plan = "\n".join(
-                    r[0]
-                    for r in await fetch_rows(
-                        conn, "EXPLAIN " + CANDIDATES_SQL, ["ph:X"], "worker", 51
-                    )
-                )
-                assert "Index Only Scan using pk_match_key" in plan, plan
-                assert "source_record" not in plan, plan
         finally:
             await engine.dispose()
