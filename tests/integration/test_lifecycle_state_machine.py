@@ -194,6 +194,20 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert empty_active == []
 
     @invariant()
+    def live_records_and_only_they_have_match_keys(self) -> None:
+        # a deleted record's keys go (Repository.mark_deleted), a restored one's return
+        bad = self.sql(
+            "SELECT m.key FROM match_key m LEFT JOIN source_record s ON s.id = m.source_record_id "
+            "WHERE s.id IS NULL OR s.deleted_at IS NOT NULL"
+        )
+        assert bad == []
+        live_without_keys = self.sql(
+            "SELECT s.id FROM source_record s WHERE s.deleted_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM match_key m WHERE m.source_record_id = s.id)"
+        )
+        assert live_without_keys == []
+
+    @invariant()
     def redirects_lead_to_a_record_that_is_not_merged(self) -> None:
         bad = self.sql(
             "SELECT g.golden_id FROM golden_record g JOIN golden_record t "
