@@ -347,11 +347,13 @@ async def put_sweep(
     steps: list[dict[str, Any]] = []
     sustained: dict[str, Any] | None = None
     for rate in rates:
+        began = time.strftime("%H:%M:%S")
         step = await paced_puts(base, probes, f"{prefix}{rate:g}-", rate, seconds)
         steps.append(step)
         print(
-            f"  paced {rate:g}/s: {step['per_s']:.1f}/s answered, p50 {step['p50']:.1f} ms, "
-            f"p99 {step['p99']:.1f} ms, max {step['max']:.0f} ms, failed {step['non2xx']}",
+            f"  {began} paced {rate:g}/s: {step['per_s']:.1f}/s answered, "
+            f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, max {step['max']:.0f} ms, "
+            f"failed {step['non2xx']}",
             flush=True,
         )
         if step["p99"] > PUT_P99_MS or step["non2xx"]:

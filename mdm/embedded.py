@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Self
@@ -27,6 +28,17 @@ if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
 
 log = logging.getLogger("mdm.embedded")
+
+#: Settings of the embedded server for the hub's writes, applied where still at their
+#: built-in values. With PostgreSQL's 1GB max_wal_size a checkpoint starts after about
+#: 540 MB of WAL, which a hub ingesting steadily writes in 10-30 s: checkpoints follow
+#: one another (PostgreSQL logs "checkpoints are occurring too frequently"), and every
+#: page changed again after one is logged whole, so the WAL doubles. Measured on a
+#: million workers (docs/benchmarks.md, ninth session): a write run of the load test
+#: wrote 2.5-2.9 GB of WAL through 4-5 checkpoints with the defaults, 1.4 GB through
+#: none with room for the log; throughput did not change on that 2-core machine.
+#: Both are upper bounds, not sizes: the log is recycled after each checkpoint.
+WRITE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
 
 # CREATE DATABASE takes no bind parameters, so the name is spliced into SQL: keep it plain.
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -112,6 +124,7 @@ class EmbeddedPostgres:
         try:
             info = server.get_postmaster_info()
             self._ensure_database(server)
+            self._tune(server)
         except BaseException:
             self.stop()
             raise
@@ -136,28 +149,7 @@ class EmbeddedPostgres:
         return url
 
     def _ensure_database(self, server: PostgresServer) -> None:
-        from pgserver._commands import POSTGRES_BIN_PATH
-
-        # psql rather than asyncpg: start() is sync and may be called inside a running loop.
-        def psql(sql: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [
-                    str(POSTGRES_BIN_PATH / "psql"),
-                    "-X",
-                    "-q",
-                    "-A",
-                    "-t",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-d",
-                    server.get_uri("postgres"),
-                    "-c",
-                    sql,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+        psql = _psql(server)
 
         def exists() -> bool:
             found = psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
@@ -174,6 +166,27 @@ class EmbeddedPostgres:
                 f"cannot create database {self.database!r}: {created.stderr.strip()}"
             )
         log.info("embedded PostgreSQL: created database %r", self.database)
+
+    def _tune(self, server: PostgresServer) -> None:
+        """Apply WRITE_SETTINGS that still hold PostgreSQL's built-in values (ALTER SYSTEM,
+        then a reload: none needs a restart). A value changed by hand is left as it is.
+        (Not `source = 'default'`: initdb writes max_wal_size into postgresql.conf.)"""
+        psql = _psql(server)
+        names = ", ".join(f"'{name}'" for name in WRITE_SETTINGS)
+        found = psql(f"SELECT name FROM pg_settings WHERE name IN ({names}) AND setting = boot_val")
+        if found.returncode != 0:
+            raise EmbeddedServiceError(f"cannot query embedded PostgreSQL: {found.stderr}")
+        defaults = found.stdout.split()
+        for name in defaults:
+            done = psql(f"ALTER SYSTEM SET {name} = '{WRITE_SETTINGS[name]}'")
+            if done.returncode != 0:
+                raise EmbeddedServiceError(f"cannot set {name}: {done.stderr.strip()}")
+        if defaults:
+            psql("SELECT pg_reload_conf()")
+            log.info(
+                "embedded PostgreSQL: %s",
+                ", ".join(f"{name} = {WRITE_SETTINGS[name]}" for name in defaults),
+            )
 
     def stop(self) -> None:
         """Stop the server unless another live process still uses it; data stays on disk.
@@ -208,6 +221,35 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _psql(server: PostgresServer) -> Callable[[str], subprocess.CompletedProcess[str]]:
+    """Runs one statement on the server's `postgres` database with its own psql.
+
+    psql rather than asyncpg: start() is sync and may be called inside a running loop."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    def psql(sql: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                server.get_uri("postgres"),
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return psql
 
 
 def _postmaster_running(pgdata: Path) -> bool:

@@ -15,7 +15,7 @@ from nats.js.api import StorageType
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mdm.embedded import EmbeddedNats, EmbeddedPostgres
+from mdm.embedded import WRITE_SETTINGS, EmbeddedNats, EmbeddedPostgres
 
 
 @pytest.fixture
@@ -66,6 +66,31 @@ async def test_postgres_keeps_rows_across_restarts(short_dir: Path) -> None:
         pg.stop()
         pg.stop()  # idempotent
     assert not (pgdata / "postmaster.pid").exists()
+
+
+async def test_postgres_gets_the_write_settings_and_keeps_a_hand_set_one(
+    short_dir: Path,
+) -> None:
+    pgdata = short_dir / "postgres"
+    names = ", ".join(f"'{name}'" for name in WRITE_SETTINGS)
+    shown = f"SELECT name, setting, unit FROM pg_settings WHERE name IN ({names}) ORDER BY name"
+
+    with EmbeddedPostgres(pgdata, database="mdm_embedded") as pg:
+        # 8GB and 15min, as pg_settings gives them (MB and seconds)
+        assert await _rows(pg.url, shown) == [
+            ("checkpoint_timeout", "900", "s"),
+            ("max_wal_size", "8192", "MB"),
+        ]
+        engine = create_async_engine(pg.url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text("ALTER SYSTEM SET checkpoint_timeout = '7min'"))
+        await engine.dispose()
+
+    with EmbeddedPostgres(pgdata, database="mdm_embedded") as pg:
+        assert await _rows(pg.url, shown) == [
+            ("checkpoint_timeout", "420", "s"),
+            ("max_wal_size", "8192", "MB"),
+        ]
 
 
 async def test_nats_jetstream_keeps_streams_across_restarts(short_dir: Path) -> None:
