@@ -173,7 +173,8 @@ class EmbeddedPostgres:
         (Not `source = 'default'`: initdb writes max_wal_size into postgresql.conf.)"""
         psql = _psql(server)
         names = ", ".join(f"'{name}'" for name in WRITE_SETTINGS)
-        found = psql(f"SELECT name FROM pg_settings WHERE name IN ({names}) AND setting = boot_val")
+        found_sql = f"SELECT name FROM pg_settings WHERE name IN ({names}) AND setting = boot_val"
+        found = psql(found_sql)
         if found.returncode != 0:
             raise EmbeddedServiceError(f"cannot query embedded PostgreSQL: {found.stderr}")
         defaults = found.stdout.split()
@@ -183,6 +184,11 @@ class EmbeddedPostgres:
                 raise EmbeddedServiceError(f"cannot set {name}: {done.stderr.strip()}")
         if defaults:
             psql("SELECT pg_reload_conf()")
+            # The reload is a signal to the postmaster: wait until a new connection (each
+            # psql is one) sees the settings, so the hub's pool never starts without them.
+            deadline = time.monotonic() + 10
+            while psql(found_sql).stdout.split() and time.monotonic() < deadline:
+                time.sleep(0.05)
             log.info(
                 "embedded PostgreSQL: %s",
                 ", ".join(f"{name} = {WRITE_SETTINGS[name]}" for name in defaults),
