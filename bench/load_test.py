@@ -145,7 +145,9 @@ class Hub(ml.Server):
     """`mdm serve` on the database, relay on (its child process), rate limiter on, its
     lookup cache `cache_entries` answers large (warmed at start, as `mdm serve` does)."""
 
-    def __init__(self, url: str, stream: str, cache_entries: int) -> None:
+    def __init__(
+        self, url: str, stream: str, cache_entries: int, env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(
             url,
             "on",
@@ -154,6 +156,7 @@ class Hub(ml.Server):
                 "MDM_RATE_LIMIT": "1000000",
                 "MDM_RATE_BURST": "1000000",
                 "MDM_LOOKUP_CACHE_ENTRIES": str(cache_entries),
+                **(env or {}),
             },
         )
         self.wait_healthy()
@@ -696,7 +699,9 @@ async def _main(args: argparse.Namespace) -> None:
         "date": dt.date.today().isoformat(),
         "command": f"python bench/load_test.py --database {args.database} "
         f"--seconds {args.seconds:g} --cache-entries {args.cache_entries} "
-        f"--put-rates {args.put_rates} --put-step-seconds {args.put_step_seconds:g} --write",
+        f"--put-rates {args.put_rates} --put-step-seconds {args.put_step_seconds:g} "
+        + "".join(f"--hub-env {kv} " for kv in args.hub_env)
+        + "--write",
         "cache_entries": args.cache_entries,
         "scenarios": {},
     }
@@ -723,7 +728,7 @@ async def _main(args: argparse.Namespace) -> None:
     print(f"marked {marked:,} earlier outbox rows published, then VACUUM ANALYZE", flush=True)
     key = await _reader_key(url, create=True)
     stream = f"MDMLOAD{secrets.token_hex(3).upper()}"
-    hub = Hub(url, stream, args.cache_entries)
+    hub = Hub(url, stream, args.cache_entries, dict(kv.split("=", 1) for kv in args.hub_env))
     try:
         warm = hub.warmed()
         report["warm"] = warm
@@ -828,6 +833,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--put-step-seconds", type=float, default=15.0, help="(d') seconds at each rate"
+    )
+    parser.add_argument(
+        "--hub-env",
+        action="append",
+        default=[],
+        metavar="MDM_NAME=VALUE",
+        help="a setting for the hub process (repeatable), e.g. MDM_WRITE_CONCURRENCY=0",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(
