@@ -110,7 +110,7 @@ class Hub:
         loop behind the others' work: every transaction, locks held, stretches with
         the burst, and the burst grows. Measured on a million workers (2 cores,
         docs/benchmarks.md, ninth session): without the bound, single PUTs paced at
-        60-80 a second stalled for 0.3-0.8 s about once a minute, 7-18 requests
+        60-80 a second stalled for 0.25-0.9 s about once a minute, 7-18 requests
         waiting on `Lock:advisory`; with 4, the highest paced rate keeping p99 under
         50 ms was 50-90/s against 60-70 (four alternating pairs, three won), and no
         request of a failed rate took more than 266 ms (without: up to 731 ms).
