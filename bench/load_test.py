@@ -839,7 +839,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="MDM_NAME=VALUE",
-        help="a setting for the hub process (repeatable), e.g. MDM_WRITE_CONCURRENCY=0",
+        help="a setting for the hub process (repeatable), e.g. MDM_DATABASE_POOL_SIZE=20",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,8 +48,6 @@ class Hub:
     engine: AsyncEngine
     nats: NatsLink
     lookups: Lookups  # the ID lookup's pool and caches (mdm/adapters/lookup_cache.py)
-    # admits the units of work of `transaction()`; None: no limit
-    writers: asyncio.Semaphore | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: SourceCatalog | None = None) -> Hub:
@@ -78,11 +74,6 @@ class Hub:
                 pool_size=settings.lookup.pool_size,
                 warm=settings.lookup.warm,
             ),
-            writers=(
-                asyncio.Semaphore(settings.database.write_concurrency)
-                if settings.database.write_concurrency > 0
-                else None
-            ),
         )
 
     @property
@@ -100,28 +91,13 @@ class Hub:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repository]:
-        """One unit of work: commits when the block succeeds, rolls back otherwise.
-
-        At most `writers` of them run at once in this process; the others wait here,
-        before they hold a connection or a lock. Without that bound, a burst of
-        requests (after any hiccup) all start their transactions, take their
-        match-key locks (ingest takes them before its candidate reads) and then wait
-        on each other's locks, while each lock holder waits its turn on the event
-        loop behind the others' work: every transaction, locks held, stretches with
-        the burst, and the burst grows. Measured on a million workers (2 cores,
-        docs/benchmarks.md, ninth session): without the bound, single PUTs paced at
-        60-80 a second stalled for 0.25-0.9 s about once a minute, 7-18 requests
-        waiting on `Lock:advisory`; with 4, the highest paced rate keeping p99 under
-        50 ms was 50-90/s against 60-70 (four alternating pairs, three won), and no
-        request of a failed rate took more than 266 ms (without: up to 731 ms).
-        """
-        async with self.writers if self.writers is not None else contextlib.nullcontext():
-            async with self.engine.begin() as conn:
-                yield Repository(conn)
-                # The ids whose lookups this transaction changed (migration 0012's
-                # triggers): evicted here once committed, so this process reads its own
-                # writes; the other processes evict them on the commit's NOTIFY.
-                touched = await conn.scalar(_TOUCHED)
+        """One unit of work: commits when the block succeeds, rolls back otherwise."""
+        async with self.engine.begin() as conn:
+            yield Repository(conn)
+            # The ids whose lookups this transaction changed (migration 0012's
+            # triggers): evicted here once committed, so this process reads its own
+            # writes; the other processes evict them on the commit's NOTIFY.
+            touched = await conn.scalar(_TOUCHED)
         self.lookups.evict_committed(touched)
 
     @asynccontextmanager

@@ -20,8 +20,6 @@ class DatabaseSettings:
     url: str | None = None  # None: start an embedded PostgreSQL
     pool_size: int = 10
     echo: bool = False
-    # units of work writing at once in one process (0: no limit); see Hub.transaction
-    write_concurrency: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +153,6 @@ class Settings:
                 url=normalize_database_url(get("DATABASE_URL")),
                 pool_size=int(get("DATABASE_POOL_SIZE") or 10),
                 echo=(get("DATABASE_ECHO") or "").lower() in {"1", "true", "yes"},
-                write_concurrency=int(get("WRITE_CONCURRENCY") or 4),
             ),
             nats=NatsSettings(url=get("NATS_URL")),
             api=ApiSettings(
