@@ -273,6 +273,11 @@ async def puts(base: str, probes: Iterator[ml.Probe], prefix: str, seconds: floa
         began = time.perf_counter()
         await asyncio.gather(*(client_loop(c) for _ in range(CONNECTIONS)))
         elapsed = time.perf_counter() - began
+    return {**_answered(times, elapsed, sum(errors.values())), "answered": answered}
+
+
+def _answered(times: list[float], elapsed: float, failed: int) -> dict[str, Any]:
+    """A PUT scenario's figures: requests answered 200, their rate, latencies in ms."""
     ms = ml._pct(times)
     return {
         "requests": len(times),
@@ -280,9 +285,8 @@ async def puts(base: str, probes: Iterator[ml.Probe], prefix: str, seconds: floa
         "p50": ms["median"],
         "p99": ms["p99"],
         "max": ms["max"],
-        "non2xx": sum(errors.values()),
+        "non2xx": failed,
         "errors": 0,
-        "answered": answered,
     }
 
 
@@ -328,17 +332,7 @@ async def paced_puts(
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(drawn)))
         elapsed = time.perf_counter() - began
-    ms = ml._pct(times)
-    return {
-        "offered": rate,
-        "requests": len(times),
-        "per_s": len(times) / elapsed,
-        "p50": ms["median"],
-        "p99": ms["p99"],
-        "max": ms["max"],
-        "non2xx": sum(errors.values()),
-        "errors": 0,
-    }
+    return {"offered": rate, **_answered(times, elapsed, sum(errors.values()))}
 
 
 async def put_sweep(
