@@ -8,9 +8,11 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -62,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     settings, embedded = resolve_services(configured)
     relay: subprocess.Popen[bytes] | None = None
+    settings, run_dir = _with_relay_metrics_socket(settings)
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again with
     # the handler it found: with the default one the process dies on the spot and
     # the embedded servers below are never stopped. Exit through `finally` instead.
@@ -90,15 +93,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ["MDM_ADMIN_KEY"] = settings.auth.admin_key or ""
             if settings.relay.mode == "process":  # one relay for all the workers
                 os.environ["MDM_RELAY"] = "0"
+            if settings.relay.metrics_socket:  # where each worker's /metrics reads it
+                os.environ["MDM_RELAY_METRICS_SOCKET"] = settings.relay.metrics_socket
             uvicorn.run("mdm.api.app:app_from_env", factory=True, workers=args.workers, **common)
         else:
             uvicorn.run(create_app(settings, own_process=True), **common)
     finally:
         if relay is not None:
             _stop_relay(relay)
+        if run_dir is not None:
+            shutil.rmtree(run_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _with_relay_metrics_socket(settings: Settings) -> tuple[Settings, Path | None]:
+    """Where the relay child answers the hub's /metrics with its own metrics
+    (publishers/metrics.py): MDM_RELAY_METRICS_SOCKET, or a socket in a new private
+    directory, answered with that directory for removal at exit."""
+    relay = settings.relay
+    if not relay.enabled or relay.mode != "process" or relay.metrics_socket:
+        return settings, None
+    run_dir = Path(tempfile.mkdtemp(prefix="mdm-relay-"))
+    relay = dataclasses.replace(relay, metrics_socket=str(run_dir / "metrics.sock"))
+    return dataclasses.replace(settings, relay=relay), run_dir
 
 
 def _start_relay(settings: Settings) -> subprocess.Popen[bytes] | None:
@@ -110,6 +129,7 @@ def _start_relay(settings: Settings) -> subprocess.Popen[bytes] | None:
         **os.environ,
         "MDM_DATABASE_URL": settings.database.url or "",
         "MDM_NATS_URL": settings.nats.url or "",
+        "MDM_RELAY_METRICS_SOCKET": settings.relay.metrics_socket or "",
     }
     log.info("starting the outbox relay as a child process")
     return subprocess.Popen([sys.executable, "-m", "mdm.cli", "relay"], env=env)

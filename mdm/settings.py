@@ -109,6 +109,14 @@ class RelaySettings:
     max_backoff: float = 15.0
     outbox_retention: float = 7 * DAY  # published rows are kept this long for replay
     cleanup_interval: float = 5 * MINUTE
+    # The Unix socket `mdm relay` answers with its metrics and the hub's /metrics reads
+    # them from (publishers/metrics.py); `mdm serve` picks one for its child process.
+    metrics_socket: str | None = None
+
+    @property
+    def inline(self) -> bool:
+        """The app runs the relay itself (and so has its metrics in its own process)."""
+        return self.enabled and self.mode == "inline"
 
     @property
     def retry_horizon(self) -> float:
@@ -237,6 +245,7 @@ def _relay_from_env(get: Callable[[str], str | None]) -> RelaySettings:
         max_backoff=seconds("RELAY_MAX_BACKOFF", d.max_backoff),
         outbox_retention=seconds("OUTBOX_RETENTION", d.outbox_retention),
         cleanup_interval=seconds("OUTBOX_CLEANUP_INTERVAL", d.cleanup_interval),
+        metrics_socket=get("RELAY_METRICS_SOCKET"),
     )
 
 

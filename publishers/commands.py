@@ -9,6 +9,7 @@ import signal
 
 from mdm.bootstrap import make_engine
 from mdm.settings import Settings
+from publishers import metrics
 from publishers.connection import NatsLink
 from publishers.relay import Relay
 from publishers.replay import ReplayResult, replay
@@ -31,12 +32,30 @@ async def run_relay(settings: Settings) -> None:
         settings.relay.stream,
         settings.relay.subject_prefix,
     )
+    server = await _serve_metrics(settings.relay.metrics_socket)
     try:
         await relay.run()
     finally:
+        if server is not None:
+            server.close()
         await link.close()  # drains: pending PubAcks are awaited before the socket closes
         await engine.dispose()
     log.info("relay stopped")
+
+
+async def _serve_metrics(path: str | None) -> asyncio.Server | None:
+    """Answer the hub's /metrics on `path` (publishers/metrics.py); publish without if
+    that fails. A socket file a relay leaves behind (killed, say) has nobody listening:
+    a hub reading it gets nothing, and the next relay on that path replaces it."""
+    if not path:
+        return None
+    try:
+        server = await metrics.serve(path)
+    except OSError as exc:
+        log.warning("relay metrics not served on %s: %s", path, exc)
+        return None
+    log.info("relay metrics served on %s", path)
+    return server
 
 
 async def run_replay(

@@ -42,7 +42,6 @@ log = logging.getLogger("mdm.relay")
 
 #: Concurrent publishes in flight per round (across golden records; one at a time within one).
 MAX_IN_FLIGHT = 256
-_LAG_REFRESH_SECONDS = 1.0
 
 
 _ANALYZED = ("source_record", "match_key", "golden_record", "golden_reference", "review_task")
@@ -107,7 +106,6 @@ class Relay:
         self.listening = asyncio.Event()  # set while the LISTEN connection is up
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._last_lag = 0.0
         self._last_cleanup = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -163,7 +161,7 @@ class Relay:
                 failures = 0
                 try:
                     await self._housekeeping()
-                except Exception as exc:  # metrics and clean-up must never stop publishing
+                except Exception as exc:  # clean-up must never stop publishing
                     log.warning("%s: housekeeping failed: %r", self.name, exc)
                 if result.claimed == 0:
                     await self._idle(self.settings.poll_interval)
@@ -260,7 +258,7 @@ class Relay:
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
         return ack
 
-    # -- waiting, metrics, clean-up -------------------------------------------------------
+    # -- waiting, clean-up ---------------------------------------------------------------
 
     def _backoff(self, failures: int) -> float:
         """Exponential from 0.1 s up to max_backoff, with jitter so relays do not stampede."""
@@ -275,20 +273,9 @@ class Relay:
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._last_lag >= _LAG_REFRESH_SECONDS:
-            self._last_lag = now
-            await self.refresh_lag()
         if now - self._last_cleanup >= self.settings.cleanup_interval:
             self._last_cleanup = now
             await self.cleanup()
-
-    async def refresh_lag(self) -> tuple[int, float]:
-        """Update the outbox gauges; answer (unpublished rows, oldest one's age in s)."""
-        async with self.engine.connect() as conn:
-            pending, lag = await outbox.lag(conn)
-        metrics.OUTBOX_PENDING.set(pending)
-        metrics.OUTBOX_LAG.set(lag)
-        return pending, lag
 
     async def cleanup(self, now: dt.datetime | None = None) -> int:
         """Delete rows published more than `outbox_retention` ago; answer how many."""

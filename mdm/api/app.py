@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
-from litestar import Litestar, Router
+from litestar import Controller, Litestar, Response, Router, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mdm import heap
 from mdm.api.access import AccessMiddleware
@@ -19,6 +20,7 @@ from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
+from mdm.api.metrics import exposition
 from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
@@ -38,10 +40,17 @@ def _provide_hub(state: State) -> Hub:
     return hub
 
 
-class MetricsController(PrometheusController):
+class MetricsController(Controller):
+    """Prometheus metrics: this process's, the outbox's and the relay's (mdm/api/metrics.py)."""
+
     path = "/metrics"
     include_in_schema = False
     opt = requires(Permission.OPS)
+
+    @get()
+    async def get(self, hub: NamedDependency[Hub]) -> Response[bytes]:
+        body = await exposition(hub.engine, hub.settings.relay)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(
@@ -68,7 +77,7 @@ def create_app(
         # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`
         # runs it as a child process); several at once keep per-golden-record order
         # (publishers/relay.py).
-        if settings.relay.enabled and settings.relay.mode == "inline":
+        if settings.relay.inline:
             relay = Relay(hub.engine, hub.nats, settings.relay)
             relays.append(relay)
             await relay.start()

@@ -68,10 +68,12 @@ def test_relay_settings_from_env() -> None:
             "MDM_SUBJECT_PREFIX": "hub",
             "MDM_STREAM_DUPLICATE_WINDOW": "30m",
             "MDM_OUTBOX_RETENTION": "2d",
+            "MDM_RELAY_METRICS_SOCKET": "/run/mdm/relay.sock",
         }
     ).relay
     assert (relay.enabled, relay.stream, relay.subject_prefix) == (False, "HUB", "hub")
     assert relay.duplicate_window == 1800 and relay.outbox_retention == 2 * 86400
+    assert relay.metrics_socket == "/run/mdm/relay.sock"
     assert Settings.from_env({}).relay.enabled is True
 
 
