@@ -37,6 +37,13 @@ DUPLICATES = Counter(
     registry=REGISTRY,
 )
 FAILURES = Counter("mdm_relay_publish_failures", "Publishes that got no PubAck", registry=REGISTRY)
+FAILED_ROUNDS = Counter(
+    "mdm_relay_failed_rounds",
+    "Relay rounds that failed (NATS unreachable, the stream not set up, a PostgreSQL error) "
+    "and were retried after a back-off; while NATS is unreachable nothing is published, "
+    "so only these count the outage",
+    registry=REGISTRY,
+)
 PUBLISH_SECONDS = Histogram(
     "mdm_relay_publish_seconds",
     "From sending an event to its PubAck",

@@ -149,6 +149,7 @@ class Relay:
                 try:
                     result = await self.publish_pending()
                 except Exception as exc:  # NATS, PostgreSQL or a hook: all mean "later"
+                    metrics.FAILED_ROUNDS.inc()
                     failures += 1
                     delay = self._backoff(failures)
                     log.warning("%s: round failed (%s); retrying in %.1fs", self.name, exc, delay)

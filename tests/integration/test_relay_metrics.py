@@ -3,7 +3,8 @@
 The outbox gauges are the database's backlog whichever process relays, and the
 relay's counters are the child's, in the hub's answer; with the child gone the
 hub still answers, without them. A NATS server of this test's own is frozen
-(SIGSTOP: connections stay open, publishes get no PubAck) while a record waits.
+(SIGSTOP: connections stay open, publishes get no PubAck) while a record waits,
+then stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.integration.prometheus_text import samples
 
 ADMIN_KEY = "mdm_relay-metrics-" + secrets.token_hex(8)
 PUBLISHED = 'mdm_relay_published_events_total{entity="customer"}'
+FAILED_ROUNDS = "mdm_relay_failed_rounds_total"
 
 
 @pytest.fixture
@@ -101,8 +103,18 @@ async def test_metrics_show_the_outbox_and_the_relay_child(
         assert after["mdm_outbox_unpublished_events"] == 0
         assert after["mdm_outbox_lag_seconds"] == 0
 
+        # NATS gone: the relay publishes nothing (so no publish fails); its rounds fail.
+        failed = after.get(FAILED_ROUNDS, 0)
+        own_nats.stop()
+        try:
+            await _put(client, "ACC-3")
+            await wait_for(lambda: _failed_rounds_above(client, failed), timeout=30)
+        finally:
+            own_nats.start()
+        await wait_for(lambda: _published_is(client, 3), timeout=30)
+
         os.kill(hub.relay_pid(), signal.SIGKILL)
-        await _put(client, "ACC-3")
+        await _put(client, "ACC-4")
         without = await _metrics(client)  # no relay answers: the rest of /metrics does
         assert not [name for name in without if name.startswith("mdm_relay_")]
         assert without["mdm_outbox_unpublished_events"] == 1
@@ -110,3 +122,7 @@ async def test_metrics_show_the_outbox_and_the_relay_child(
 
 async def _published_is(client: httpx.AsyncClient, count: float) -> bool:
     return (await _metrics(client)).get(PUBLISHED) == count
+
+
+async def _failed_rounds_above(client: httpx.AsyncClient, count: float) -> bool:
+    return (await _metrics(client)).get(FAILED_ROUNDS, 0) > count
