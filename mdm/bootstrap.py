@@ -39,6 +39,18 @@ def make_engine(url: str, pool_size: int = 10, echo: bool = False) -> AsyncEngin
     )
 
 
+def rules_of(settings: Settings, catalog: SourceCatalog | None = None) -> MasteringRules:
+    """The mastering rules the settings configure, for the server and every CLI command:
+    the sources and survivorship files and the configured sensitive attributes
+    (MDM_SENSITIVE_ATTRIBUTES), which events then withhold."""
+    return load_rules(
+        settings.sources_file,
+        settings.survivorship_file,
+        catalog,
+        sensitive=settings.auth.sensitive_attributes,
+    )
+
+
 @dataclass(slots=True)
 class Hub:
     """Everything a request handler needs, built once per process."""
@@ -57,12 +69,7 @@ class Hub:
             )
         return cls(
             settings=settings,
-            rules=load_rules(
-                settings.sources_file,
-                settings.survivorship_file,
-                catalog,
-                sensitive=settings.auth.sensitive_attributes,
-            ),
+            rules=rules_of(settings, catalog),
             engine=make_engine(
                 settings.database.url, settings.database.pool_size, settings.database.echo
             ),

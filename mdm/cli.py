@@ -187,14 +187,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _train(url: str, entity: str, sample: int, seed: int) -> None:
-    from mdm.bootstrap import make_engine
+async def _train(settings: Settings, entity: str, sample: int, seed: int) -> None:
+    from mdm.bootstrap import make_engine, rules_of
     from mdm.services.matcher import train_model
-    from mdm.settings import load_rules
 
-    settings = Settings.from_env()
-    rules = load_rules(settings.sources_file, settings.survivorship_file)
-    engine = make_engine(url, pool_size=1)
+    rules = rules_of(settings)
+    engine = make_engine(settings.database.url or "", pool_size=1)
     try:
         async with engine.begin() as conn:
             trained = await train_model(conn, rules, entity, sample=sample, seed=seed)
@@ -216,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         if embedded is not None and embedded.postgres is not None:
             asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(_train(settings.database.url or "", args.entity, args.sample, args.seed))
+        asyncio.run(_train(settings, args.entity, args.sample, args.seed))
     except ValueError as exc:
         print(f"mdm train: {exc}", file=sys.stderr)
         return 2
@@ -226,7 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _load(url: str, args: argparse.Namespace, total: int | None, out: TextIO) -> int:
+async def _load(
+    settings: Settings, args: argparse.Namespace, total: int | None, out: TextIO
+) -> int:
+    """Load `args.file` into the database of the (resolved) `settings`; the exit code."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -236,15 +237,13 @@ async def _load(url: str, args: argparse.Namespace, total: int | None, out: Text
         TimeRemainingColumn,
     )
 
-    from mdm.bootstrap import make_engine
+    from mdm.bootstrap import make_engine, rules_of
     from mdm.services.bulk import bulk_load, detect_format, read_rows
-    from mdm.settings import load_rules
 
-    settings = Settings.from_env()
-    rules = load_rules(settings.sources_file, settings.survivorship_file)
+    rules = rules_of(settings)
     path = Path(args.file)
     fmt = args.format or detect_format(path)
-    engine = make_engine(url, pool_size=1)
+    engine = make_engine(settings.database.url or "", pool_size=1)
     began = time.perf_counter()
     try:
         with Progress(
@@ -306,7 +305,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         total = count_rows(path, args.format or detect_format(path))
         asyncio.run(_migrate(settings.database.url or ""))
         with rejects.open("w") as out:
-            code = asyncio.run(_load(settings.database.url or "", args, total, out))
+            code = asyncio.run(_load(settings, args, total, out))
             empty = out.tell() == 0
         if empty:
             rejects.unlink()

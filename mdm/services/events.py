@@ -11,11 +11,10 @@ from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
 from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.ids import new_event_id
-from mdm.domain.mastering import Survivorship
+from mdm.domain.mastering import MasteringRules, Survivorship
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from mdm.services.references import ReferenceResolution
-from schemas.entities import SENSITIVE_ATTRIBUTES
 from schemas.events import Causation, Event, EventReference, EventXref, GoldenPayload
 
 Cause = Causation
@@ -43,23 +42,27 @@ class GoldenChangeSet:
 
 async def record_changes(
     repo: Repository,
-    survivorship: Survivorship,
+    rules: MasteringRules,
+    entity: str,
     touches: Mapping[str, Touch],
     ctx: RequestContext,
     preloaded: Mapping[str, GoldenRecord] | None = None,
-    withhold: frozenset[str] = SENSITIVE_ATTRIBUTES,
     fresh: Mapping[str, list[Contribution]] | None = None,
 ) -> GoldenChangeSet:
-    """Rerun survivorship for every touched golden record and persist what changed.
+    """Rerun survivorship for every touched golden record (all of `entity`) and
+    persist what changed.
 
     Each changed golden record gets exactly one new version, one history row and
     one outbox event, all in the caller's transaction (ARCHITECTURE.md invariant 2).
     `preloaded` holds golden records the caller created or already locked.
-    Attributes named in `withhold` (the sensitive ones, MasteringRules.sensitive)
-    stay out of the events; the history keeps them. `fresh` holds the live source
+    The rules give the survivorship and the sensitive attributes (built in and
+    configured): those stay out of the events, the history keeps them. Taking
+    the rules rather than the two parts means no path can event with the
+    sensitive set forgotten (docs/security.md). `fresh` holds the live source
     records of golden records created in this unit of work (all of them written in
     it, so there is nothing to read back, and no pins or ignores yet).
     """
+    survivorship, withhold = rules.survivorship_for(entity), rules.sensitive
     golden_ids = sorted(touches)
     known = dict(preloaded or {})
     goldens = await repo.lock_goldens([g for g in golden_ids if g not in known])

@@ -500,13 +500,7 @@ async def apply_plan(
                     )
                 )
         changes = await record_changes(
-            repo,
-            rules.survivorship_for(entity),
-            touches,
-            ctx,
-            {**locked, **new_goldens},
-            withhold=rules.sensitive,
-            fresh=fresh,
+            repo, rules, entity, touches, ctx, {**locked, **new_goldens}, fresh=fresh
         )
         await follow_references(repo, rules, entity, touches, ctx)
         versions = changes.versions
@@ -717,11 +711,7 @@ async def delete_record(
     cause = Cause(kind="source_record", source=source, source_id=source_id)
     touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
     changes: GoldenChangeSet = await record_changes(
-        repo,
-        rules.survivorship_for(entity),
-        {current.golden_id: touch},
-        ctx,
-        withhold=rules.sensitive,
+        repo, rules, entity, {current.golden_id: touch}, ctx
     )
     await follow_references(repo, rules, entity, {current.golden_id: touch}, ctx)
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

@@ -102,9 +102,7 @@ async def merge_goldens(
         ),
         **{loser: Touch(cause=cause, merged_into=survivor_id) for loser in losers},
     }
-    changes = await record_changes(
-        repo, rules.survivorship_for(entity), touches, ctx, goldens, withhold=rules.sensitive
-    )
+    changes = await record_changes(repo, rules, entity, touches, ctx, goldens)
     await follow_references(repo, rules, entity, touches, ctx)
     return MergeResult(
         survivor_id=survivor_id,
@@ -182,11 +180,11 @@ async def unmerge_records(
     }
     changes = await record_changes(
         repo,
-        rules.survivorship_for(entity),
+        rules,
+        entity,
         touches,
         ctx,
         {golden_id: goldens[golden_id], target.golden_id: target},
-        withhold=rules.sensitive,
     )
     await follow_references(repo, rules, entity, touches, ctx)
     return UnmergeResult(

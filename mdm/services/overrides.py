@@ -101,14 +101,7 @@ async def _recompute(
 ) -> OverrideResult:
     before = goldens[golden_id].version
     touch = Touch(cause=Causation(kind="steward", actor=actor, reason=reason))
-    changes = await record_changes(
-        repo,
-        rules.survivorship_for(entity),
-        {golden_id: touch},
-        ctx,
-        goldens,
-        withhold=rules.sensitive,
-    )
+    changes = await record_changes(repo, rules, entity, {golden_id: touch}, ctx, goldens)
     version = changes.versions[golden_id]
     return OverrideResult(golden_id, version, version != before)
 

@@ -63,6 +63,6 @@ async def follow_references(
     for golden_id, (referring_entity, cause) in referrers.items():
         by_entity.setdefault(referring_entity, {})[golden_id] = Touch(cause=cause)
     for referring_entity, group in sorted(by_entity.items()):
-        changes = await record_changes(repo, rules.survivorship_for(referring_entity), group, ctx)
+        changes = await record_changes(repo, rules, referring_entity, group, ctx)
         versions.update({e.golden_id: e.version for e in changes.events})
     return versions

@@ -71,14 +71,7 @@ async def register_xref(
         xrefs=XrefDelta(linked=frozenset({(source, source_id)})),
         cause=Causation(kind="source_record", source=source, source_id=source_id),
     )
-    changes = await record_changes(
-        repo,
-        rules.survivorship_for(entity),
-        {golden_id: touch},
-        ctx,
-        goldens,
-        withhold=rules.sensitive,
-    )
+    changes = await record_changes(repo, rules, entity, {golden_id: touch}, ctx, goldens)
     await follow_references(repo, rules, entity, {golden_id: touch}, ctx)
     return Registered(golden_id, "linked", changes.versions[golden_id])
 

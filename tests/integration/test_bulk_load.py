@@ -230,8 +230,10 @@ async def test_a_bulk_load_decides_what_the_batch_api_decides(
     assert (bulk["goldens"], bulk["events"]) == (through_api["goldens"], through_api["events"])
 
 
-def _mdm(args: list[str], url: str, **kw: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_LOG_LEVEL": "WARNING"}
+def _mdm(
+    args: list[str], url: str, extra: dict[str, str] | None = None, **kw: Any
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "MDM_DATABASE_URL": url, "MDM_LOG_LEVEL": "WARNING", **(extra or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "mdm.cli", *args],
         env=env,
@@ -410,3 +412,31 @@ async def test_a_load_refreshes_the_planner_statistics_of_its_key_columns(
     assert {("golden_record", "golden_id"), ("source_record", "golden_id")} <= analyzed
     # and left the documents alone
     assert not analyzed & {("source_record", "raw"), ("golden_record", "attributes")}
+
+
+async def test_mdm_load_keeps_configured_sensitive_attributes_out_of_events(
+    tmp_path: Path, scratch: str
+) -> None:
+    items = [
+        {
+            "source_id": f"N{i}",
+            "attributes": {"family_name": family, "employee_number": f"EMP-{i:04d}"},
+        }
+        for i, family in enumerate(FAMILY)
+    ]
+    path = tmp_path / "workers.ndjson"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    args = ["load", "--source", "hcm", "--entity", "worker", "--quiet", str(path)]
+
+    loaded = _mdm(args, scratch, extra={"MDM_SENSITIVE_ATTRIBUTES": "employee_number"})
+    out, _ = loaded.communicate(timeout=300)
+    assert loaded.returncode == 0, out
+    engine = create_async_engine(scratch)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT envelope::text, envelope FROM outbox"))).all()
+    await engine.dispose()
+    assert len(rows) == len(items)
+    for raw, envelope in rows:
+        assert "EMP-" not in raw, raw
+        assert "employee_number" not in envelope["payload"]["attributes"]
+        assert envelope["payload"]["withheld"] == ["employee_number"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -252,3 +253,91 @@ def test_an_unknown_sensitive_attribute_stops_the_hub(settings: Settings) -> Non
     )
     with pytest.raises(ValueError, match="shoe_size"):
         create_app(configured)
+
+
+# -- a configured sensitive attribute: never in an event, whatever changed the record ----
+
+EMPLOYEE_NUMBER = "E-90210"
+WANDA = {
+    "given_name": "Wanda",
+    "family_name": "Kowalczyk",
+    "employee_number": EMPLOYEE_NUMBER,
+    "manager_ref": "M-1",  # hcm's M-1, not known yet
+}
+MAX = {"given_name": "Maximilian", "family_name": "Oyelaran", "employee_number": "E-1"}
+
+
+@pytest.fixture
+async def configured(client: AsyncTestClient, settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """An admin client of a hub that declares employee_number sensitive, on an empty database."""
+    sensitive = dataclasses.replace(settings.auth, sensitive_attributes=("employee_number",))
+    app = create_app(dataclasses.replace(settings, auth=sensitive))
+    async with AsyncTestClient(app=app) as admin:
+        admin.headers["X-API-Key"] = settings.auth.admin_key or ""
+        yield admin
+
+
+async def _put(client: AsyncTestClient, source: str, source_id: str, attrs: dict) -> str:
+    response = await client.put(
+        f"/v1/sources/{source}/worker/{source_id}", json={"attributes": attrs}
+    )
+    assert response.status_code == 200, response.text
+    golden_id: str = response.json()["golden_id"]
+    return golden_id
+
+
+async def _outbox(db: AsyncConnection) -> list[tuple[str, dict[str, Any]]]:
+    rows = await db.execute(
+        text("SELECT envelope::text, envelope FROM outbox ORDER BY golden_id, version")
+    )
+    return [(raw, envelope) for raw, envelope in rows]
+
+
+def _assert_employee_numbers_withheld(rows: list[tuple[str, dict[str, Any]]], holder: str) -> None:
+    """No event carries an employee number; each of `holder`'s says it withheld one."""
+    for raw, envelope in rows:
+        assert EMPLOYEE_NUMBER not in raw and 'E-1"' not in raw, raw
+        assert "employee_number" not in envelope["payload"]["attributes"], raw
+        if envelope["golden_id"] == holder:
+            assert "employee_number" in envelope["payload"]["withheld"], raw
+
+
+def _versions(rows: list[tuple[str, dict[str, Any]]], golden_id: str) -> list[int]:
+    return [e["version"] for _, e in rows if e["golden_id"] == golden_id]
+
+
+async def test_a_reference_change_keeps_configured_sensitive_attributes_out_of_events(
+    configured: AsyncTestClient, db: AsyncConnection
+) -> None:
+    wanda = await _put(configured, "hcm", "W-1", WANDA)
+    await _put(configured, "hcm", "M-1", MAX)  # Wanda's manager arrives: her reference resolves
+    deleted = await configured.delete("/v1/sources/hcm/worker/M-1")  # and is pending again
+    assert deleted.status_code == 200, deleted.text
+    rows = await _outbox(db)
+    assert _versions(rows, wanda) == [1, 2, 3]
+    _assert_employee_numbers_withheld(rows, wanda)
+
+
+async def test_a_merge_and_unmerge_keep_configured_sensitive_attributes_out_of_events(
+    configured: AsyncTestClient, db: AsyncConnection
+) -> None:
+    manager = await _put(configured, "hcm", "M-1", MAX)
+    wanda = await _put(configured, "hcm", "W-1", WANDA)  # names her manager from the start
+    other = await _put(configured, "psa", "P-7", {"given_name": "Ingrid", "family_name": "Sato"})
+    # Wanda's manager merged away: her reference now names the survivor ...
+    merged = await configured.post(
+        "/v1/golden/worker/merge",
+        json={"survivor_id": other, "loser_ids": [manager], "reason": "one person"},
+    )
+    assert merged.status_code == 200, merged.text
+    # ... and split off again: it names the restored golden record.
+    split = await configured.post(
+        f"/v1/golden/worker/{other}/unmerge",
+        json={"records": [{"source": "hcm", "source_id": "M-1"}], "reason": "two people"},
+    )
+    assert split.status_code == 200, split.text
+    assert split.json()["split_golden_id"] == manager
+    rows = await _outbox(db)
+    assert _versions(rows, wanda) == [1, 2, 3]
+    assert {e["type"] for _, e in rows} >= {"golden.merged", "golden.unmerged"}
+    _assert_employee_numbers_withheld(rows, wanda)
