@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Age buckets of open review tasks, youngest first.
@@ -36,35 +37,40 @@ _COUNTS = {
 }
 
 # A display name: the entity's name, or a worker's given and family names.
-_NAME = (
-    "coalesce(g.attributes->>'name', "
-    "nullif(concat_ws(' ', g.attributes->>'given_name', g.attributes->>'family_name'), ''))"
-)
+_NAME_PARTS = ("given_name", "family_name")
 
-_SEARCH_ID = text(
-    f"""
-    SELECT DISTINCT ON (g.golden_id) g.golden_id, g.entity, g.status, g.merged_into,
-           {_NAME} AS name, s.source || ':' || s.source_id AS matched
-    FROM source_record s JOIN golden_record g ON g.golden_id = s.golden_id
-    WHERE (s.source_id = :q OR s.source || ':' || s.source_id = :q)
-      AND (CAST(:entity AS text) IS NULL OR s.entity = :entity)
-    ORDER BY g.golden_id
-    LIMIT :limit
-    """
-)
 
-_SEARCH_NAME = text(
-    f"""
-    SELECT g.golden_id, g.entity, g.status, g.merged_into, {_NAME} AS name,
-           CASE WHEN g.golden_id = :q THEN 'golden_id' ELSE 'name' END AS matched
-    FROM golden_record g
-    WHERE g.status <> 'merged'
-      AND (CAST(:entity AS text) IS NULL OR g.entity = :entity)
-      AND (g.golden_id = :q OR {_NAME} ILIKE :pattern)
-    ORDER BY (g.golden_id = :q) DESC, {_NAME}, g.golden_id
-    LIMIT :limit
-    """
-)
+@functools.cache
+def _search_statements(hidden: frozenset[str]) -> tuple[TextClause, TextClause]:
+    """The searches by source id and by golden id or name, with a display name (and a
+    name to search) made of the name attributes not in `hidden`."""
+    parts = ", ".join(f"g.attributes->>'{p}'" for p in _NAME_PARTS if p not in hidden)
+    full = f"nullif(concat_ws(' ', {parts}), '')" if parts else "CAST(NULL AS text)"
+    name = full if "name" in hidden else f"coalesce(g.attributes->>'name', {full})"
+    by_id = text(
+        f"""
+        SELECT DISTINCT ON (g.golden_id) g.golden_id, g.entity, g.status, g.merged_into,
+               {name} AS name, s.source || ':' || s.source_id AS matched
+        FROM source_record s JOIN golden_record g ON g.golden_id = s.golden_id
+        WHERE (s.source_id = :q OR s.source || ':' || s.source_id = :q)
+          AND (CAST(:entity AS text) IS NULL OR s.entity = :entity)
+        ORDER BY g.golden_id
+        LIMIT :limit
+        """
+    )
+    by_name = text(
+        f"""
+        SELECT g.golden_id, g.entity, g.status, g.merged_into, {name} AS name,
+               CASE WHEN g.golden_id = :q THEN 'golden_id' ELSE 'name' END AS matched
+        FROM golden_record g
+        WHERE g.status <> 'merged'
+          AND (CAST(:entity AS text) IS NULL OR g.entity = :entity)
+          AND (g.golden_id = :q OR {name} ILIKE :pattern)
+        ORDER BY (g.golden_id = :q) DESC, {name}, g.golden_id
+        LIMIT :limit
+        """
+    )
+    return by_id, by_name
 
 
 class DashboardStore:
@@ -81,12 +87,19 @@ class DashboardStore:
         ]
         return out
 
-    async def search(self, q: str, entity: str | None, limit: int) -> list[dict[str, Any]]:
-        """Golden records whose source id (or `source:source_id`), id or name matches `q`."""
+    async def search(
+        self, q: str, entity: str | None, limit: int, hidden: frozenset[str] = frozenset()
+    ) -> list[dict[str, Any]]:
+        """Golden records whose source id (or `source:source_id`), id or name matches `q`.
+
+        Name attributes in `hidden` (the sensitive ones, for a caller without the
+        grant) are neither searched nor shown.
+        """
+        by_id, by_name = _search_statements(hidden & {"name", *_NAME_PARTS})
         params = {"q": q, "entity": entity, "limit": limit}
-        hits = [dict(r._mapping) for r in await self.conn.execute(_SEARCH_ID, params)]
+        hits = [dict(r._mapping) for r in await self.conn.execute(by_id, params)]
         seen = {h["golden_id"] for h in hits}
         escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = await self.conn.execute(_SEARCH_NAME, {**params, "pattern": f"%{escaped}%"})
+        rows = await self.conn.execute(by_name, {**params, "pattern": f"%{escaped}%"})
         hits += [dict(r._mapping) for r in rows if r.golden_id not in seen]
         return hits[:limit]

@@ -20,7 +20,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from mdm.api.auth import PERMISSION_KEY, RESPONSE_KEYS, Authenticator, Identity, Permission
-from mdm.api.sensitive import mask
+from mdm.api.sensitive import compared_fields, mask
 from mdm.bootstrap import Hub
 from mdm.settings import AuthSettings
 
@@ -79,6 +79,7 @@ class AccessMiddleware(ASGIMiddleware):
             else None
         )
         self.sensitive = sensitive
+        self.compared = compared_fields(sensitive)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         hub: Hub = scope["litestar_app"].state.hub
@@ -100,7 +101,7 @@ class AccessMiddleware(ASGIMiddleware):
         if isinstance(identity, Identity) and not identity.sensitive:
             keys = scope["route_handler"].opt.get(RESPONSE_KEYS)
             if keys is None or not keys.isdisjoint(self.sensitive):
-                send = _masking(send, self.sensitive)
+                send = _masking(send, self.sensitive, self.compared)
         await next_app(scope, receive, send)
 
 
@@ -109,7 +110,7 @@ def _address(scope: Scope) -> str:
     return f"ip:{client[0] if client else 'unknown'}"
 
 
-def _masking(send: Send, sensitive: frozenset[str]) -> Send:
+def _masking(send: Send, sensitive: frozenset[str], compared: frozenset[str]) -> Send:
     """Wrap `send`: JSON answers are buffered, masked and sent with their new length."""
     start: HTTPResponseStartEvent | None = None
     chunks: list[bytes] = []
@@ -127,7 +128,7 @@ def _masking(send: Send, sensitive: frozenset[str]) -> Send:
                 return
             body = b"".join(chunks)
             if body:
-                body = msgspec.json.encode(mask(msgspec.json.decode(body), sensitive))
+                body = msgspec.json.encode(mask(msgspec.json.decode(body), sensitive, compared))
             headers = MutableScopeHeaders(start)
             headers["content-length"] = str(len(body))
             await send(start)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from mdm.adapters.dashboard import DashboardStore
 from mdm.adapters.data_quality import find_exceptions
-from mdm.api.auth import Permission, requires
+from mdm.api.auth import Permission, identity_of, requires
 from mdm.bootstrap import Hub
 from mdm.domain.sources import check_entity
 from publishers.outbox import lag
@@ -66,13 +66,18 @@ async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
 )
 async def search_golden(
     hub: NamedDependency[Hub],
+    request: Request[Any, Any, Any],
     q: Annotated[str, QueryParameter(min_length=1, max_length=200)],
     entity: Annotated[str | None, QueryParameter(max_length=32)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
 ) -> GoldenSearchResponse:
-    """Golden records by any source id (`C-77` or `erp:C-77`), golden id, or part of the name."""
+    """Golden records by any source id (`C-77` or `erp:C-77`), golden id, or part of the name.
+
+    A name attribute declared sensitive is searched only for callers with the grant.
+    """
     if entity is not None:
         check_entity(entity)
+    hidden = frozenset() if identity_of(request).sensitive else hub.rules.sensitive
     async with hub.reader() as repo:
-        hits = await DashboardStore(repo.conn).search(q.strip(), entity, limit)
+        hits = await DashboardStore(repo.conn).search(q.strip(), entity, limit, hidden)
     return GoldenSearchResponse(hits=[GoldenSearchHit(**h) for h in hits])

@@ -1,15 +1,16 @@
 """Matching: search before create, and why records are linked (the queue: mdm/api/reviews.py)."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from mdm.adapters.matching import MatchStore
-from mdm.api.auth import Permission, requires
+from mdm.api.auth import Permission, identity_of, requires
+from mdm.api.sensitive import refuse_sensitive_search
 from mdm.bootstrap import Hub
 from mdm.domain.errors import NotFound
 from mdm.domain.sources import ENTITIES, check_entity
@@ -55,10 +56,14 @@ def _match_route(entity: str) -> HTTPRouteHandler:
 
     async def match(
         hub: NamedDependency[Hub],
+        request: Request[Any, Any, Any],
         data: JSONBody[body_type],  # type: ignore[valid-type]
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 10,
     ) -> MatchResponse:
+        """Without the sensitive grant, a request sending a sensitive attribute is
+        refused (403): its candidates would confirm the value."""
         attributes = msgspec.to_builtins(data.attributes)  # type: ignore[attr-defined]
+        refuse_sensitive_search(attributes, hub.rules.sensitive, identity_of(request).sensitive)
         async with hub.reader() as repo:
             found = await search(repo.conn, hub.rules, entity, attributes, limit)
         return _match_response(found)

@@ -49,6 +49,16 @@ class WriteForbidden(MdmError):
     title = "Write not allowed"
 
 
+class SensitiveSearchForbidden(ValidationFailed):
+    """A search by sensitive values from a caller without the grant (docs/security.md).
+
+    A ValidationFailed so that the problem body names the refused fields.
+    """
+
+    status = 403
+    title = "Searching by sensitive values needs the grant"
+
+
 class IdempotencyConflict(MdmError):
     status = 422
     title = "Idempotency-Key reused with a different request"

@@ -171,10 +171,17 @@ function sideTable(side, other, different) {
     <div>Source records:<ul>${records}</ul></div>`;
 }
 
+// A field's weight, or the mask a caller without the sensitive grant gets instead.
+function weightCell(weight) {
+  return typeof weight === "number"
+    ? `<td class="${weight >= 0 ? "pos" : "neg"}">${weight.toFixed(2)}</td>`
+    : `<td class="muted">${esc(show(weight))}</td>`;
+}
+
 function waterfall(explanation) {
   const rows = (explanation.fields || []).map((f) => `
     <tr><td>${esc(f.field)}</td><td>${esc(f.level)}</td><td>${esc(show(f.left))}</td><td>${esc(show(f.right))}</td>
-    <td class="${f.weight >= 0 ? "pos" : "neg"}">${f.weight.toFixed(2)}</td></tr>`).join("");
+    ${weightCell(f.weight)}</tr>`).join("");
   return `<table id="waterfall"><thead><tr><th>field</th><th>level</th><th>record</th><th>candidate</th><th>weight</th></tr></thead>
     <tbody><tr><td colspan="4">prior</td><td>${(explanation.prior_weight || 0).toFixed(2)}</td></tr>${rows}
     <tr><th colspan="4">total weight (probability ${explanation.probability.toFixed(3)})</th><th>${explanation.weight.toFixed(2)}</th></tr></tbody></table>`;

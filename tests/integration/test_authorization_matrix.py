@@ -376,6 +376,40 @@ async def test_matrix(
             assert await _snapshot(database_url) == before, f"refused but changed: {where}"
 
 
+# Matching needs READ; matching by a sensitive value also needs the sensitive grant
+# (docs/security.md, "Searching by sensitive values"): admins hold it always.
+SENSITIVE_SEARCHERS = {
+    "admin": 200,
+    "reader with the grant": 200,
+    "reader": 403,
+    "steward": 403,
+    "jwt steward": 403,
+}
+
+
+async def test_a_match_by_a_sensitive_value_needs_the_sensitive_grant(
+    client: AsyncTestClient, make_client: MakeClient, settings: Settings, database_url: str
+) -> None:
+    held = await client.put(
+        "/v1/sources/hcm/worker/H-1",
+        json={"attributes": {"family_name": "Lovelace", "national_id": "987-65-4329"}},
+    )
+    assert held.status_code == 200, held.text
+    callers = await _callers(client, make_client, settings, database_url, "hcm")
+    callers["reader with the grant"] = await make_client("reader", sensitive=True)
+    body = {"attributes": {"given_name": "X", "national_id": "987-65-4329"}}
+    for name, status in SENSITIVE_SEARCHERS.items():
+        response = await callers[name].post("/v1/match/worker", json=body)
+        assert response.status_code == status, (name, response.text)
+        if status == 200:
+            found = [c["golden_id"] for c in response.json()["candidates"]]
+            assert held.json()["golden_id"] in found, (name, response.text)
+        else:
+            assert response.headers["content-type"].startswith("application/problem+json")
+            errors = response.json()["errors"]
+            assert [e["path"] for e in errors] == ["$.attributes.national_id"], name
+
+
 async def test_every_route_has_a_row(client: AsyncTestClient) -> None:
     document = (await client.get("/schema/openapi.json")).json()
     documented = {

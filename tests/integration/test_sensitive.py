@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -18,6 +19,7 @@ from mdm.api.app import create_app
 from mdm.api.sensitive import MASK
 from mdm.settings import Settings
 from publishers.testing import KeyedClient, MakeClient
+from tests.integration.review_data import pair
 
 NATIONAL_ID = "756.1234.5678.97"
 BIRTH = "1983-07-19"
@@ -72,7 +74,9 @@ async def _worker(client: AsyncTestClient) -> str:
     return golden_id
 
 
-def _reads(golden_id: str) -> list[tuple[str, str, Any]]:
+def _reads(golden_id: str, granted: bool) -> list[tuple[str, str, Any]]:
+    # Only a caller with the grant may search by a sensitive value (the test below).
+    searched = {"date_of_birth": BIRTH} if granted else {}
     return [
         ("GET", f"/v1/golden/worker/{golden_id}", None),
         ("GET", f"/v1/golden/worker/{golden_id}?as_of=2999-01-01T00:00:00Z", None),
@@ -86,7 +90,7 @@ def _reads(golden_id: str) -> list[tuple[str, str, Any]]:
                 "attributes": {
                     "given_name": "Ada",
                     "family_name": "Lovelace",
-                    "date_of_birth": BIRTH,
+                    **searched,
                 }
             },
         ),
@@ -127,7 +131,7 @@ async def test_every_answer_masks_sensitive_values_without_the_grant(
         ),
     }
     who: KeyedClient = await callers[caller]()
-    for method, url, body in _reads(golden_id):
+    for method, url, body in _reads(golden_id, granted):
         response = await who.request(method, url, **({"json": body} if body else {}))
         assert response.status_code == 200, (url, response.text)
         shown = [s for s in SECRETS if s in response.text]
@@ -147,6 +151,9 @@ async def test_every_answer_masks_sensitive_values_without_the_grant(
         rows = [f for link in links if link["explanation"] for f in link["explanation"]["fields"]]
         birth = [f for f in rows if f["field"] == "date_of_birth"]
         assert birth and all(f["left"] == f["right"] == MASK for f in birth), rows
+        # Nor whether they agreed: the level and the weight it gave.
+        assert all(f["level"] == f["weight"] == f["tf_adjustment"] == MASK for f in birth), rows
+        assert all(f["level"] != MASK for f in rows if f["field"] == "family_name"), rows
 
 
 async def test_source_answers_never_echo_sensitive_values(
@@ -267,13 +274,20 @@ WANDA = {
 MAX = {"given_name": "Maximilian", "family_name": "Oyelaran", "employee_number": "E-1"}
 
 
+@contextlib.asynccontextmanager
+async def _hub(settings: Settings, *sensitive: str) -> AsyncIterator[AsyncTestClient]:
+    """An admin client of a hub that declares the attributes `sensitive` too."""
+    auth = dataclasses.replace(settings.auth, sensitive_attributes=sensitive)
+    app = create_app(dataclasses.replace(settings, auth=auth))
+    async with AsyncTestClient(app=app) as admin:
+        admin.headers["X-API-Key"] = settings.auth.admin_key or ""
+        yield admin
+
+
 @pytest.fixture
 async def configured(client: AsyncTestClient, settings: Settings) -> AsyncIterator[AsyncTestClient]:
     """An admin client of a hub that declares employee_number sensitive, on an empty database."""
-    sensitive = dataclasses.replace(settings.auth, sensitive_attributes=("employee_number",))
-    app = create_app(dataclasses.replace(settings, auth=sensitive))
-    async with AsyncTestClient(app=app) as admin:
-        admin.headers["X-API-Key"] = settings.auth.admin_key or ""
+    async with _hub(settings, "employee_number") as admin:
         yield admin
 
 
@@ -341,3 +355,97 @@ async def test_a_merge_and_unmerge_keep_configured_sensitive_attributes_out_of_e
     assert _versions(rows, wanda) == [1, 2, 3]
     assert {e["type"] for _, e in rows} >= {"golden.merged", "golden.unmerged"}
     _assert_employee_numbers_withheld(rows, wanda)
+
+
+# -- no search confirms a sensitive value to a caller without the grant -------------------
+
+
+def _reader(client: AsyncTestClient, settings: Settings, granted: bool = False) -> KeyedClient:
+    token = _token(settings, mdm_role="reader", **({"mdm_sensitive": True} if granted else {}))
+    return KeyedClient(client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_a_match_by_a_sensitive_value_needs_the_grant(
+    client: AsyncTestClient, make_client: MakeClient, settings: Settings
+) -> None:
+    golden_id = await _worker(client)
+    guesses: dict[tuple[str, ...], dict[str, Any]] = {
+        ("national_id",): {"given_name": "X", "national_id": NATIONAL_ID},
+        ("date_of_birth", "national_id"): {
+            "given_name": "Ada",
+            "family_name": "Lovelace",
+            "national_id": NATIONAL_ID,
+            "date_of_birth": BIRTH,
+        },
+        ("cost_rate",): {
+            "family_name": "Lovelace",
+            "cost_rate": {"amount": RATE, "currency": "EUR"},
+        },
+    }
+    refused = [await make_client("reader"), await make_client("steward"), _reader(client, settings)]
+    for who in refused:
+        for names, attributes in guesses.items():
+            response = await who.post("/v1/match/worker", json={"attributes": attributes})
+            assert response.status_code == 403, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+            paths = [e["path"] for e in response.json()["errors"]]
+            assert paths == [f"$.attributes.{name}" for name in names], response.text
+            assert golden_id not in response.text
+    for who in (await make_client("reader", sensitive=True), _reader(client, settings, True)):
+        found = await who.post("/v1/match/worker", json={"attributes": guesses[("national_id",)]})
+        assert found.status_code == 200, found.text
+        assert golden_id in [c["golden_id"] for c in found.json()["candidates"]]
+
+
+async def test_a_match_by_a_configured_sensitive_attribute_needs_the_grant(
+    configured: AsyncTestClient, settings: Settings
+) -> None:
+    wanda = await _put(configured, "hcm", "W-1", {**WANDA, "manager_ref": None})
+    guess = {"attributes": {"given_name": "X", "employee_number": EMPLOYEE_NUMBER}}
+    refused = await _reader(configured, settings).post("/v1/match/worker", json=guess)
+    assert refused.status_code == 403, refused.text
+    assert [e["path"] for e in refused.json()["errors"]] == ["$.attributes.employee_number"]
+    found = await _reader(configured, settings, True).post("/v1/match/worker", json=guess)
+    assert found.status_code == 200, found.text
+    assert wanda in [c["golden_id"] for c in found.json()["candidates"]]
+
+
+async def test_a_review_shows_no_comparison_of_sensitive_values_without_the_grant(
+    client: AsyncTestClient, make_client: MakeClient
+) -> None:
+    hcm, psa = pair(12)
+    # The same person as far as names go, a birth date one digit off, no address:
+    # a review task whose waterfall compares the birth dates.
+    psa = {"given_name": hcm["given_name"], "family_name": hcm["family_name"]}
+    psa["date_of_birth"] = hcm["date_of_birth"][:-1] + "9"
+    await _put(client, "hcm", "H-12", hcm)
+    await _put(client, "psa", "P-12", psa)
+    (task,) = (await client.get("/v1/reviews")).json()["tasks"]
+    for granted in (False, True):
+        steward = await make_client("steward", sensitive=granted)
+        listed = (await steward.get("/v1/reviews")).json()["tasks"][0]["explanation"]
+        detail = (await steward.get(f"/v1/reviews/{task['id']}")).json()
+        for explanation in (listed, detail["task"]["explanation"]):
+            (birth,) = [f for f in explanation["fields"] if f["field"] == "date_of_birth"]
+            shown = {k: birth[k] for k in ("level", "weight", "left", "right")}
+            if granted:
+                assert birth["level"] == "one_field_off", birth
+            else:
+                assert set(shown.values()) == {MASK}, birth
+            (family,) = [f for f in explanation["fields"] if f["field"] == "family_name"]
+            assert family["level"] == "exact"
+        assert ("date_of_birth" in detail["different"]) is granted, detail["different"]
+        assert "address" in detail["different"]
+
+
+async def test_a_name_search_skips_a_sensitive_name_without_the_grant(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    async with _hub(settings, "family_name") as admin:
+        await _put(admin, "hcm", "W-1", {"given_name": "Wanda", "family_name": "Kowalczyk"})
+        for granted in (False, True):
+            reader = _reader(admin, settings, granted)
+            by_name = (await reader.get("/v1/search/golden?q=kowalczyk")).json()["hits"]
+            assert [h["name"] for h in by_name] == (["Wanda Kowalczyk"] if granted else [])
+            by_id = (await reader.get("/v1/search/golden?q=hcm:W-1")).json()["hits"]
+            assert [h["name"] for h in by_id] == ["Wanda Kowalczyk" if granted else "Wanda"]

@@ -141,13 +141,16 @@ def test_a_steward_decides_a_task_and_sees_the_golden_record_change(
         expect(page.locator("#queue-total")).to_contain_text("1 task")
         page.click("#queue tbody tr a[href^='#/task/']")
 
-        # Both records side by side; the birth date (only HCM has it) is highlighted.
-        expect(page.locator("#left tr.diff[data-attr='date_of_birth']")).to_have_count(
-            1, timeout=WAIT
-        )
-        expect(page.locator("#right tr.diff[data-attr='date_of_birth']")).to_have_count(1)
+        # Both records side by side. The key has no sensitive grant: the birth date
+        # (only HCM has it) is masked, not highlighted as differing, and its waterfall
+        # row says neither the level nor the weight.
+        birth = "tr[data-attr='date_of_birth']"
+        expect(page.locator(f"#right {birth}")).to_contain_text("***", timeout=WAIT)
+        expect(page.locator(f"#right {birth}")).not_to_have_class("diff")
+        expect(page.locator(f"#left {birth}")).not_to_have_class("diff")
         expect(page.locator("#left tr[data-attr='family_name']")).not_to_have_class("diff")
-        expect(page.locator("#waterfall")).to_contain_text("date_of_birth")
+        expect(page.locator("#waterfall tr", has_text="date_of_birth")).to_contain_text("***")
+        expect(page.locator("#waterfall tr", has_text="family_name")).to_contain_text("exact")
         expect(page.locator("#left")).to_contain_text("psa:P-0 (under review)")
 
         page.fill("#comment", "same person: HR confirms")

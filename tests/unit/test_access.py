@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mdm.api.access import TokenBuckets
-from mdm.api.sensitive import MASK, mask
+from mdm.api.sensitive import MASK, compared_fields, mask
 from schemas.entities import SENSITIVE_ATTRIBUTES
 
 S = SENSITIVE_ATTRIBUTES
@@ -51,6 +51,41 @@ def test_mask_replaces_values_wherever_they_are_and_keeps_the_rest() -> None:
     assert masked["explanation"]["fields"][1] == answer["explanation"]["fields"][1]
     assert masked["pins"][0] == {"attribute": "national_id", "value": MASK, "actor": "anna"}
     assert answer["attributes"]["national_id"] == "7561234567897"  # a copy, not in place
+
+
+def test_mask_hides_whether_sensitive_values_agree() -> None:
+    row = {"field": "national_id", "level": "exact", "level_index": 0, "left": "7561234567897"}
+    row |= {"right": "7561234567897", "weight": 19.9, "tf_adjustment": 0.0, "member": 0}
+    answer = {
+        "explanation": {"weight": 3.5, "fields": [row]},
+        "different": ["address", "date_of_birth"],
+    }
+    masked = mask(answer, S)
+    assert masked["explanation"]["fields"][0] == {
+        **{k: MASK for k in row if k not in ("field", "member")},
+        "field": "national_id",
+        "member": 0,
+    }
+    assert masked["explanation"]["weight"] == 3.5
+    assert masked["different"] == ["address"]
+
+
+def test_a_sensitive_attribute_masks_every_match_field_that_reads_it() -> None:
+    names = frozenset({"family_name"})
+    fields = compared_fields(names)
+    assert {"family_name", "given_name"} <= fields  # a worker's given_name field reads both
+    answer = {
+        "attributes": {"given_name": "Ada", "family_name": "Lovelace"},
+        "fields": [{"field": "given_name", "level": "exact", "left": "ada", "right": "ada"}],
+    }
+    masked = mask(answer, names, fields)
+    assert masked["attributes"] == {"given_name": "Ada", "family_name": MASK}
+    assert masked["fields"][0] == {
+        "field": "given_name",
+        "level": MASK,
+        "left": MASK,
+        "right": MASK,
+    }
 
 
 def test_token_buckets_refill_at_the_rate_and_are_per_client() -> None:
