@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from mdm import heap
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
+from mdm.api.bodies import strict_body
 from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
@@ -115,6 +116,7 @@ def create_app(
         ],
         dependencies={"hub": Provide(_provide_hub, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=strict_body,  # bodies as the OpenAPI document says (mdm/api/bodies.py)
         # Every route declares its permission (opt); this one guard checks it.
         guards=[authorize],
         middleware=[prometheus.middleware, access],

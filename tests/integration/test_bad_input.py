@@ -115,6 +115,26 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str | None]] = [
         "$.source_updated_at",
     ),
     ("body not an object", "PUT", "/v1/sources/crm/customer/1", [1, 2], {}, 422, None),
+    # Bodies are held to their types strictly, as the batch items are: a number is not
+    # a time (it was 1970), a string is not a number.
+    (
+        "number for a time",
+        "PUT",
+        "/v1/sources/crm/customer/1",
+        {**GOOD, "source_updated_at": 1767225600},
+        {},
+        422,
+        "$.source_updated_at",
+    ),
+    (
+        "string for a number",
+        "POST",
+        "/v1/reviews/decisions",
+        {"decisions": [{"task_id": "1", "decision": "defer"}]},
+        {},
+        422,
+        "$.decisions[0].task_id",
+    ),
     ("batch not a list", "POST", "/v1/sources/crm/customer/batch", {"a": 1}, {}, 422, None),
     (
         "batch too large",
@@ -239,3 +259,14 @@ async def test_numbers_out_of_the_databases_range_are_422_not_500(
     response = await client.request(method, url, json=body)
     assert response.status_code == 422, response.text
     assert path in {e["path"] for e in response.json()["errors"]}, response.text
+
+
+async def test_a_whole_number_written_with_a_fraction_is_still_an_integer(
+    client: AsyncTestClient,
+) -> None:
+    # JSON (and the document's "integer") make 7.0 the number 7.
+    response = await client.post(
+        "/v1/reviews/decisions", json={"decisions": [{"task_id": 7.0, "decision": "defer"}]}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["error"]["status"] == 404  # no task 7
