@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 import msgspec.inspect
@@ -20,7 +20,19 @@ from msgspec import Meta
 # Bounded strings keep one bad record from bloating the database or the match index.
 ShortText = Annotated[str, Meta(max_length=200)]
 Text = Annotated[str, Meta(max_length=500)]
-Name = Annotated[str, Meta(min_length=1, max_length=300, description="Required, not blank.")]
+# A character the hub's cleaning of names keeps (matching/text.py clean_text drops
+# whitespace, control characters and invisible ones): a name without one is blank,
+# and a blank name is a 422. Documented in the JSON Schema; checked after decoding.
+NOT_BLANK = r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b\ufeff]"
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=300,
+        description="Required, not blank.",
+        extra_json_schema={"pattern": NOT_BLANK},
+    ),
+]
 Ref = Annotated[
     str,
     Meta(
@@ -37,6 +49,8 @@ CountryText = Annotated[
         description="ISO 3166-1 alpha-2 preferred; alpha-3 and English names are standardized.",
     ),
 ]
+# A decimal number written as a string (a JSON number is accepted as well).
+DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code.")]
 
 # Sensitive attributes: masked in API answers for callers without the grant, never
@@ -62,7 +76,13 @@ class Address(_Inbound):
 
 
 class Money(_Inbound):
-    amount: Decimal
+    amount: Annotated[
+        Decimal,
+        Meta(
+            description="A JSON number, or a string holding one.",
+            extra_json_schema={"type": ["number", "string"], "pattern": DECIMAL},
+        ),
+    ]
     currency: CurrencyCode
 
 
@@ -91,6 +111,17 @@ class Worker(_Inbound):
     refused, so that the source's id still has a golden record and a steward
     can complete it.
     """
+
+    # That rule in JSON Schema (schemas/export.py and the OpenAPI document add it).
+    __json_schema_extra__: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {
+                "required": [name],
+                "properties": {name: {"type": "string", "pattern": NOT_BLANK}},
+            }
+            for name in ("family_name", "given_name")
+        ]
+    }
 
     family_name: Annotated[str, Meta(max_length=300)] | None = None
     given_name: ShortText | None = None

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from litestar import Controller, Litestar, Response, Router, get
+from litestar import Controller, Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -22,6 +20,7 @@ from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.metrics import exposition
+from mdm.api.openapi import document, openapi_config
 from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
@@ -29,6 +28,7 @@ from mdm.api.relationships import ROUTES as RELATIONSHIP_ROUTES
 from mdm.api.reviews import ReviewController
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
 from mdm.api.steward import STEWARD_ROUTES
+from mdm.api.struct_schemas import StructSchemas
 from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import SourceCatalog
@@ -122,38 +122,13 @@ def create_app(
         middleware=[prometheus.middleware, access],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
-        openapi_config=OpenAPIConfig(
-            title="MDM hub",
-            version="1",
-            description="Golden records, cross-references and ingestion for CRM, PSA, ERP and HCM.",
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(
-                        type="apiKey",
-                        name="X-API-Key",
-                        security_scheme_in="header",
-                        description="An API key (`mdm keys create`, docs/security.md)",
-                    ),
-                    "bearer": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        bearer_format="JWT",
-                        description="An OAuth2 client-credentials token",
-                    ),
-                }
-            ),
-            security=[{"apiKey": []}, {"bearer": []}],
-            openapi_router=Router(
-                path="/schema",
-                route_handlers=[],
-                opt=requires(Permission.OPS),
-                include_in_schema=False,
-            ),
-        ),
+        openapi_config=openapi_config(),
+        plugins=[StructSchemas()],
         request_max_body_size=settings.api.max_body_bytes,
         # The process configures logging once (mdm.cli); litestar must not add handlers.
         logging_config=None,
     )
+    document(app)  # every answer of every route, in /schema/openapi.json (mdm/api/openapi.py)
     # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
     # handler (after the app's lifespan and scope setup) gets everything else.
     hub.lookups.renderer = partial(render_xref, hub)  # what the cache's warming renders with

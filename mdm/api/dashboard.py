@@ -12,6 +12,7 @@ from litestar.params import QueryParameter
 from mdm.adapters.dashboard import DashboardStore
 from mdm.adapters.data_quality import find_exceptions
 from mdm.api.auth import Permission, identity_of, requires
+from mdm.api.openapi import UNKNOWN_ENTITY
 from mdm.bootstrap import Hub
 from mdm.domain.sources import check_entity
 from publishers.outbox import lag
@@ -63,6 +64,7 @@ async def dashboard(hub: NamedDependency[Hub]) -> DashboardView:
     tags=["stewardship"],
     operation_id="search_golden",
     opt=requires(Permission.READ),
+    responses=UNKNOWN_ENTITY,
 )
 async def search_golden(
     hub: NamedDependency[Hub],

@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 from mdm.adapters.repository import Repository, StoredXref
 from mdm.adapters.reviews import ReviewStore
 from mdm.api.auth import RESPONSE_KEYS, Permission, requires
+from mdm.api.openapi import moved
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
@@ -75,6 +76,7 @@ class GoldenController(Controller):
         "/{entity:str}/{golden_id:str}",
         operation_id="get_golden",
         opt=requires(Permission.READ),
+        responses={301: moved("A merged-away id: Location is the surviving golden record's")},
     )
     async def get_golden(
         self,

@@ -15,6 +15,7 @@ from litestar.params import FromPath, JSONBody, PathParameter
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
+from mdm.api.openapi import problem
 from mdm.bootstrap import Hub
 from mdm.services.lifecycle import merge_goldens, unmerge_records
 from schemas.api import MergeRequest, MergeResponse, UnmergeRequest, UnmergeResponse
@@ -29,6 +30,11 @@ class LifecycleController(Controller):
         operation_id="merge_goldens",
         status_code=200,
         opt=requires(Permission.STEWARD),
+        responses={
+            409: problem(
+                "A golden record is merged or retired, or the survivor is among the losers"
+            )
+        },
     )
     async def merge(
         self,
@@ -62,6 +68,11 @@ class LifecycleController(Controller):
         operation_id="unmerge",
         status_code=200,
         opt=requires(Permission.STEWARD),
+        responses={
+            409: problem(
+                "The golden record is merged or retired, or no live source record would stay"
+            )
+        },
     )
     async def unmerge(
         self,

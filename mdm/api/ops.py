@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
 from mdm.api.auth import Permission, identity_of, requires
@@ -24,7 +25,13 @@ async def _database_ok(hub: Hub) -> bool:
     return True
 
 
-@get("/health", tags=["ops"], operation_id="health", opt=requires(Permission.PUBLIC))
+@get(
+    "/health",
+    tags=["ops"],
+    operation_id="health",
+    opt=requires(Permission.PUBLIC),
+    responses={503: ResponseSpec(Health, description="PostgreSQL or NATS does not answer")},
+)
 async def health(hub: NamedDependency[Hub]) -> Response[Health]:
     """200 when PostgreSQL and NATS both answer, 503 (with which one failed) otherwise."""
     db_ok, nats_ok = await asyncio.gather(_database_ok(hub), hub.nats.healthy())

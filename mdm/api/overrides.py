@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
+from mdm.api.openapi import problem
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
     OverrideResult,
@@ -37,6 +38,7 @@ GoldenId = Annotated[str, PathParameter(max_length=64)]
 Attribute = Annotated[str, PathParameter(max_length=64)]
 ActorQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
 ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
+NOT_ACTIVE = {409: problem("The golden record is merged or retired: act on the survivor")}
 
 
 def _response(result: OverrideResult) -> OverrideResponse:
@@ -70,6 +72,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/pins/{attribute:str}",
         operation_id="pin_value",
         opt=requires(Permission.STEWARD),
+        responses=NOT_ACTIVE,
     )
     async def pin(
         self,
@@ -100,6 +103,7 @@ class OverridesController(Controller):
         operation_id="unpin_value",
         status_code=200,
         opt=requires(Permission.STEWARD),
+        responses=NOT_ACTIVE,
     )
     async def unpin(
         self,
@@ -129,6 +133,7 @@ class OverridesController(Controller):
         "/{entity:str}/{golden_id:str}/ignores",
         operation_id="ignore_value",
         opt=requires(Permission.STEWARD),
+        responses=NOT_ACTIVE,
     )
     async def ignore(
         self,
@@ -159,6 +164,7 @@ class OverridesController(Controller):
         operation_id="unignore_value",
         status_code=200,
         opt=requires(Permission.STEWARD),
+        responses=NOT_ACTIVE,
     )
     async def unignore(
         self,

@@ -9,10 +9,11 @@ from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from mdm.adapters.data_quality import RULES, find_exceptions
+from mdm.adapters.data_quality import find_exceptions
 from mdm.adapters.relationships import Related, RelationshipStore
 from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
+from mdm.api.openapi import UNKNOWN_ENTITY, problem
 from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.relationships import RELATIONS
@@ -20,6 +21,7 @@ from mdm.domain.sources import check_entity
 from schemas.api import MAX_OFFSET
 from schemas.relationships import (
     DataQualityException,
+    ExceptionRule,
     ExceptionsResponse,
     PendingReferences,
     PendingReferenceView,
@@ -33,6 +35,9 @@ from schemas.relationships import (
 
 SystemPath = Annotated[str, PathParameter(min_length=1, max_length=64)]
 MAX_DEPTH = 50
+_RELATIONS_DESCRIPTION = "The entity's relation (another is a 422): " + "; ".join(
+    f"{entity}: {', '.join(names)}" for entity, names in RELATIONS.items()
+)
 
 
 async def _target_ids(
@@ -131,6 +136,7 @@ async def translate_many(
     tags=["relationships"],
     operation_id="pending_references",
     opt=requires(Permission.READ),
+    responses=UNKNOWN_ENTITY,
 )
 async def pending_references(
     hub: NamedDependency[Hub],
@@ -169,12 +175,13 @@ async def pending_references(
     tags=["golden"],
     operation_id="related_goldens",
     opt=requires(Permission.READ),
+    responses={409: problem("The golden record was merged into another: ask that one")},
 )
 async def related(
     hub: NamedDependency[Hub],
     entity: FromPath[str],
     golden_id: Annotated[str, PathParameter(max_length=64)],
-    relation: Annotated[str, QueryParameter(description="e.g. parents, children, managers")],
+    relation: Annotated[str, QueryParameter(description=_RELATIONS_DESCRIPTION)],
     depth: Annotated[int, QueryParameter(ge=1, le=MAX_DEPTH)] = 10,
     limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
 ) -> RelatedResponse:
@@ -234,11 +241,14 @@ async def _group(
     tags=["relationships"],
     operation_id="data_quality_exceptions",
     opt=requires(Permission.READ),
+    responses=UNKNOWN_ENTITY,
 )
 async def exceptions(
     hub: NamedDependency[Hub],
     entity: Annotated[str | None, QueryParameter(description="Only this entity")] = None,
-    rule: Annotated[str | None, QueryParameter(description=", ".join(RULES))] = None,
+    rule: Annotated[
+        ExceptionRule | None, QueryParameter(description="Only this rule's findings")
+    ] = None,
     golden_id: Annotated[str | None, QueryParameter(max_length=64)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     offset: Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)] = 0,
@@ -250,10 +260,6 @@ async def exceptions(
     """
     if entity is not None:
         check_entity(entity)
-    if rule is not None and rule not in RULES:
-        raise ValidationFailed(
-            f"unknown rule {rule!r}", [FieldProblem("query:rule", "one of " + ", ".join(RULES))]
-        )
     async with hub.reader() as repo:
         found, total, counts = await find_exceptions(
             repo.conn, entity, rule, golden_id, limit, offset

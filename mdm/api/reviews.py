@@ -13,6 +13,7 @@ from mdm.adapters.reviews import ReviewFilter, ReviewSort, ReviewStore
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
+from mdm.api.openapi import UNKNOWN_ENTITY, problem
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, MdmError, ValidationFailed
@@ -69,7 +70,9 @@ class ReviewController(Controller):
     path = "/v1/reviews"
     tags = ["stewardship"]
 
-    @get("", operation_id="list_reviews", opt=requires(Permission.STEWARD))
+    @get(
+        "", operation_id="list_reviews", opt=requires(Permission.STEWARD), responses=UNKNOWN_ENTITY
+    )
     async def list_reviews(
         self,
         hub: NamedDependency[Hub],
@@ -141,6 +144,7 @@ class ReviewController(Controller):
         "/{task_id:int}/assign",
         operation_id="assign_review",
         opt=requires(Permission.STEWARD),
+        responses={409: problem("The task is already decided")},
         status_code=200,
     )
     async def assign_review(
@@ -161,6 +165,7 @@ class ReviewController(Controller):
         operation_id="decide_review",
         opt=requires(Permission.STEWARD),
         status_code=200,
+        responses={409: problem("The task is already decided, or superseded by a change")},
     )
     async def decide_review(
         self,

@@ -18,6 +18,7 @@ from msgspec import Meta
 from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
+from mdm.api.openapi import problem
 from mdm.api.sources import IdempotencyKey, _idempotent
 from mdm.bootstrap import Hub
 from mdm.services.xref import register_xref
@@ -42,6 +43,11 @@ class XrefRegistered(msgspec.Struct, kw_only=True):
     operation_id="register_xref",
     summary="Register a source system's id for a golden record",
     opt=requires(Permission.SOURCE_WRITE),
+    responses={
+        409: problem(
+            "That id is linked to another golden record, or the target is merged or retired"
+        )
+    },
 )
 async def register(
     request: Request[Any, Any, Any],
