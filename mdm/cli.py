@@ -1,4 +1,5 @@
-"""The `mdm` command: serve, migrate, load, train, relay, events replay, demo, schemas."""
+"""The `mdm` command: serve, migrate, load, train, rematch, relay, events replay, demo,
+schemas."""
 
 from __future__ import annotations
 
@@ -218,6 +219,67 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mdm train: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mdm.bootstrap import make_engine, rules_of
+    from mdm.services.rematch import Rematch
+
+    rules = rules_of(settings)
+    engine = make_engine(settings.database.url or "", pool_size=2)
+    try:
+        run = await Rematch.claim(engine, rules, args.entity)
+        state = run.state
+        print(
+            f"{'continuing' if run.resumed else 'starting'} re-matching run {state.id} of "
+            f"{state.total:,} {args.entity} golden records under model version "
+            f"{state.model_version}",
+            flush=True,
+        )
+        with Progress(
+            TextColumn(f"rematch {args.entity}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=args.quiet,
+        ) as bar:
+            task = bar.add_task("rematch", total=state.total)
+            final = await run.run(
+                args.chunk, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    finally:
+        await engine.dispose()
+    print(f"run {final.id}: merged {final.merged:,}, review tasks opened {final.reviews:,}")
+
+
+def cmd_rematch(args: argparse.Namespace) -> int:
+    from mdm.bootstrap import resolve_services
+    from mdm.domain.errors import Conflict
+
+    settings = _settings(args)
+    settings, embedded = resolve_services(
+        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
+    )
+    try:
+        asyncio.run(_migrate(settings.database.url or ""))
+        asyncio.run(_rematch(settings, args))
+    except Conflict as exc:
+        print(f"mdm rematch: {exc}", file=sys.stderr)
+        return 1
     finally:
         if embedded is not None:
             embedded.stop()
@@ -485,6 +547,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     data_dir_option(train)
     train.set_defaults(func=cmd_train)
+
+    rematch = sub.add_parser(
+        "rematch",
+        help="re-match the golden records held under the entity's current model: merge what "
+        "now matches, ask stewards about the review band; resumable",
+    )
+    rematch.add_argument("entity", choices=ENTITIES)
+    rematch.add_argument(
+        "--chunk", type=int, default=500, help="golden records per transaction (default 500)"
+    )
+    rematch.add_argument("--quiet", action="store_true", help="no progress bar")
+    data_dir_option(rematch)
+    rematch.set_defaults(func=cmd_rematch)
 
     load = sub.add_parser(
         "load",

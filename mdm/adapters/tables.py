@@ -352,3 +352,25 @@ golden_reference = Table(
     Index(None, "target_entity", "source", "source_id"),
     Index(None, "target_golden_id"),
 )
+
+# Re-matching what the hub holds under the current model (mdm/services/rematch.py):
+# one row per run. `cursor` is the last golden id of the last committed chunk, so a
+# run killed midway continues after it; `status` is running until the last chunk.
+rematch_run = Table(
+    "rematch_run",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("entity", Text, nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("status", Text, nullable=False, server_default=text("'running'")),
+    Column("cursor", Text, nullable=True),
+    Column("done", BigInteger, nullable=False, server_default=text("0")),
+    Column("total", BigInteger, nullable=False, server_default=text("0")),
+    Column("merged", BigInteger, nullable=False, server_default=text("0")),
+    Column("reviews", BigInteger, nullable=False, server_default=text("0")),
+    Column("started_at", TS, nullable=False, server_default=func.now()),
+    Column("updated_at", TS, nullable=False, server_default=func.now()),
+    Column("finished_at", TS, nullable=True),
+    CheckConstraint("status IN ('running', 'finished', 'abandoned')", name="status"),
+    Index(None, "entity", "id"),
+)

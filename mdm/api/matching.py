@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from mdm.adapters.matching import MatchStore
 from mdm.api.auth import Permission, identity_of, requires
+from mdm.api.rematch import REMATCH_ROUTES
 from mdm.api.sensitive import refuse_sensitive_search
 from mdm.bootstrap import Hub
 from mdm.domain.errors import NotFound
@@ -92,6 +93,7 @@ async def match_unknown_entity(entity: FromPath[str]) -> None:
 MATCH_ROUTES: list[HTTPRouteHandler] = [
     *(_match_route(e) for e in ENTITIES),
     match_unknown_entity,
+    *REMATCH_ROUTES,
 ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
@@ -67,10 +68,12 @@ async def merge_goldens(
     ctx: RequestContext,
     *,
     review_id: int | None = None,
+    cause_kind: Literal["steward", "system"] = "steward",
 ) -> MergeResult:
     """Merge `loser_ids` into `survivor_id`: the survivor keeps its id, losers redirect.
 
-    `review_id` names the review task whose decision this merge is (in the events).
+    `review_id` names the review task whose decision this merge is (in the events);
+    `cause_kind` "system" is a merge the hub decided (re-matching, actor "matcher").
     """
     check_entity(entity)
     losers = sorted(set(loser_ids))
@@ -90,7 +93,7 @@ async def merge_goldens(
         entity, survivor_id, losers, moved, actor, reason, ctx.received_at
     )
     cause = Causation(
-        kind="steward", actor=actor, reason=reason, review_id=review_id, merge_id=merge_id
+        kind=cause_kind, actor=actor, reason=reason, review_id=review_id, merge_id=merge_id
     )
     linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
     touches = {

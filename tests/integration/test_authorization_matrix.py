@@ -41,6 +41,7 @@ XREF_READ = frozenset({"admin", "steward", "reader", "source"})
 SOURCE_WRITE = frozenset({"admin", "source"})  # a source only on its own records
 STEWARD = frozenset({"admin", "steward"})
 ANYONE_AUTHENTICATED = frozenset({"admin", "steward", "reader", "source"})
+ADMIN = frozenset({"admin"})
 Roles = frozenset[str]
 
 
@@ -179,6 +180,14 @@ MATRIX: dict[tuple[str, str], tuple[Roles, Build]] = {
     ("POST", "/v1/match/worker"): _match_row("worker"),
     ("POST", "/v1/match/project"): _match_row("project"),
     ("POST", "/v1/match/legal_entity"): _match_row("legal_entity"),
+    ("POST", "/v1/match/{entity}/rematch"): (
+        ADMIN,
+        lambda s, src: ("/v1/match/customer/rematch", None),
+    ),
+    ("GET", "/v1/match/{entity}/status"): (
+        READ,
+        lambda s, src: ("/v1/match/customer/status", None),
+    ),
     ("GET", "/v1/xref/{entity}/{source}/{source_id}"): (
         XREF_READ,
         lambda s, src: ("/v1/xref/customer/crm/ACC-1", None),

@@ -1,0 +1,341 @@
+"""Re-matching what the hub holds under the current model (`mdm rematch ENTITY`).
+
+Records are matched once, as they arrive, by the model in force then. When the
+model changes (`mdm train`), golden records that arrived split may now match:
+a run compares the stored golden records with each other under the current
+model and does what the matcher does when a record reveals two golden records
+to be one (mdm/services/ingest.py):
+
+- a pair at or above `auto_link` on their own evidence (`score_clusters`) is
+  merged with the lifecycle's merge (`merge_goldens`, actor `matcher`, the
+  model version in the reason): evented, undoable by an unmerge;
+- a pair in the review band gets a review task (`review_band`), unless an
+  undecided task already asks about it;
+- a pair a steward kept apart (a `not_a_match` decision or an unmerge) is
+  neither merged nor proposed again. A run never splits anything, so manual
+  merges, unmerges and pins stay as they are.
+
+Candidates come from the blocking index exactly as for an incoming record
+(`load_pool`: `MatchStore.candidate_owners`, the generic key cap, at most 40
+golden records, best-keyed first). Golden records are taken in id order, in
+chunks of one transaction each; a golden record is compared with candidates
+after it (so each pair is scored once), and one that grew by a merge is
+compared again with all its candidates until nothing more joins it: one merge
+at a time, each decided on the two golden records' own evidence, never through
+a third one. The run's row (rematch_run) keeps the cursor, committed with each
+chunk: a run killed midway continues after its last committed chunk, and a run
+over records that did not change changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from matching.scoring import ClusterScore, score_clusters
+from mdm.adapters.matching import MatchStore
+from mdm.adapters.merges import MergeStore
+from mdm.adapters.rematch import RematchStore, Run
+from mdm.adapters.repository import Repository
+from mdm.adapters.reviews import ReviewStore
+from mdm.domain.errors import Conflict
+from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.sources import check_entity
+from mdm.services.context import RequestContext
+from mdm.services.lifecycle import merge_goldens
+from mdm.services.matcher import MAX_REVIEWS, explanation, load_pool
+from mdm.services.reviews import announce_opened
+
+#: Golden records per transaction.
+CHUNK = 500
+ACTOR = "matcher"
+
+Transaction = Callable[[], AbstractAsyncContextManager[Repository]]
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class AlreadyRunning(Conflict):
+    """Another run of the same entity holds its lock."""
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    merged: int = 0
+    reviews: int = 0
+
+
+def _engine_transaction(engine: AsyncEngine) -> Transaction:
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[Repository]:
+        async with engine.begin() as conn:
+            yield Repository(conn)
+
+    return transaction
+
+
+class Rematch:
+    """One run: `await Rematch.claim(...)`, then `await run.run()` (which releases it)."""
+
+    def __init__(
+        self,
+        rules: MasteringRules,
+        entity: str,
+        lock_conn: AsyncConnection,
+        run: Run,
+        transaction: Transaction,
+        resumed: bool,
+    ) -> None:
+        self.rules = rules
+        self.entity = entity
+        self.lock_conn = lock_conn
+        self.state = run
+        self.transaction = transaction
+        self.resumed = resumed
+
+    @classmethod
+    async def claim(
+        cls,
+        engine: AsyncEngine,
+        rules: MasteringRules,
+        entity: str,
+        transaction: Transaction | None = None,
+    ) -> Rematch:
+        """Take the entity's run lock and the run to work on: the unfinished one, if it
+        is for the model in force (it continues after its cursor), else a new one.
+
+        Raises AlreadyRunning when another process is re-matching the entity."""
+        check_entity(entity)
+        transaction = transaction or _engine_transaction(engine)
+        lock_conn = await engine.connect()
+        try:
+            store = RematchStore(lock_conn)
+            if not await store.try_lock(entity):
+                raise AlreadyRunning(f"{entity} records are being re-matched already")
+            await lock_conn.commit()  # the session lock outlives this transaction
+            async with transaction() as repo:
+                active = await rules.models.current(repo.conn, entity)
+                version = active.model.version
+                runs = RematchStore(repo.conn)
+                last = await runs.latest(entity)
+                if last is not None and last.status == "running":
+                    if last.model_version == version:
+                        return cls(rules, entity, lock_conn, last, transaction, True)
+                    await runs.abandon(last.id)
+                run = await runs.start(entity, version, await runs.count_active(entity))
+            return cls(rules, entity, lock_conn, run, transaction, False)
+        except BaseException:
+            await _close_session(lock_conn)
+            raise
+
+    async def run(self, chunk_size: int = CHUNK, progress: Progress | None = None) -> Run:
+        """Work the run to its end, a chunk a transaction; its final row."""
+        try:
+            if progress is not None:
+                progress(self.state.done, self.state.total)
+            while True:
+                async with self.transaction() as repo:
+                    runs = RematchStore(repo.conn)
+                    goldens = await runs.next_goldens(self.entity, self.state.cursor, chunk_size)
+                    if not goldens:
+                        await runs.finish(self.state.id)
+                    else:
+                        result = await rematch_chunk(repo, self.rules, self.entity, goldens)
+                        await runs.advance(
+                            self.state.id, goldens[-1], len(goldens), result.merged, result.reviews
+                        )
+                    state = await runs.latest(self.entity)
+                assert state is not None and state.id == self.state.id
+                self.state = state
+                if progress is not None:
+                    progress(state.done, state.total)
+                if not goldens:
+                    return state
+        finally:
+            await self.release()
+
+    async def release(self) -> None:
+        await _close_session(self.lock_conn)
+
+
+async def _close_session(conn: AsyncConnection) -> None:
+    """Close the database session itself (not back to the pool), which ends its lock."""
+    if not conn.closed:
+        await conn.invalidate()
+        await conn.close()
+
+
+async def rematch_chunk(
+    repo: Repository, rules: MasteringRules, entity: str, goldens: list[str]
+) -> ChunkResult:
+    """Compare each of `goldens` (in id order) with its candidates, in one transaction."""
+    active = await rules.models.current(repo.conn, entity)
+    ctx = RequestContext()
+    result = ChunkResult()
+    runs = RematchStore(repo.conn)
+    for golden_id in goldens:
+        current: str | None = golden_id
+        later_only = True
+        while current is not None and await runs.is_active(current):
+            current = await _step(repo, rules, active, entity, current, later_only, ctx, result)
+            later_only = False
+    return result
+
+
+async def _step(
+    repo: Repository,
+    rules: MasteringRules,
+    active: ActiveModel,
+    entity: str,
+    golden_id: str,
+    later_only: bool,
+    ctx: RequestContext,
+    result: ChunkResult,
+) -> str | None:
+    """Score one golden record against its candidates and act on the best.
+
+    With `later_only`, only candidates after it in id order (the pairs before it
+    were scored when their first was). Merges the best candidate at or above
+    auto_link and answers the survivor, to be compared again; otherwise opens the
+    review tasks of the review band and answers None.
+    """
+    keys = (await RematchStore(repo.conn).keys([golden_id])).get(golden_id, [])
+    pool = await load_pool(MatchStore(repo.conn), entity, keys)
+    own = pool.members.get(golden_id)
+    if not own:
+        return None
+    thresholds = active.model.thresholds
+    merges = MergeStore(repo.conn)
+    scored: list[tuple[float, str, ClusterScore]] = []
+    for candidate in pool.candidates(keys):
+        if candidate == golden_id or (later_only and candidate < golden_id):
+            continue
+        other = pool.members.get(candidate)
+        if not other:
+            continue
+        left, right = (own, other) if golden_id < candidate else (other, own)
+        score = score_clusters(active.model, left, right, active.frequencies)
+        if score.probability >= thresholds.review:
+            scored.append((score.probability, candidate, score))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+    strong = [(c, s) for p, c, s in scored if p >= thresholds.auto_link]
+    for candidate, score in strong:
+        if await merges.apart(golden_id, candidate):
+            continue  # a steward said these are not the same: neither merge nor ask
+        survivor, loser = min(golden_id, candidate), max(golden_id, candidate)
+        await merge_goldens(
+            repo,
+            rules,
+            entity,
+            survivor,
+            [loser],
+            ACTOR,
+            f"re-matched under model version {active.model.version}: the golden records "
+            f"match on their own evidence (probability {score.probability:.6f})",
+            ctx,
+            cause_kind="system",
+        )
+        result.merged += 1
+        return survivor
+    band = [(c, s) for p, c, s in scored if p < thresholds.auto_link]
+    result.reviews += await _open_reviews(repo, active, entity, golden_id, band, ctx)
+    return None
+
+
+async def _open_reviews(
+    repo: Repository,
+    active: ActiveModel,
+    entity: str,
+    golden_id: str,
+    band: list[tuple[str, ClusterScore]],
+    ctx: RequestContext,
+) -> int:
+    """Review tasks for the pairs in the review band (at most MAX_REVIEWS, best first),
+    as the ingest path opens them: none for a pair a steward kept apart or that an
+    undecided task asks about already. The newer golden record is the one under
+    review (its first live record), the older the candidate."""
+    merges, reviews = MergeStore(repo.conn), ReviewStore(repo.conn)
+    tasks: list[dict[str, Any]] = []
+    sources: list[dict[str, Any]] = []
+    for candidate, score in band:
+        if len(tasks) == MAX_REVIEWS:
+            break
+        if await merges.apart(golden_id, candidate):
+            continue
+        if await reviews.undecided_between(golden_id, candidate, exclude=0):
+            continue
+        newer, older = max(golden_id, candidate), min(golden_id, candidate)
+        record = (await reviews.records(newer))[0]
+        tasks.append(
+            {
+                "entity": entity,
+                "record_id": record["id"],
+                "golden_id": newer,
+                "candidate_id": older,
+                "reason": "review_band",
+                "weight": score.weight,
+                "probability": score.probability,
+                "model_version": active.model.version,
+                "explanation": explanation(score),
+                "created_at": ctx.received_at,
+            }
+        )
+        sources.append({"source": record["source"], "source_id": record["source_id"]})
+    ids = await MatchStore(repo.conn).add_review_tasks(tasks)
+    await announce_opened(
+        ReviewStore(repo.conn),
+        [{**t, **s, "id": i} for t, s, i in zip(tasks, sources, ids, strict=True)],
+        ctx,
+    )
+    return len(tasks)
+
+
+# -- the status -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    entity: str
+    model_version: int
+    fitted_at: dt.datetime
+    trained_on: int | None  # the records the model was fitted on (None: the packaged one)
+    records: int  # live source records now
+    records_since_fit: int  # of them, received after the model was fitted
+    state: str  # idle | pending | running
+    run: Run | None  # the latest run
+
+
+async def status(conn: AsyncConnection, rules: MasteringRules, entity: str) -> Status:
+    """Where re-matching stands for `entity`.
+
+    Pending: a run was interrupted, or the model in force was fitted (not the
+    packaged one) after records were held and no run under it has finished.
+    """
+    check_entity(entity)
+    await rules.models.current(conn, entity)  # stores the packaged model if none is
+    store = RematchStore(conn)
+    info = await store.model_info(entity)
+    assert info is not None
+    last = await store.latest(entity)
+    if await store.locked(entity):
+        state = "running"
+    elif last is not None and last.status == "running":
+        state = "pending"
+    else:
+        done = await store.latest_finished(entity)
+        stale = info.trained_on is not None and (done is None or done.model_version < info.version)
+        state = "pending" if stale and await store.any_before(entity, info.fitted_at) else "idle"
+    return Status(
+        entity=entity,
+        model_version=info.version,
+        fitted_at=info.fitted_at,
+        trained_on=info.trained_on,
+        records=await store.live_records(entity),
+        records_since_fit=await store.live_records(entity, info.fitted_at),
+        state=state,
+        run=last,
+    )
