@@ -284,6 +284,14 @@ async def test_the_status_shows_pending_work_and_the_api_runs_it(
     for role in ("reader", "steward"):
         refused = await (await make_client(role)).post("/v1/match/worker/rematch")
         assert refused.status_code == 403
+    # One run per entity: while another process holds the run lock, a start is refused.
+    engine = create_async_engine(database_url)
+    async with engine.connect() as other:
+        assert await RematchStore(other).try_lock("worker")
+        assert (await reader.get("/v1/match/worker/status")).json()["state"] == "running"
+        busy = await client.post("/v1/match/worker/rematch")
+        assert busy.status_code == 409, busy.text
+    await engine.dispose()
     started = await client.post("/v1/match/worker/rematch", params={"chunk": 2})
     assert started.status_code == 202, started.text
     body = started.json()
