@@ -13,6 +13,7 @@ from litestar.params import FromPath, QueryParameter
 
 from mdm.adapters.rematch import Run
 from mdm.api.auth import Permission, requires
+from mdm.api.openapi import problem
 from mdm.bootstrap import Hub
 from mdm.services.rematch import CHUNK, Rematch, status
 from schemas.rematch import MatchStatus, RematchRunView, RematchStarted
@@ -52,6 +53,7 @@ async def _work(run: Rematch, chunk: int) -> Run:
     operation_id="start_rematch",
     summary="Re-match the golden records held under the current model, in the background",
     opt=requires(Permission.ADMIN),
+    responses={409: problem("A re-matching run of this entity is under way")},
 )
 async def start_rematch(
     hub: NamedDependency[Hub],
