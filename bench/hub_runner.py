@@ -25,6 +25,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from mdm.adapters.matching import MatchStore
 from mdm.api.app import create_app
@@ -129,7 +130,13 @@ async def _run(records: Sequence[dict[str, Any]], entity: str) -> dict[Key, str]
                 f"  hub: pass 2 (trained model): {time.perf_counter() - second:.1f} s",
                 flush=True,
             )
-            return await _golden_ids(client, records, entity)
+            found = await _golden_ids(client, records, entity)
+        engine = make_engine(url, pool_size=1)
+        async with engine.begin() as conn:
+            tasks = await conn.scalar(text("SELECT count(*) FROM review_task"))
+        await engine.dispose()
+        print(f"  hub: {tasks} review tasks opened in pass 2", flush=True)
+        return found
 
 
 def run_hub(records: list[dict[str, Any]], entity: str) -> Mapping[Key, Hashable]:

@@ -251,6 +251,10 @@ class WorkerConfig:
     sibling: float = 0.01  # same family name and address, other given name
     twin: float = 0.3  # ... of whom also the same birth date
     junior: float = 0.005  # same full name and address, a generation younger
+    # National ids drawn apart from the rest (their own seeded generator), so that
+    # every other value is the same with or without them:
+    housemate_id: float = 0.3  # a sibling's or junior's HCM/ERP record with the housemate's id
+    second_id: float = 0.01  # an HCM/ERP record with another valid id of the same person
     typo_hcm: float = 0.02  # per name field
     typo_other: float = 0.07
     swapped_names: float = 0.03  # given and family name swapped (ERP and PSA)
@@ -275,6 +279,7 @@ class _Person:
     phone: str
     address: dict[str, str]
     old_address: dict[str, str]
+    housemate: _Person | None = None  # the earlier person of the household (hard negatives)
 
 
 def _national_id(rng: random.Random, country: str) -> str | None:
@@ -294,6 +299,7 @@ def _national_id(rng: random.Random, country: str) -> str | None:
 class _Workers:
     def __init__(self, seed: int, config: WorkerConfig) -> None:
         self.rng = random.Random(seed)
+        self.id_rng = random.Random(f"national ids {seed}")
         self.fake = Faker(list(LOCALES.values()))
         self.fake.seed_instance(seed)
         self.config = config
@@ -363,6 +369,7 @@ class _Workers:
         elif kind < (config.namesake + config.sibling) / share:
             person.family, person.maiden = other.family, None
             person.address = dict(other.address)
+            person.housemate = other
             if rng.random() < config.twin:
                 person.dob = other.dob
                 self.stats["hard negative: twin (same birth date and address)"] += 1
@@ -371,6 +378,7 @@ class _Workers:
         else:
             person.given, person.family, person.maiden = other.given, other.family, None
             person.address = dict(other.address)
+            person.housemate = other
             person.dob = other.dob.replace(year=other.dob.year + rng.randint(24, 34), day=1)
             self.stats["hard negative: junior (same name and address)"] += 1
         person.email = self._work_email(person.given, person.family)
@@ -428,13 +436,27 @@ class _Workers:
             if source == "erp" and rng.random() < 0.02:
                 nid = digit_typo(rng, nid)
                 stats["national id mistyped"] += 1
-            attributes["national_id"] = nid
+            attributes["national_id"] = self._other_id(person, nid)
         number_rate = {"hcm": 1.0, "erp": 0.8, "psa": 0.45}[source]
         if not contractor and rng.random() < number_rate:
             number = person.employee_number or ""
             attributes["employee_number"] = number.lower() if rng.random() < 0.1 else number
         attributes.update(self._contact(person, source, kept_maiden))
         return {"source": source, "entity": "worker", "attributes": attributes}
+
+    def _other_id(self, person: _Person, nid: str) -> str:
+        """`nid`, or (drawn from `id_rng`) the housemate's id or a second id of the person."""
+        draw = self.id_rng.random()
+        mate = person.housemate
+        if mate is not None and mate.national_id and draw < self.config.housemate_id:
+            self.stats["hard negative: national id of the housemate"] += 1
+            return mate.national_id
+        if draw > 1 - self.config.second_id:
+            second = _national_id(self.id_rng, person.country)
+            if second and second != nid:
+                self.stats["a second national id of the same person"] += 1
+                return second
+        return nid
 
     def _contact(self, person: _Person, source: str, kept_maiden: bool) -> dict[str, Any]:
         rng, stats = self.rng, self.stats
