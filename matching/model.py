@@ -12,6 +12,9 @@ it makes). It round-trips through JSON and TOML. A model holds:
   (see matching.blocking).
 - `thresholds`: `auto_link` and `review` as match probabilities.
 - `prior`: lambda, the probability that two random records match.
+- `identity`: which fields say who a record is, beyond their weights: an
+  outright disagreement on them holds a candidate below `auto_link`
+  (see `Identity` and matching.scoring).
 
 Default models for the four entities ship as `matching/defaults/{entity}.toml`.
 """
@@ -83,6 +86,25 @@ class BlockingRule(_Base, frozen=True):
     unordered: bool = False
 
 
+class Identity(_Base, frozen=True):
+    """The fields whose outright disagreement ("else") means another entity.
+
+    - `names`: when every name compared disagrees, it is another entity whatever
+      else agrees (a form carrying a relative's national id, a tax id on another
+      company's invoice): a steward decides at most.
+    - `distinguishing`: fields on which people of one household differ (given
+      name, birth date: siblings, twins, a junior and a senior); one disagreeing
+      is another person, unless an identifier agrees.
+    - `identifiers`: fields whose agreement (any level but "else") excuses a
+      distinguishing disagreement, and that let a strong key link at once
+      when a name agrees too (mdm.services.ingest).
+    """
+
+    names: tuple[str, ...] = ()
+    distinguishing: tuple[str, ...] = ()
+    identifiers: tuple[str, ...] = ()
+
+
 class Thresholds(_Base, frozen=True):
     """Match probabilities: at or above `auto_link` link; at or above `review` ask a steward."""
 
@@ -100,6 +122,8 @@ class MatchModel(_Base, frozen=True, weakref=True):
     fields: tuple[FieldComparison, ...]
     blocking: tuple[BlockingRule, ...]
     description: str = ""
+    # None: a model stored before the section existed; it takes the packaged default's.
+    identity: Identity | None = None
 
     # --- construction and validation ---
 
@@ -134,6 +158,11 @@ class MatchModel(_Base, frozen=True, weakref=True):
             if names.count(f.name) > 1:
                 raise ModelError(f"field {f.name!r} appears twice")
             _check_field(f)
+        if self.identity is not None:
+            for part in ("names", "distinguishing", "identifiers"):
+                for name in getattr(self.identity, part):
+                    if name not in names:
+                        raise ModelError(f"identity.{part}: {name!r} names no field of the model")
         rule_names = [r.name for r in self.blocking]
         for rule in self.blocking:
             if rule_names.count(rule.name) > 1:
@@ -169,6 +198,23 @@ class MatchModel(_Base, frozen=True, weakref=True):
         return cls.validated(data)
 
     # --- helpers ---
+
+    def identity_rules(self) -> Identity:
+        """`identity`, or the packaged default model's when this one has none."""
+        if self.identity is not None:
+            return self.identity
+        found = default_model(self.entity).identity
+        names = {f.name for f in self.fields}
+        return (
+            Identity(
+                **{
+                    part: tuple(n for n in getattr(found, part) if n in names)
+                    for part in ("names", "distinguishing", "identifiers")
+                }
+            )
+            if found is not None
+            else Identity()
+        )
 
     def field(self, name: str) -> FieldComparison:
         for f in self.fields:

@@ -129,6 +129,8 @@ class ClusterScore(msgspec.Struct, frozen=True, kw_only=True):
     rule: str
     # The member with the highest pairwise weight (the closest source record).
     best_member: int | None
+    # Why this golden record cannot be linked to (`conflict`), or None.
+    conflict: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.json.decode(msgspec.json.encode(self))
@@ -138,6 +140,12 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     golden_id: Any
     probability: float
     weight: float
+    # Why it cannot be linked to whatever its probability (ClusterScore.conflict).
+    conflict: str | None = None
+
+    def links(self, model: MatchModel) -> bool:
+        """At or above `auto_link`, and not another entity."""
+        return self.probability >= model.thresholds.auto_link and self.conflict is None
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -175,6 +183,10 @@ class CompiledModel:
     model: MatchModel
     fields: tuple[CompiledField, ...]
     prior_weight: float
+    # The model's identity fields (matching.model.Identity) as column indices.
+    names: tuple[int, ...] = ()
+    distinguishing: tuple[int, ...] = ()
+    identifiers: tuple[int, ...] = ()
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -199,7 +211,16 @@ def compile_model(model: MatchModel) -> CompiledModel:
                 comparable=comparable_check(f.comparator),
             )
         )
-    compiled = CompiledModel(model, tuple(fields), math.log2(model.prior / (1 - model.prior)))
+    identity = model.identity_rules()
+    column = {f.name: i for i, f in enumerate(model.fields)}
+    compiled = CompiledModel(
+        model,
+        tuple(fields),
+        math.log2(model.prior / (1 - model.prior)),
+        names=tuple(column[n] for n in identity.names),
+        distinguishing=tuple(column[n] for n in identity.distinguishing),
+        identifiers=tuple(column[n] for n in identity.identifiers),
+    )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
     return compiled
@@ -255,6 +276,43 @@ def _field_score(
 def comparison_levels(model: MatchModel, a: Prepared, b: Prepared) -> list[int]:
     """The level index of every field (NULL = -1 where a side has no value)."""
     return [f.level(a, b) for f in compile_model(model).fields]
+
+
+def conflict(compiled: CompiledModel, levels: Sequence[int]) -> str | None:
+    """Why a record compared at `levels` (one per field, NULL where missing) is another
+    entity whatever its weight, or None (the model's `identity`):
+
+    - every name compared disagrees outright: "no name agrees" (an identifier
+      agreeing with it is a relative's or a housemate's number on a form);
+    - else, unless an identifier agrees, a distinguishing field disagreeing
+      outright: "<field> disagrees" (siblings and twins differ on the given
+      name, a junior and a senior on the birth date).
+    """
+    fields = compiled.fields
+    names = [i for i in compiled.names if levels[i] != NULL]
+    if names and all(levels[i] == fields[i].else_index for i in names):
+        return "no name agrees"
+    if any(_agrees(compiled, levels, i) for i in compiled.identifiers):
+        return None
+    for i in compiled.distinguishing:
+        if levels[i] == fields[i].else_index:
+            return f"{fields[i].name} disagrees"
+    return None
+
+
+def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
+    """Whether an identifier of `a` and `b` agrees and so does one of their names (given or
+    family name at any level but "else": fuzzy, nickname, phonetic, swapped): the
+    strong identifiers may then link them without the model (mdm.services.ingest)."""
+    compiled = compile_model(model)
+    levels = [f.level(a, b) for f in compiled.fields]
+    return any(_agrees(compiled, levels, i) for i in compiled.identifiers) and any(
+        _agrees(compiled, levels, i) for i in compiled.names
+    )
+
+
+def _agrees(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:
+    return levels[i] != NULL and levels[i] != compiled.fields[i].else_index
 
 
 def pair_weight(
@@ -331,8 +389,13 @@ def score_cluster(
         raise ValueError(f"unknown cluster rule {rule!r}")
     # One pass: every member's level and weight on every field.
     grid = [_member_row(compiled, incoming, member, tf) for member in members]
-    totals = [sum(w for _, w in row) for row in grid]
-    best_member = max(range(len(members)), key=totals.__getitem__)
+    # Evidence comes only from members that are not another entity than the
+    # incoming record (`conflict`); when every member is, from all of them, and
+    # the score says why it cannot link.
+    conflicts = [conflict(compiled, [level for level, _ in row]) for row in grid]
+    eligible = [i for i, c in enumerate(conflicts) if c is None] or list(range(len(members)))
+    totals = {i: sum(w for _, w in grid[i]) for i in eligible}
+    best_member = max(eligible, key=totals.__getitem__)
     fields = []
     for column, f in enumerate(compiled.fields):
         a = incoming.get(f.name)
@@ -340,7 +403,7 @@ def score_cluster(
         if rule == "pairwise_best":
             index = best_member
         else:
-            index = _best_in_column(grid, column)
+            index = _best_in_column(grid, column, eligible)
         if index is None or grid[index][column][0] == NULL:
             b = members[index].get(f.name) if index is not None else None
             fields.append(_field_score(f, NULL, a, b, tf, index))
@@ -349,7 +412,7 @@ def score_cluster(
         b = members[index][f.name]
         score = _field_score(f, level, a, b, tf, index)
         if rule == "field_best" and level != f.else_index:
-            distinct = {m[f.name]["v"] for m in members if f.name in m}
+            distinct = {members[i][f.name]["v"] for i in eligible if f.name in members[i]}
             if len(distinct) > 1:
                 score = msgspec.structs.replace(
                     score, weight=score.weight - math.log2(len(distinct))
@@ -364,6 +427,7 @@ def score_cluster(
         model_version=model.version,
         rule=rule,
         best_member=best_member,
+        conflict=conflicts[best_member],
     )
 
 
@@ -384,7 +448,7 @@ def score_clusters(
     if not left:
         raise ValueError("a golden record to score has at least one member")
     scores = [score_cluster(model, record, right, tf) for record in left]
-    return max(scores, key=lambda s: s.weight)
+    return max(scores, key=lambda s: (s.conflict is None, s.weight))
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,10 +499,13 @@ def below(
     """True only if `score_cluster(...)`'s weight (rule field_best) is certainly below
     `floor`: fields are compared one at a time, each replacing its ceiling by the best
     weight any member reaches on it (the cluster score takes that member's weight, or
-    less after the several-values penalty; 0 where no member has the field), and the
-    answer comes as soon as the bound drops below the floor. False says nothing.
+    less after the several-values penalty; 0 where no member has the field, and at
+    most 0 where one of several members lacks it: the members holding it may be
+    left out as conflicts), and the answer comes as soon as the bound drops below the
+    floor. False says nothing.
     """
     bound = top.total
+    several = len(members) > 1
     margin = 1e-9 * (1.0 + abs(floor))  # the sums run in another order than the score's
     if bound < floor - margin:
         return True
@@ -451,6 +518,8 @@ def below(
             # level_of, inlined (this loop is most of a bulk load's matching)
             b = member.get(name)
             if b is None or (comparable is not None and not comparable(a, b)):
+                if several:  # the members with the field may all be left out as conflicts
+                    best = 0.0 if best is None else max(best, 0.0)
                 continue
             level = len(predicates)
             for index, holds in enumerate(predicates):
@@ -491,12 +560,14 @@ def _member_row(
     return row
 
 
-def _best_in_column(grid: list[list[tuple[int, float]]], column: int) -> int | None:
-    """The member with the highest weight on one field, among those with a value."""
+def _best_in_column(
+    grid: list[list[tuple[int, float]]], column: int, rows: Sequence[int]
+) -> int | None:
+    """The member (of `rows`) with the highest weight on one field, among those with a value."""
     best = None
     best_weight = -math.inf
-    for index, row in enumerate(grid):
-        level, weight = row[column]
+    for index in rows:
+        level, weight = grid[index][column]
         if level != NULL and weight > best_weight:
             best, best_weight = index, weight
     return best
@@ -508,18 +579,20 @@ def decide(model: MatchModel, scores: Mapping[Any, ClusterScore], left_out: int 
     link: exactly one candidate at or above `auto_link`. review: two or more
     at or above `auto_link` (never a silent chain merge), or the best in the
     review band. new: none reaches `review`. Candidates at or above
-    `review` are listed best first. `left_out` candidates were not scored, being
-    certainly below `review` (`below`): they could not change the decision.
+    `review` are listed best first. A candidate with a conflict (another entity
+    whatever its weight: `conflict`) counts as in the review band at most.
+    `left_out` candidates were not scored, being certainly below `review`
+    (`below`): they could not change the decision.
     """
     t = model.thresholds
     ranked = sorted(
         (
-            Candidate(golden_id=g, probability=s.probability, weight=s.weight)
+            Candidate(golden_id=g, probability=s.probability, weight=s.weight, conflict=s.conflict)
             for g, s in scores.items()
         ),
         key=lambda c: (-c.weight, str(c.golden_id)),
     )
-    above = [c for c in ranked if c.probability >= t.auto_link]
+    above = [c for c in ranked if c.links(model)]
     band = tuple(c for c in ranked if c.probability >= t.review)
     if len(above) == 1:
         return Decision(
@@ -536,11 +609,13 @@ def decide(model: MatchModel, scores: Mapping[Any, ClusterScore], left_out: int 
             reason=f"{len(above)} candidates at or above auto_link {t.auto_link}",
         )
     if band:
+        held = band[0].conflict if band[0].probability >= t.auto_link else None
         return Decision(
             outcome="review",
             golden_id=band[0].golden_id,
             candidates=band,
-            reason=f"best candidate in the review band [{t.review}, {t.auto_link})",
+            reason=f"best candidate in the review band [{t.review}, {t.auto_link})"
+            + (f", held there: {held}" if held else ""),
         )
     reason = f"no candidate reaches review {t.review}" if ranked or left_out else "no candidate"
     return Decision(outcome="new", golden_id=None, candidates=(), reason=reason)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from matching import standardize_record, strong_keys
-from matching.scoring import ClusterScore
+from matching.scoring import ClusterScore, vouches
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
@@ -587,6 +587,26 @@ class _Link:
     merges: tuple[tuple[str, ClusterScore], ...] = ()
 
 
+def _vouched_owners(
+    p: _Prepared, owners: Mapping[str, set[str]], active: ActiveModel, pool: BatchPool
+) -> dict[str, set[str]]:
+    """The golden records owning the record's strong keys that may take it at once: a
+    member agrees with it on an identifier and on a name (matching.scoring.vouches).
+    The others are left to the model, which weighs the identifier with the rest."""
+    assert p.features is not None
+    incoming = p.features.prepared
+    verdict: dict[str, bool] = {}
+    out: dict[str, set[str]] = {}
+    for key in p.keys:
+        for golden_id in {pool.resolve(g) for g in owners.get(key, ())}:
+            if golden_id not in verdict:
+                members = pool.members.get(golden_id) or ()
+                verdict[golden_id] = any(vouches(active.model, incoming, m) for m in members)
+            if verdict[golden_id]:
+                out.setdefault(key, set()).add(golden_id)
+    return out
+
+
 def _link(
     entity: str,
     p: _Prepared,
@@ -601,8 +621,8 @@ def _link(
         # An update keeps its golden record; re-matching on change is the
         # stewards' business (review tasks), not a side effect of an update.
         return _Link(pool.resolve(current.golden_id), "linked", "existing")
-    resolved = {k: {pool.resolve(g) for g in owners[k]} for k in p.keys if k in owners}
-    best, candidates = _choose(p.keys, resolved)
+    assert p.features is not None
+    best, candidates = _choose(p.keys, _vouched_owners(p, owners, active, pool))
     if best is not None:
         rule = "strong_key" if len(candidates) == 1 else "strong_key_ambiguous"
         if len(candidates) > 1:
@@ -618,15 +638,13 @@ def _link(
     if current is not None:
         # A deleted record that comes back returns to the golden record it had.
         return _Link(pool.resolve(current.golden_id), "linked", "restored")
-    assert p.features is not None
     result = match(active, p.features, pool, prune=True)
     decision = result.decision
     if decision.outcome == "link":
         return _Link(decision.golden_id, "linked", "match", result.score(decision.golden_id))
     reviews: tuple[tuple[str, str, ClusterScore], ...] = ()
     if decision.outcome == "review":
-        auto = active.model.thresholds.auto_link
-        strong = [c.golden_id for c in decision.candidates if c.probability >= auto]
+        strong = [c.golden_id for c in decision.candidates if c.links(active.model)]
         if len(strong) > 1:
             # Several golden records match well: join the best. Another one that
             # matches it on their own evidence (without this record) is the same

@@ -178,7 +178,8 @@ def match(active: ActiveModel, f: Features, pool: BatchPool, prune: bool = False
 def same_on_their_own(
     active: ActiveModel, pool: BatchPool, left: str, right: str
 ) -> ClusterScore | None:
-    """The two golden records' score against each other, if it reaches auto_link.
+    """The two golden records' score against each other, if it reaches auto_link
+    without a conflict (matching.scoring.conflict).
 
     A record that matched both is left out: only their own members are compared,
     so a merge this allows is evidence that they are one, not a chain through it.
@@ -187,7 +188,8 @@ def same_on_their_own(
     if not a or not b:
         return None
     score = score_clusters(active.model, a, b, active.frequencies)
-    return score if score.probability >= active.model.thresholds.auto_link else None
+    linked = score.probability >= active.model.thresholds.auto_link and score.conflict is None
+    return score if linked else None
 
 
 def explanation(score: ClusterScore) -> dict[str, Any]:

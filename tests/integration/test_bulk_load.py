@@ -41,7 +41,8 @@ ANNA = {"given_name": "Annika", "family_name": "Berglund-Moreau", "date_of_birth
 # records, which match each other, so the matcher merges B's into A's; D comes after,
 # and E has B's e-mail (a strong key whose golden record C's chunk merged away).
 # A load plans a chunk while the previous one is still being written: G shares only
-# an e-mail with F of the chunk before, which the database does not show yet.
+# an e-mail and the family name with F of the chunk before, which the database does
+# not show yet.
 MERGE_STORY = {
     50: ("B", {"family_name": "Placeholder"}),
     150: ("A", ANNA),
@@ -60,7 +61,7 @@ MERGE_STORY = {
     ),
     660: (
         "G",
-        {"given_name": "Gustav", "family_name": "Zielinski", "email": "shared.mailbox@example.com"},
+        {"given_name": "F.", "family_name": "Achterberg", "email": "shared.mailbox@example.com"},
     ),
 }
 

@@ -155,8 +155,8 @@ async def test_unmerge_of_a_record_that_never_merged_gets_a_new_golden_id(
         client, "crm", "A", {"name": "Acme", "tax_id": "DE136695976", "tax_country": "DE"}
     )
     await put(
-        client, "erp", "X", {"name": "Other Co", "tax_id": "DE136695976", "tax_country": "DE"}
-    )  # wrongly carries Acme's tax id
+        client, "erp", "X", {"name": "Acme Services", "tax_id": "DE136695976", "tax_country": "DE"}
+    )  # a sister company filed under Acme's tax id: the strong key links it
     response = await client.post(
         f"/v1/golden/customer/{first['golden_id']}/unmerge",
         json={"records": [{"source": "erp", "source_id": "X"}], "actor": "steward.ben"},

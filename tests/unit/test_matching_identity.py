@@ -1,0 +1,204 @@
+"""Identifiers are evidence, not verdicts; people of one household are not one person.
+
+The packaged default models, scored as the hub scores a candidate golden record
+(`score_cluster` and `decide`), without term frequencies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matching import standardize_record
+from matching.model import MatchModel, ModelError, default_model
+from matching.prepare import Prepared, prepare
+from matching.scoring import ClusterScore, decide, score_cluster, score_clusters, vouches
+
+WORKER = default_model("worker")
+HOME = {"line1": "Rosenweg 12", "postal_code": "79098", "city": "Freiburg", "country": "DE"}
+NID = "12345678901"
+
+
+def _worker(**attrs: Any) -> Prepared:
+    return prepare(WORKER, "worker", standardize_record("worker", attrs).values)
+
+
+def _company(entity: str, **attrs: Any) -> Prepared:
+    model = default_model(entity)
+    return prepare(model, entity, standardize_record(entity, attrs).values)
+
+
+def _outcome(model: MatchModel, incoming: Prepared, members: list[Prepared]) -> str:
+    return decide(model, {"g": score_cluster(model, incoming, members)}).outcome
+
+
+def _score(incoming: Prepared, members: list[Prepared]) -> ClusterScore:
+    return score_cluster(WORKER, incoming, members)
+
+
+# --- identifiers weighed with the names -------------------------------------------
+
+
+def test_a_shared_national_id_on_a_different_name_goes_to_review_at_most() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", national_id=NID, address=HOME)
+    form = _worker(given_name="Miriam", family_name="Okafor", national_id=NID, address=HOME)
+    score = _score(form, [held])
+    assert score.conflict == "no name agrees"
+    assert score.probability >= WORKER.thresholds.auto_link  # the weights alone would link
+    assert _outcome(WORKER, form, [held]) == "review"
+    assert not vouches(WORKER, form, held)
+
+
+def test_a_shared_national_id_with_a_compatible_name_vouches() -> None:
+    held = _worker(given_name="William", family_name="Keller", national_id=NID)
+    for other in (
+        _worker(given_name="Bill", family_name="Kellner", national_id=NID),  # nickname, fuzzy
+        _worker(given_name="William", family_name="Brandt", national_id=NID),  # married
+        _worker(given_name="Keller", family_name="William", national_id=NID),  # swapped
+    ):
+        assert vouches(WORKER, other, held)
+    assert not vouches(WORKER, _worker(given_name="William", family_name="Keller"), held)
+
+
+def test_one_person_with_two_national_ids_links() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1984-03-17",
+                   national_id=NID, address=HOME)  # fmt: skip
+    other = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1984-03-17",
+                    national_id="98765432109", address=HOME)  # fmt: skip
+    score = _score(other, [held])
+    assert {f.field: f.level for f in score.fields}["national_id"] == "else"
+    assert score.conflict is None
+    assert _outcome(WORKER, other, [held]) == "link"
+
+
+def test_a_national_id_one_typo_or_transposition_off_is_near_agreement() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", national_id=NID)
+    for typo in ("12345678907", "12345687901"):
+        score = _score(_worker(given_name="Jonas", family_name="Keller", national_id=typo), [held])
+        row = {f.field: f for f in score.fields}["national_id"]
+        assert row.level == "damerau_levenshtein<=1" and row.weight > 5
+
+
+def test_national_ids_further_apart_keep_namesakes_apart() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1984-03-17",
+                   national_id=NID)  # fmt: skip
+    other = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1984-03-17",
+                    national_id="12345670981")  # fmt: skip
+    assert {f.field: f.level for f in _score(other, [held]).fields}["national_id"] == "else"
+    assert _outcome(WORKER, other, [held]) != "link"
+
+
+# --- people of one household ---------------------------------------------------
+
+
+def test_household_members_are_not_linked() -> None:
+    father = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                     address=HOME, national_id=NID)  # fmt: skip
+    cases = {
+        "given_name disagrees": _worker(
+            given_name="Miriam", family_name="Keller", date_of_birth="1963-11-20", address=HOME
+        ),
+        "twin": _worker(
+            given_name="Lukas", family_name="Keller", date_of_birth="1961-05-02", address=HOME
+        ),
+        "junior": _worker(
+            given_name="Jonas", family_name="Keller", date_of_birth="1989-05-01", address=HOME,
+            national_id="55566677788",
+        ),
+        "no birth date": _worker(given_name="Miriam", family_name="Keller", address=HOME),
+    }  # fmt: skip
+    for case, record in cases.items():
+        score = _score(record, [father])
+        assert score.conflict is not None, case
+        assert _outcome(WORKER, record, [father]) != "link", case
+
+
+def test_the_same_person_with_a_mistyped_birth_date_links() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                   address=HOME)  # fmt: skip
+    other = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-03",
+                    address=HOME)  # fmt: skip
+    assert _score(other, [held]).conflict is None
+    assert _outcome(WORKER, other, [held]) == "link"
+
+
+def test_an_agreeing_identifier_excuses_a_given_name_disagreement() -> None:
+    # A record whose given name was replaced (FEBRL's corruption) but whose national
+    # id, family name, birth date and address agree is the same person.
+    held = _worker(given_name="Charlotte", family_name="Suth", date_of_birth="1961-05-02",
+                   address=HOME, national_id=NID)  # fmt: skip
+    other = _worker(given_name="Rupert", family_name="Suth", date_of_birth="1961-05-02",
+                    address=HOME, national_id=NID)  # fmt: skip
+    assert _score(other, [held]).conflict is None
+    assert _outcome(WORKER, other, [held]) == "link"
+
+
+# --- entity-centric scoring: no chimera -------------------------------------------
+
+
+def test_evidence_from_a_member_of_another_name_does_not_count() -> None:
+    # One member has the name, another (of a different name) the national id and the
+    # birth date: per field the best level with any member would add them up.
+    named = _worker(given_name="Jonas", family_name="Keller")
+    other = _worker(given_name="Miriam", family_name="Okafor", date_of_birth="1961-05-02",
+                    national_id=NID, address=HOME)  # fmt: skip
+    incoming = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                       national_id=NID, address=HOME)  # fmt: skip
+    score = _score(incoming, [named, other])
+    rows = {f.field: f for f in score.fields}
+    assert rows["national_id"].level == "null" and rows["date_of_birth"].level == "null"
+    assert rows["given_name"].member == 0
+    assert _outcome(WORKER, incoming, [named, other]) != "link"
+    # The same members with names that agree do add up.
+    kin = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                  national_id=NID)  # fmt: skip
+    assert _outcome(WORKER, incoming, [named, kin]) == "link"
+
+
+def test_two_golden_records_of_a_household_are_not_merged_on_their_own() -> None:
+    left = [_worker(given_name="Lukas", family_name="Keller", date_of_birth="1961-05-02",
+                    address=HOME)]  # fmt: skip
+    right = [_worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                     address=HOME)]  # fmt: skip
+    assert score_clusters(WORKER, left, right).conflict == "given_name disagrees"
+
+
+# --- companies -----------------------------------------------------------------
+
+
+def test_a_tax_id_on_a_completely_different_company_name_goes_to_review_at_most() -> None:
+    for entity in ("customer", "legal_entity"):
+        model = default_model(entity)
+        extra = {"tax_country": "DE"} if entity == "customer" else {"country": "DE"}
+        held = _company(entity, name="Acme Maschinenbau GmbH", tax_id="DE136695976", **extra)
+        other = _company(entity, name="Blue Harbour Logistics GmbH", tax_id="DE136695976",
+                         **extra)  # fmt: skip
+        same = _company(entity, name="ACME Maschinenbau", tax_id="DE136695976", **extra)
+        assert score_cluster(model, other, [held]).conflict == "no name agrees", entity
+        assert _outcome(model, other, [held]) != "link", entity
+        assert not vouches(model, other, held) and vouches(model, same, held), entity
+        assert _outcome(model, same, [held]) == "link", entity
+
+
+# --- the model's identity section -------------------------------------------------
+
+
+def test_identity_names_fields_of_the_model() -> None:
+    data = WORKER.to_dict()
+    data["identity"] = {"names": ["nickname"]}
+    try:
+        MatchModel.validated(data)
+    except ModelError as exc:
+        assert "identity.names" in str(exc)
+    else:  # pragma: no cover - the assertion is the test
+        raise AssertionError("an identity naming no field was accepted")
+
+
+def test_a_model_stored_without_identity_takes_the_packaged_one() -> None:
+    data = WORKER.to_dict()
+    del data["identity"]
+    older = MatchModel.validated(data)
+    assert older.identity is None
+    assert older.identity_rules() == WORKER.identity
+    held = _worker(given_name="Jonas", family_name="Keller", national_id=NID)
+    form = _worker(given_name="Miriam", family_name="Okafor", national_id=NID)
+    assert score_cluster(older, form, [held]).conflict == "no name agrees"
