@@ -28,8 +28,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import msgspec
+from rapidfuzz.distance import JaroWinkler
 
-from matching.comparators import NULL, comparable_check, compile_levels, level_of
+from matching.comparators import (
+    NULL,
+    SWAP_SIMILARITY,
+    comparable_check,
+    compile_levels,
+    level_of,
+)
 from matching.model import MatchModel
 from matching.prepare import Prepared
 
@@ -278,19 +285,26 @@ def comparison_levels(model: MatchModel, a: Prepared, b: Prepared) -> list[int]:
     return [f.level(a, b) for f in compile_model(model).fields]
 
 
-def conflict(compiled: CompiledModel, levels: Sequence[int]) -> str | None:
-    """Why a record compared at `levels` (one per field, NULL where missing) is another
-    entity whatever its weight, or None (the model's `identity`):
+def conflict(
+    compiled: CompiledModel, levels: Sequence[int], a: Prepared, b: Prepared
+) -> str | None:
+    """Why `a`, compared with `b` at `levels` (one per field, NULL where missing), is
+    another entity whatever its weight, or None (the model's `identity`):
 
-    - every name compared disagrees outright: "no name agrees" (an identifier
-      agreeing with it is a relative's or a housemate's number on a form);
+    - every name compared disagrees outright, crossed too (a given name against
+      the other's family name, for swapped names with a typo): "no name agrees"
+      (an identifier agreeing with it is a relative's or a housemate's number);
     - else, unless an identifier agrees, a distinguishing field disagreeing
       outright: "<field> disagrees" (siblings and twins differ on the given
       name, a junior and a senior on the birth date).
     """
     fields = compiled.fields
     names = [i for i in compiled.names if levels[i] != NULL]
-    if names and all(levels[i] == fields[i].else_index for i in names):
+    if (
+        names
+        and all(levels[i] == fields[i].else_index for i in names)
+        and not _names_crossed(compiled, a, b)
+    ):
         return "no name agrees"
     if any(_agrees(compiled, levels, i) for i in compiled.identifiers):
         return None
@@ -302,13 +316,28 @@ def conflict(compiled: CompiledModel, levels: Sequence[int]) -> str | None:
 
 def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
     """Whether an identifier of `a` and `b` agrees and so does one of their names (given or
-    family name at any level but "else": fuzzy, nickname, phonetic, swapped): the
-    strong identifiers may then link them without the model (mdm.services.ingest)."""
+    family name at any level but "else": fuzzy, nickname, phonetic, swapped, or one
+    name against the other's other name): the strong identifiers may then link them
+    without the model (mdm.services.ingest)."""
     compiled = compile_model(model)
     levels = [f.level(a, b) for f in compiled.fields]
-    return any(_agrees(compiled, levels, i) for i in compiled.identifiers) and any(
-        _agrees(compiled, levels, i) for i in compiled.names
+    if not any(_agrees(compiled, levels, i) for i in compiled.identifiers):
+        return False
+    return any(_agrees(compiled, levels, i) for i in compiled.names) or _names_crossed(
+        compiled, a, b
     )
+
+
+def _names_crossed(compiled: CompiledModel, a: Prepared, b: Prepared) -> bool:
+    """One name of `a` is the other name ("alt": the family name of a given name) of `b`."""
+    for i in compiled.names:
+        x, y = a.get(compiled.fields[i].name), b.get(compiled.fields[i].name)
+        if not x or not y:
+            continue
+        for left, right in ((x["v"], y.get("alt")), (x.get("alt"), y["v"])):
+            if left and right and JaroWinkler.similarity(left, right) >= SWAP_SIMILARITY:
+                return True
+    return False
 
 
 def _agrees(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:
@@ -392,7 +421,10 @@ def score_cluster(
     # Evidence comes only from members that are not another entity than the
     # incoming record (`conflict`); when every member is, from all of them, and
     # the score says why it cannot link.
-    conflicts = [conflict(compiled, [level for level, _ in row]) for row in grid]
+    conflicts = [
+        conflict(compiled, [level for level, _ in row], incoming, member)
+        for row, member in zip(grid, members, strict=True)
+    ]
     eligible = [i for i, c in enumerate(conflicts) if c is None] or list(range(len(members)))
     totals = {i: sum(w for _, w in grid[i]) for i in eligible}
     best_member = max(eligible, key=totals.__getitem__)

@@ -59,6 +59,14 @@ def test_a_shared_national_id_with_a_compatible_name_vouches() -> None:
     assert not vouches(WORKER, _worker(given_name="William", family_name="Keller"), held)
 
 
+def test_swapped_names_with_a_typo_are_a_compatible_name() -> None:
+    # Swapped, and one of the two names mistyped: only one crossed comparison holds.
+    held = _worker(given_name="Mia", family_name="Fenwick", national_id=NID)
+    swapped = _worker(given_name="Fenwick", family_name="Mi", national_id=NID)
+    assert vouches(WORKER, swapped, held)
+    assert _score(swapped, [held]).conflict is None
+
+
 def test_one_person_with_two_national_ids_links() -> None:
     held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1984-03-17",
                    national_id=NID, address=HOME)  # fmt: skip
