@@ -139,6 +139,10 @@ class ClusterScore(msgspec.Struct, frozen=True, kw_only=True):
     # Why this golden record cannot be linked to (`conflict`), or None.
     conflict: str | None = None
 
+    def links(self, model: MatchModel) -> bool:
+        """At or above `auto_link`, and not another entity (`conflict`)."""
+        return self.probability >= model.thresholds.auto_link and self.conflict is None
+
     def to_dict(self) -> dict[str, Any]:
         return msgspec.json.decode(msgspec.json.encode(self))
 

@@ -188,8 +188,7 @@ def same_on_their_own(
     if not a or not b:
         return None
     score = score_clusters(active.model, a, b, active.frequencies)
-    linked = score.probability >= active.model.thresholds.auto_link and score.conflict is None
-    return score if linked else None
+    return score if score.links(active.model) else None
 
 
 def explanation(score: ClusterScore) -> dict[str, Any]:

@@ -10,7 +10,9 @@ to be one (mdm/services/ingest.py):
   merged with the lifecycle's merge (`merge_goldens`, actor `matcher`, the
   model version in the reason): evented, undoable by an unmerge;
 - a pair in the review band gets a review task (`review_band`), unless an
-  undecided task already asks about it;
+  undecided task already asks about it; so does a pair at or above `auto_link`
+  whose score says they are another entity (`ClusterScore.conflict`: people of
+  one household, a number on another person's record), as at ingestion;
 - a pair a steward kept apart (a `not_a_match` decision or an unmerge) is
   neither merged nor proposed again. A run never splits anything, so manual
   merges, unmerges and pins stay as they are.
@@ -222,7 +224,7 @@ async def _step(
         if score.probability >= thresholds.review:
             scored.append((score.probability, candidate, score))
     scored.sort(key=lambda s: (-s[0], s[1]))
-    strong = [(c, s) for p, c, s in scored if p >= thresholds.auto_link]
+    strong = [(c, s) for _, c, s in scored if s.links(active.model)]
     for candidate, score in strong:
         if await merges.apart(golden_id, candidate):
             continue  # a steward said these are not the same: neither merge nor ask
@@ -241,7 +243,7 @@ async def _step(
         )
         result.merged += 1
         return survivor
-    band = [(c, s) for p, c, s in scored if p < thresholds.auto_link]
+    band = [(c, s) for _, c, s in scored if not s.links(active.model)]
     result.reviews += await _open_reviews(repo, active, entity, golden_id, band, ctx)
     return None
 

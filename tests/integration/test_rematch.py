@@ -255,6 +255,35 @@ async def test_rematch_merges_what_now_matches_and_asks_about_the_review_band(
     assert await xref_golden(client, "psa", "P-okonkwo") == newer
 
 
+async def test_rematch_does_not_merge_people_of_one_household(
+    client: AsyncTestClient, db: AsyncConnection, database_url: str
+) -> None:
+    # Twins at one address: the weights alone reach auto_link, the given names say
+    # they are two people (matching.scoring.conflict). A steward decides.
+    home = {"line1": "Rosenweg 12", "city": "Freiburg", "postal_code": "79098", "country": "DE"}
+    twin = {"family_name": "Keller-Oyelaran", "date_of_birth": "1961-05-02", "address": home}
+    strict = default_model("worker").to_dict()
+    strict["thresholds"] = {"auto_link": 0.99999999, "review": 0.9999999}
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await MatchStore(conn).ensure_model("worker", 1, strict)
+    await engine.dispose()
+    client.app.state.hub.rules.models.forget()
+    lukas = await put(client, "hcm", "H-lukas", {**twin, "given_name": "Lukas"})
+    jonas = await put(client, "psa", "P-jonas", {**twin, "given_name": "Jonas"})
+    await fit_packaged(client, database_url)
+
+    run = await rematch(database_url, client.app.state.hub)
+
+    assert (run.status, run.merged, run.reviews) == ("finished", 0, 1)
+    assert await xref_golden(client, "psa", "P-jonas") == jonas != lukas
+    task = (
+        await db.execute(text("SELECT golden_id, candidate_id, explanation FROM review_task"))
+    ).one()
+    assert (task.candidate_id, task.golden_id) == tuple(sorted((lukas, jonas)))
+    assert task.explanation["conflict"] == "given_name disagrees"
+
+
 async def test_the_status_shows_pending_work_and_the_api_runs_it(
     client: AsyncTestClient, make_client: MakeClient, database_url: str
 ) -> None:
