@@ -98,11 +98,20 @@ class Identity(_Base, frozen=True):
     - `identifiers`: fields whose agreement (any level but "else") excuses a
       distinguishing disagreement, and that let a strong key link at once
       when a name agrees too (mdm.services.ingest).
+    - `corroborating`: fields that, agreeing outright (their first level) in the
+      same source record as an identifier, make it the same entity though no
+      name agrees (both names replaced, a company renamed): a relative's or a
+      housemate's number comes with another birth date, another company's tax
+      id with another address. The weights then decide.
     """
 
     names: tuple[str, ...] = ()
     distinguishing: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
+    corroborating: tuple[str, ...] = ()
+
+
+IDENTITY_PARTS = ("names", "distinguishing", "identifiers", "corroborating")
 
 
 class Thresholds(_Base, frozen=True):
@@ -159,7 +168,7 @@ class MatchModel(_Base, frozen=True, weakref=True):
                 raise ModelError(f"field {f.name!r} appears twice")
             _check_field(f)
         if self.identity is not None:
-            for part in ("names", "distinguishing", "identifiers"):
+            for part in IDENTITY_PARTS:
                 for name in getattr(self.identity, part):
                     if name not in names:
                         raise ModelError(f"identity.{part}: {name!r} names no field of the model")
@@ -209,7 +218,7 @@ class MatchModel(_Base, frozen=True, weakref=True):
             Identity(
                 **{
                     part: tuple(n for n in getattr(found, part) if n in names)
-                    for part in ("names", "distinguishing", "identifiers")
+                    for part in IDENTITY_PARTS
                 }
             )
             if found is not None

@@ -198,6 +198,7 @@ class CompiledModel:
     names: tuple[int, ...] = ()
     distinguishing: tuple[int, ...] = ()
     identifiers: tuple[int, ...] = ()
+    corroborating: tuple[int, ...] = ()
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -231,6 +232,7 @@ def compile_model(model: MatchModel) -> CompiledModel:
         names=tuple(column[n] for n in identity.names),
         distinguishing=tuple(column[n] for n in identity.distinguishing),
         identifiers=tuple(column[n] for n in identity.identifiers),
+        corroborating=tuple(column[n] for n in identity.corroborating),
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
@@ -297,25 +299,38 @@ def conflict(
 
     - every name compared disagrees outright, crossed too (a given name against
       the other's family name, for swapped names with a typo): "no name agrees"
-      (an identifier agreeing with it is a relative's or a housemate's number);
+      (an identifier agreeing with it is a relative's or a housemate's number),
+      unless an identifier and a corroborating field (the birth date; for a
+      company its address) agree with it: the names were replaced;
     - else, unless an identifier agrees, a distinguishing field disagreeing
       outright: "<field> disagrees" (siblings and twins differ on the given
       name, a junior and a senior on the birth date).
     """
     fields = compiled.fields
-    names = [i for i in compiled.names if levels[i] != NULL]
-    if (
-        names
-        and all(levels[i] == fields[i].else_index for i in names)
-        and not _names_crossed(compiled, a, b)
+    identified = any(_agrees(compiled, levels, i) for i in compiled.identifiers)
+    if _no_name_agrees(compiled, levels, a, b) and not (
+        # a corroborating field agreeing outright: at its first level
+        identified and any(levels[i] == 0 for i in compiled.corroborating)
     ):
         return "no name agrees"
-    if any(_agrees(compiled, levels, i) for i in compiled.identifiers):
+    if identified:
         return None
     for i in compiled.distinguishing:
         if levels[i] == fields[i].else_index:
             return f"{fields[i].name} disagrees"
     return None
+
+
+def _no_name_agrees(
+    compiled: CompiledModel, levels: Sequence[int], a: Prepared, b: Prepared
+) -> bool:
+    """Names are compared, and every one disagrees outright, crossed too."""
+    names = [i for i in compiled.names if levels[i] != NULL]
+    return (
+        bool(names)
+        and all(levels[i] == compiled.fields[i].else_index for i in names)
+        and not _names_crossed(compiled, a, b)
+    )
 
 
 def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
@@ -424,37 +439,25 @@ def score_cluster(
     grid = [_member_row(compiled, incoming, member, tf) for member in members]
     # Evidence comes only from members that are not another entity than the
     # incoming record (`conflict`); when every member is, from all of them, and
-    # the score says why it cannot link.
+    # the score says why it cannot link. Members that agree on no name (their
+    # identifier and birth date do) are never added up with members that agree
+    # on a name: each group is scored on its own, and the better one counts.
+    levels = [[level for level, _ in row] for row in grid]
     conflicts = [
-        conflict(compiled, [level for level, _ in row], incoming, member)
-        for row, member in zip(grid, members, strict=True)
+        conflict(compiled, row, incoming, member)
+        for row, member in zip(levels, members, strict=True)
     ]
     eligible = [i for i, c in enumerate(conflicts) if c is None] or list(range(len(members)))
-    totals = {i: sum(w for _, w in grid[i]) for i in eligible}
-    best_member = max(eligible, key=totals.__getitem__)
-    fields = []
-    for column, f in enumerate(compiled.fields):
-        a = incoming.get(f.name)
-        index: int | None
-        if rule == "pairwise_best":
-            index = best_member
-        else:
-            index = _best_in_column(grid, column, eligible)
-        if index is None or grid[index][column][0] == NULL:
-            b = members[index].get(f.name) if index is not None else None
-            fields.append(_field_score(f, NULL, a, b, tf, index))
-            continue
-        level = grid[index][column][0]
-        b = members[index][f.name]
-        score = _field_score(f, level, a, b, tf, index)
-        if rule == "field_best" and level != f.else_index:
-            distinct = {members[i][f.name]["v"] for i in eligible if f.name in members[i]}
-            if len(distinct) > 1:
-                score = msgspec.structs.replace(
-                    score, weight=score.weight - math.log2(len(distinct))
-                )
-        fields.append(score)
-    weight = compiled.prior_weight + sum(s.weight for s in fields)
+    renamed = [i for i in eligible if _no_name_agrees(compiled, levels[i], incoming, members[i])]
+    named = [i for i in eligible if i not in renamed]
+    weight, fields, best_member = max(
+        (
+            _score_rows(compiled, incoming, members, grid, rows, rule, tf)
+            for rows in (named, renamed)
+            if rows
+        ),
+        key=lambda scored: scored[0],
+    )
     return ClusterScore(
         weight=weight,
         probability=probability(weight),
@@ -465,6 +468,44 @@ def score_cluster(
         best_member=best_member,
         conflict=conflicts[best_member],
     )
+
+
+def _score_rows(
+    compiled: CompiledModel,
+    incoming: Prepared,
+    members: Sequence[Prepared],
+    grid: list[list[tuple[int, float]]],
+    rows: Sequence[int],
+    rule: str,
+    tf: TermFrequencies | None,
+) -> tuple[float, list[FieldScore], int]:
+    """The weight and field scores of `incoming` against the members `rows` (of
+    `grid`, one row per member), and the member with the highest pairwise weight."""
+    totals = {i: sum(w for _, w in grid[i]) for i in rows}
+    best_member = max(rows, key=totals.__getitem__)
+    fields = []
+    for column, f in enumerate(compiled.fields):
+        a = incoming.get(f.name)
+        index: int | None
+        if rule == "pairwise_best":
+            index = best_member
+        else:
+            index = _best_in_column(grid, column, rows)
+        if index is None or grid[index][column][0] == NULL:
+            b = members[index].get(f.name) if index is not None else None
+            fields.append(_field_score(f, NULL, a, b, tf, index))
+            continue
+        level = grid[index][column][0]
+        b = members[index][f.name]
+        score = _field_score(f, level, a, b, tf, index)
+        if rule == "field_best" and level != f.else_index:
+            distinct = {members[i][f.name]["v"] for i in rows if f.name in members[i]}
+            if len(distinct) > 1:
+                score = msgspec.structs.replace(
+                    score, weight=score.weight - math.log2(len(distinct))
+                )
+        fields.append(score)
+    return compiled.prior_weight + sum(s.weight for s in fields), fields, best_member
 
 
 def score_clusters(

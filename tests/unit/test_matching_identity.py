@@ -108,6 +108,10 @@ def test_household_members_are_not_linked() -> None:
         "twin": _worker(
             given_name="Lukas", family_name="Keller", date_of_birth="1961-05-02", address=HOME
         ),
+        "twin with his own national id": _worker(
+            given_name="Lukas", family_name="Keller", date_of_birth="1961-05-02", address=HOME,
+            national_id="55566677788",
+        ),
         "junior": _worker(
             given_name="Jonas", family_name="Keller", date_of_birth="1989-05-01", address=HOME,
             national_id="55566677788",
@@ -129,6 +133,25 @@ def test_the_same_person_with_a_mistyped_birth_date_links() -> None:
     assert _outcome(WORKER, other, [held]) == "link"
 
 
+def test_an_identifier_and_the_birth_date_of_one_record_outweigh_replaced_names() -> None:
+    # Both names replaced (FEBRL's corruption); the national id (exact or one digit
+    # off) and the birth date of the same source record say it is the same person.
+    held = _worker(given_name="Charlotte", family_name="Suth", date_of_birth="1961-05-02",
+                   address=HOME, national_id=NID)  # fmt: skip
+    for nid in (NID, "12345678907"):
+        other = _worker(given_name="Rupert", family_name="Brandt", date_of_birth="1961-05-02",
+                        address=HOME, national_id=nid)  # fmt: skip
+        assert _score(other, [held]).conflict is None, nid
+        assert _outcome(WORKER, other, [held]) == "link", nid
+    # A housemate's form carrying the number has another birth date; a birth date
+    # merely close (a day off) does not corroborate either.
+    for born in ("1963-11-20", "1961-05-03"):
+        form = _worker(given_name="Miriam", family_name="Okafor", date_of_birth=born,
+                       address=HOME, national_id=NID)  # fmt: skip
+        assert _score(form, [held]).conflict == "no name agrees", born
+        assert _outcome(WORKER, form, [held]) != "link", born
+
+
 def test_an_agreeing_identifier_excuses_a_given_name_disagreement() -> None:
     # A record whose given name was replaced (FEBRL's corruption) but whose national
     # id, family name, birth date and address agree is the same person.
@@ -145,21 +168,36 @@ def test_an_agreeing_identifier_excuses_a_given_name_disagreement() -> None:
 
 def test_evidence_from_a_member_of_another_name_does_not_count() -> None:
     # One member has the name, another (of a different name) the national id and the
-    # birth date: per field the best level with any member would add them up.
+    # address: per field the best level with any member would add them up.
     named = _worker(given_name="Jonas", family_name="Keller")
-    other = _worker(given_name="Miriam", family_name="Okafor", date_of_birth="1961-05-02",
-                    national_id=NID, address=HOME)  # fmt: skip
+    other = _worker(given_name="Miriam", family_name="Okafor", national_id=NID, address=HOME)
     incoming = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                        national_id=NID, address=HOME)  # fmt: skip
     score = _score(incoming, [named, other])
     rows = {f.field: f for f in score.fields}
-    assert rows["national_id"].level == "null" and rows["date_of_birth"].level == "null"
+    assert rows["national_id"].level == "null" and rows["address"].level == "null"
     assert rows["given_name"].member == 0
     assert _outcome(WORKER, incoming, [named, other]) != "link"
     # The same members with names that agree do add up.
     kin = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                   national_id=NID)  # fmt: skip
     assert _outcome(WORKER, incoming, [named, kin]) == "link"
+
+
+def test_a_member_agreeing_on_no_name_is_weighed_apart_from_one_agreeing_on_a_name() -> None:
+    # The second member agrees on the birth date and (one digit off) the national id,
+    # on no name: it may be the same person with both names replaced, and is weighed
+    # as such, on its own; the first member's name does not add to it.
+    named = _worker(given_name="Jonas", family_name="Keller")
+    renamed = _worker(given_name="Miriam", family_name="Okafor", date_of_birth="1961-05-02",
+                      national_id="12345678907")  # fmt: skip
+    incoming = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                       national_id=NID, address=HOME)  # fmt: skip
+    score = _score(incoming, [named, renamed])
+    assert score.conflict is None
+    assert {f.field: f.level for f in score.fields}["given_name"] == "else"
+    assert score.weight == _score(incoming, [renamed]).weight
+    assert _outcome(WORKER, incoming, [named, renamed]) == "review"
 
 
 def test_two_golden_records_of_a_household_are_not_merged_on_their_own() -> None:
@@ -185,6 +223,20 @@ def test_a_tax_id_on_a_completely_different_company_name_goes_to_review_at_most(
         assert _outcome(model, other, [held]) != "link", entity
         assert not vouches(model, other, held) and vouches(model, same, held), entity
         assert _outcome(model, same, [held]) == "link", entity
+
+
+def test_a_tax_id_and_the_address_of_one_record_outweigh_a_new_name() -> None:
+    # A company renamed: its tax id and its address agree, no name does.
+    site = {"line1": "Industriestr. 4", "postal_code": "79098", "city": "Freiburg",
+            "country": "DE"}  # fmt: skip
+    for entity in ("customer", "legal_entity"):
+        model = default_model(entity)
+        extra = {"tax_country": "DE"} if entity == "customer" else {"country": "DE"}
+        held = _company(entity, name="Acme Maschinenbau GmbH", tax_id="DE136695976",
+                        address=site, **extra)  # fmt: skip
+        renamed = _company(entity, name="Blue Harbour Logistics GmbH", tax_id="DE136695976",
+                           address=site, **extra)  # fmt: skip
+        assert score_cluster(model, renamed, [held]).conflict is None, entity
 
 
 # --- the model's identity section -------------------------------------------------
