@@ -40,6 +40,12 @@ ELSE = "else"
 # Threshold of the cross comparisons of "swapped" when its label gives none.
 SWAP_SIMILARITY = 0.92
 
+# Levels at which two values agree without belonging to one holder: e-mail
+# addresses of one company's domain are its staff's, not one person's. An
+# identifier agreeing only at such a level does not say who a record is
+# (matching.scoring.conflict).
+SHARED_LEVELS = frozenset({"same_domain"})
+
 
 class LevelError(ValueError):
     """A level label that the comparator does not understand."""

@@ -32,6 +32,7 @@ from rapidfuzz.distance import JaroWinkler
 
 from matching.comparators import (
     NULL,
+    SHARED_LEVELS,
     SWAP_SIMILARITY,
     comparable_check,
     compile_levels,
@@ -307,7 +308,7 @@ def conflict(
       name, a junior and a senior on the birth date).
     """
     fields = compiled.fields
-    identified = any(_agrees(compiled, levels, i) for i in compiled.identifiers)
+    identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers)
     if _no_name_agrees(compiled, levels, a, b) and not (
         # a corroborating field agreeing outright: at its first level
         identified and any(levels[i] == 0 for i in compiled.corroborating)
@@ -340,7 +341,7 @@ def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
     without the model (mdm.services.ingest)."""
     compiled = compile_model(model)
     levels = [f.level(a, b) for f in compiled.fields]
-    if not any(_agrees(compiled, levels, i) for i in compiled.identifiers):
+    if not any(_identifies(compiled, levels, i) for i in compiled.identifiers):
         return False
     return any(_agrees(compiled, levels, i) for i in compiled.names) or _names_crossed(
         compiled, a, b
@@ -357,6 +358,14 @@ def _names_crossed(compiled: CompiledModel, a: Prepared, b: Prepared) -> bool:
             if left and right and JaroWinkler.similarity(left, right) >= SWAP_SIMILARITY:
                 return True
     return False
+
+
+def _identifies(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:
+    """Identifier `i` agrees at a level that is one holder's (not a shared domain)."""
+    return (
+        _agrees(compiled, levels, i)
+        and compiled.model.fields[i].levels[levels[i]].label not in SHARED_LEVELS
+    )
 
 
 def _agrees(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:

@@ -124,6 +124,19 @@ def test_household_members_are_not_linked() -> None:
         assert _outcome(WORKER, record, [father]) != "link", case
 
 
+def test_work_addresses_of_one_company_do_not_excuse_a_household() -> None:
+    # Twins working for the same firm: their e-mail addresses share the domain only,
+    # which says nothing about who either of them is.
+    lukas = _worker(given_name="Lukas", family_name="Keller", date_of_birth="1961-05-02",
+                    address=HOME, email="lukas.keller@meridian-partners.com")  # fmt: skip
+    jonas = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                    address=HOME, email="jonas.keller@meridian-partners.com")  # fmt: skip
+    score = _score(jonas, [lukas])
+    assert {f.field: f.level for f in score.fields}["email"] == "same_domain"
+    assert score.conflict == "given_name disagrees"
+    assert _outcome(WORKER, jonas, [lukas]) != "link"
+
+
 def test_the_same_person_with_a_mistyped_birth_date_links() -> None:
     held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                    address=HOME)  # fmt: skip
