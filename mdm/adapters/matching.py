@@ -158,13 +158,18 @@ class MatchStore:
         return out
 
     async def sample_features(self, entity: str, limit: int, seed: float) -> list[dict[str, Any]]:
-        """Prepared features of up to `limit` live records, a repeatable random sample."""
+        """Prepared features of up to `limit` live records, a repeatable random sample.
+
+        Drawn and ordered by a hash of each record's key and `seed`: the same held
+        records give the same sample in the same order (and so the same trained
+        model), wherever merges and updates have moved their rows in the table.
+        """
         sr = source_record.c
-        await self.conn.execute(text("SELECT setseed(:seed)"), {"seed": seed})
+        draw = func.md5(f"{seed!r}/" + sr.source + "/" + sr.source_id)
         rows = await self.conn.execute(
             select(sr.match_features)
             .where(sr.entity == entity, sr.deleted_at.is_(None), sr.match_features.is_not(None))
-            .order_by(func.random())
+            .order_by(draw, sr.source, sr.source_id)
             .limit(limit)
         )
         return [r.match_features for r in rows]
