@@ -17,10 +17,15 @@ import msgspec
 import msgspec.inspect
 from msgspec import Meta
 
+from schemas.text import IDENTIFIER, NAME, TEXT
+
 # Bounded strings keep one bad record from bloating the database or the match index.
-ShortText = Annotated[str, Meta(max_length=200)]
-Text = Annotated[str, Meta(max_length=500)]
-Name = Annotated[str, Meta(min_length=1, max_length=300, description="Required, not blank.")]
+# Which characters each may hold: schemas/text.py (NAME for names and the codes a
+# record is recognised by, TEXT for free text, IDENTIFIER for references).
+ShortText = Annotated[str, Meta(max_length=200), TEXT]
+Text = Annotated[str, Meta(max_length=500), TEXT]
+Name = Annotated[str, Meta(min_length=1, max_length=300, description="Required, not blank."), NAME]
+NamePart = Annotated[str, Meta(max_length=200), NAME]
 Ref = Annotated[
     str,
     Meta(
@@ -28,6 +33,7 @@ Ref = Annotated[
         max_length=200,
         description="The id of the referenced record in the same source system.",
     ),
+    IDENTIFIER,
 ]
 CountryText = Annotated[
     str,
@@ -36,6 +42,7 @@ CountryText = Annotated[
         max_length=60,
         description="ISO 3166-1 alpha-2 preferred; alpha-3 and English names are standardized.",
     ),
+    NAME,
 ]
 CurrencyCode = Annotated[str, Meta(pattern="^[A-Za-z]{3}$", description="ISO 4217 code.")]
 
@@ -57,7 +64,7 @@ class Address(_Inbound):
     line2: Text | None = None
     city: ShortText | None = None
     region: ShortText | None = None
-    postal_code: Annotated[str, Meta(max_length=20)] | None = None
+    postal_code: Annotated[str, Meta(max_length=20), NAME] | None = None
     country: CountryText | None = None
 
 
@@ -70,13 +77,13 @@ class Customer(_Inbound):
     """A client of the firm: the account in CRM, the customer in ERP, the client in PSA."""
 
     name: Name
-    legal_name: Text | None = None
-    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    legal_name: Annotated[str, Meta(max_length=500), NAME] | None = None
+    tax_id: Annotated[str, Meta(max_length=40), NAME] | None = None
     tax_country: CountryText | None = None
-    duns: Annotated[str, Meta(max_length=20)] | None = None
-    website: Text | None = None
-    email: Annotated[str, Meta(max_length=320)] | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
+    duns: Annotated[str, Meta(max_length=20), NAME] | None = None
+    website: Annotated[str, Meta(max_length=500), NAME] | None = None
+    email: Annotated[str, Meta(max_length=320), NAME] | None = None
+    phone: Annotated[str, Meta(max_length=40), NAME] | None = None
     address: Address | None = None
     parent_ref: Ref | None = None
     industry: ShortText | None = None
@@ -92,14 +99,14 @@ class Worker(_Inbound):
     can complete it.
     """
 
-    family_name: Annotated[str, Meta(max_length=300)] | None = None
-    given_name: ShortText | None = None
-    middle_name: ShortText | None = None
+    family_name: Annotated[str, Meta(max_length=300), NAME] | None = None
+    given_name: NamePart | None = None
+    middle_name: NamePart | None = None
     date_of_birth: Annotated[dt.date, SENSITIVE] | None = None
-    email: Annotated[str, Meta(max_length=320)] | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
-    national_id: Annotated[str, Meta(max_length=40), SENSITIVE] | None = None
-    employee_number: Annotated[str, Meta(max_length=40)] | None = None
+    email: Annotated[str, Meta(max_length=320), NAME] | None = None
+    phone: Annotated[str, Meta(max_length=40), NAME] | None = None
+    national_id: Annotated[str, Meta(max_length=40), NAME, SENSITIVE] | None = None
+    employee_number: Annotated[str, Meta(max_length=40), NAME] | None = None
     address: Address | None = None
     employer_ref: Ref | None = None
     manager_ref: Ref | None = None
@@ -116,8 +123,8 @@ class LegalEntity(_Inbound):
     """A company of the firm's own group that contracts, employs and books."""
 
     name: Name
-    registration_number: Annotated[str, Meta(max_length=60)] | None = None
-    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    registration_number: Annotated[str, Meta(max_length=60), NAME] | None = None
+    tax_id: Annotated[str, Meta(max_length=40), NAME] | None = None
     country: CountryText | None = None
     base_currency: CurrencyCode | None = None
     address: Address | None = None
@@ -128,7 +135,7 @@ class Project(_Inbound):
     """An engagement delivered for a customer by one of the firm's legal entities."""
 
     name: Name
-    code: Annotated[str, Meta(max_length=60)] | None = None
+    code: Annotated[str, Meta(max_length=60), NAME] | None = None
     customer_ref: Ref | None = None
     legal_entity_ref: Ref | None = None
     project_manager_ref: Ref | None = None

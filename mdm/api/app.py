@@ -15,6 +15,7 @@ from mdm import heap
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
+from mdm.api.edge import Edge
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.lifecycle import LifecycleController
@@ -144,10 +145,13 @@ def create_app(
         logging_config=None,
     )
     # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
-    # handler (after the app's lifespan and scope setup) gets everything else.
+    # handler (after the app's lifespan and scope setup) gets everything else. The
+    # edge's checks (mdm/api/edge.py) come first, for both.
     hub.lookups.renderer = partial(render_xref, hub)  # what the cache's warming renders with
-    app.asgi_handler = XrefFastPath(
-        app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+    app.asgi_handler = Edge(
+        XrefFastPath(
+            app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+        )
     )
     return app
 

@@ -46,6 +46,7 @@ from mdm.services.matcher import (
 from mdm.services.relationships import follow_references, lock_referenced, reference_locks
 from mdm.services.reviews import announce_opened
 from schemas.api import BATCH_ITEM
+from schemas.text import explain
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -110,7 +111,7 @@ def decode_item(
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `")
         path = where.rstrip("`") if where else "$"
-        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", message)])
+        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", explain(message))])
     return IncomingRecord(
         source_id=parsed.source_id,
         attributes=msgspec.to_builtins(parsed.attributes),

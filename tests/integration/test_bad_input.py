@@ -239,3 +239,129 @@ async def test_numbers_out_of_the_databases_range_are_422_not_500(
     response = await client.request(method, url, json=body)
     assert response.status_code == 422, response.text
     assert path in {e["path"] for e in response.json()["errors"]}, response.text
+
+
+def assert_problem(response: Any, status: int, path: str | None = None) -> dict[str, Any]:
+    """`response` is an RFC 9457 problem of `status`, naming `path` among its errors."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status and problem["title"], problem
+    if path is not None:
+        assert path in [e["path"] for e in problem.get("errors") or []], problem
+    return problem
+
+
+def batch_results(response: Any) -> list[tuple[int, str | None]]:
+    """(status, first error path) of each item of a batch answer."""
+    assert response.status_code == 200, response.text
+    return [
+        (r["status"], r["error"]["errors"][0]["path"] if "error" in r else None)
+        for r in response.json()["results"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "attributes,path",
+    [
+        ({"name": "Acme\u0000"}, "$.attributes.name"),
+        ({"name": "Acme", "industry": "\u0000"}, "$.attributes.industry"),
+        ({"name": "Acme", "address": {"line1": "Main St\u0000 1"}}, "$.attributes.address.line1"),
+        ({"name": "Acme", "parent_ref": "P\u00001"}, "$.attributes.parent_ref"),
+    ],
+)
+async def test_a_nul_character_in_an_attribute_is_a_422_naming_it(
+    client: AsyncTestClient, db: AsyncConnection, attributes: dict[str, Any], path: str
+) -> None:
+    # PostgreSQL's text and jsonb cannot hold NUL: it reached asyncpg and was a 500.
+    before = await snapshot(db)
+    response = await client.put("/v1/sources/crm/customer/1", json={"attributes": attributes})
+    assert_problem(response, 422, path)
+    assert await snapshot(db) == before
+
+
+async def test_a_nul_character_in_a_batch_item_fails_that_item_alone(
+    client: AsyncTestClient,
+) -> None:
+    response = await client.post(
+        "/v1/sources/crm/customer/batch",
+        json=[
+            {"source_id": "A", "attributes": {"name": "Acme Consulting GmbH"}},
+            {"source_id": "B", "attributes": {"name": "Globex\u0000"}},
+            {"source_id": "C\u0000", "attributes": {"name": "Initech"}},
+            {"source_id": "D", "attributes": {"name": "Umbrella Corp"}},
+        ],
+    )
+    assert batch_results(response) == [
+        (200, None),
+        (422, "$[1].attributes.name"),
+        (422, "$[2].source_id"),
+        (200, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    "method,url,body",
+    [
+        ("PUT", "/v1/sources/crm/customer/a%00b", GOOD),
+        ("DELETE", "/v1/sources/crm/customer/a%00b", None),
+        ("GET", "/v1/xref/customer/crm/a%00b", None),
+        ("GET", "/v1/xref/customer/crm/a%00b/in/erp", None),
+        ("GET", "/v1/golden/worker/wrk_%00", None),
+        ("GET", "/v1/search/golden?q=a%00b", None),
+        ("GET", "/v1/reviews?entity=%00", None),
+    ],
+)
+async def test_a_nul_character_in_the_path_or_query_is_a_400(
+    client: AsyncTestClient, db: AsyncConnection, method: str, url: str, body: Any
+) -> None:
+    await client.put("/v1/sources/crm/customer/1", json=GOOD)
+    before = await snapshot(db)
+    assert_problem(await client.request(method, url, json=body), 400)
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    "url,body,path",
+    [
+        (
+            "/v1/xref/lookup",
+            {"keys": [{"entity": "customer", "source": "crm", "source_id": "a\u0000b"}]},
+            "$.keys[0].source_id",
+        ),
+        (
+            "/v1/xref/lookup",
+            {"keys": [{"entity": "customer", "source": "c\u0000rm", "source_id": "1"}]},
+            "$.keys[0].source",
+        ),
+        (
+            "/v1/xref/translate",
+            {
+                "items": [
+                    {"entity": "customer", "source": "crm", "source_id": "\u0000", "target": "erp"}
+                ]
+            },
+            "$.items[0].source_id",
+        ),
+    ],
+)
+async def test_a_nul_character_in_a_lookup_body_is_a_422_naming_it(
+    client: AsyncTestClient, url: str, body: Any, path: str
+) -> None:
+    assert_problem(await client.post(url, json=body), 422, path)
+
+
+async def test_a_nul_character_in_a_registered_id_or_a_header_is_refused(
+    client: AsyncTestClient, db: AsyncConnection
+) -> None:
+    golden_id = (await client.put("/v1/sources/crm/customer/1", json=GOOD)).json()["golden_id"]
+    before = await snapshot(db)
+    registered = await client.put(
+        f"/v1/xref/customer/{golden_id}/erp", json={"source_id": "E\u00001"}
+    )
+    assert_problem(registered, 422, "$.source_id")
+    keyed = await client.put(
+        "/v1/sources/crm/customer/2", json=GOOD, headers={"Idempotency-Key": "k\x00"}
+    )
+    assert_problem(keyed, 400)
+    assert await snapshot(db) == before
