@@ -18,6 +18,7 @@ from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.edge import Edge
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
+from mdm.api.json_body import JsonRequest
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.ops import health, whoami
@@ -110,6 +111,7 @@ def create_app(
         # Every route declares its permission (opt); this one guard checks it.
         guards=[authorize],
         middleware=[prometheus.middleware, access],
+        request_class=JsonRequest,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=OpenAPIConfig(

@@ -56,6 +56,7 @@ from mdm.services.ingest import (
 )
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
 from mdm.services.matcher import Features as MatchFeatures
+from schemas import strict_json
 
 FORMATS = ("ndjson", "csv", "parquet")
 DEFAULT_CHUNK = 1000
@@ -318,9 +319,11 @@ def read_rows(path: Path, fmt: str, id_column: str = "source_id") -> Iterator[Ro
                 if not line.strip():
                     continue
                 try:
-                    yield Row(n, msgspec.json.decode(line))
+                    yield Row(n, strict_json.decode(line))
                 except msgspec.DecodeError as exc:
                     yield Row(n, None, f"not JSON: {exc}")
+                except strict_json.JsonRefused as exc:
+                    yield Row(n, None, exc.message)
     elif fmt == "csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
             for n, row in enumerate(csv.DictReader(f), 2):

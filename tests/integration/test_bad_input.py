@@ -365,3 +365,58 @@ async def test_a_nul_character_in_a_registered_id_or_a_header_is_refused(
     )
     assert_problem(keyed, 400)
     assert await snapshot(db) == before
+
+
+def nested(depth: int, inner: bytes = b"1") -> bytes:
+    """A JSON array nested `depth` levels deep around `inner`."""
+    return b"[" * depth + inner + b"]" * depth
+
+
+def deep_object(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.parametrize(
+    "method,url,body",
+    [
+        ("PUT", "/v1/sources/crm/customer/1", b'{"attributes": {"name": ' + nested(10_000) + b"}}"),
+        ("PUT", "/v1/sources/crm/customer/1", deep_object(10_000)),
+        ("PUT", "/v1/sources/crm/customer/1", nested(10_000)),
+        ("POST", "/v1/sources/crm/customer/batch", nested(10_000)),
+        (
+            "POST",
+            "/v1/sources/crm/customer/batch",
+            b'[{"source_id": "A", "attributes": {"name": "Acme"}}, '
+            + b'{"source_id": "B", "attributes": '
+            + deep_object(10_000)
+            + b"}]",
+        ),
+        ("POST", "/v1/xref/lookup", b'{"keys": ' + nested(10_000) + b"}"),
+        ("POST", "/v1/xref/translate", deep_object(10_000)),
+        ("POST", "/v1/reviews/decisions", nested(10_000)),
+        # Over the hub's limit (schemas/strict_json.py MAX_DEPTH), far under recursion's.
+        ("PUT", "/v1/sources/crm/customer/1", b'{"attributes": {"name": ' + nested(65) + b"}}"),
+        ("PUT", "/v1/golden/customer/cus_x/pins/name", b'{"value": ' + nested(100) + b"}"),
+    ],
+)
+async def test_json_nested_too_deeply_is_a_400(
+    client: AsyncTestClient, db: AsyncConnection, method: str, url: str, body: bytes
+) -> None:
+    # msgspec raised RecursionError while deserializing: a 500.
+    await client.put("/v1/sources/crm/customer/1", json=GOOD)
+    before = await snapshot(db)
+    response = await client.request(
+        method, url, content=body, headers={"content-type": "application/json"}
+    )
+    problem = assert_problem(response, 400)
+    assert "nested too deeply" in problem["detail"]
+    assert await snapshot(db) == before
+
+
+async def test_json_nested_within_the_limit_is_read(client: AsyncTestClient) -> None:
+    # 64 levels: the body, the attributes and 62 arrays around the name (a 422: not a str).
+    body = b'{"attributes": {"name": ' + nested(62, b'"Acme"') + b"}}"
+    response = await client.put(
+        "/v1/sources/crm/customer/1", content=body, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 422, "$.attributes.name")

@@ -410,3 +410,12 @@ async def test_a_load_refreshes_the_planner_statistics_of_its_key_columns(
     assert {("golden_record", "golden_id"), ("source_record", "golden_id")} <= analyzed
     # and left the documents alone
     assert not analyzed & {("source_record", "raw"), ("golden_record", "attributes")}
+
+
+def test_a_load_line_nested_too_deeply_is_a_bad_line_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "w.ndjson"
+    good = json.dumps({"source_id": "W-1", "attributes": {"family_name": "Okafor"}})
+    path.write_text(good + "\n" + "[" * 10_000 + "]" * 10_000 + "\n" + good + "\n")
+    rows = list(read_rows(path, "ndjson"))
+    assert [(r.line, r.item is None) for r in rows] == [(1, False), (2, True), (3, False)]
+    assert "nested too deeply" in (rows[1].error or "")
