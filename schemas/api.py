@@ -12,6 +12,8 @@ from schemas.entities import ENTITY_TYPES, EntityName
 from schemas.text import IDENTIFIER, NAME, TEXT
 
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset.")]
+#: Why an AwareDatetime within years 1-9999 as written can still not be stored.
+OUT_OF_RANGE = "out of range: it falls before year 1 or after year 9999 in UTC"
 SourceId = Annotated[str, Meta(min_length=1, max_length=200), IDENTIFIER]
 SystemName = Annotated[str, Meta(min_length=1, max_length=64), IDENTIFIER]
 GoldenId = Annotated[str, Meta(min_length=1, max_length=64), IDENTIFIER]
@@ -24,6 +26,16 @@ MAX_OFFSET = 1_000_000_000
 MAX_ID = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 MAX_AGE_HOURS = 1_000_000.0
+
+
+def in_utc_range(value: dt.datetime) -> bool:
+    """Whether `value` is still a datetime once in UTC, as PostgreSQL's timestamptz
+    stores it ("9999-12-31T23:59:59-14:00" is not: it is past year 9999 there)."""
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _upsert_type(entity: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:

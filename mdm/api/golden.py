@@ -23,6 +23,7 @@ from mdm.domain.golden import GoldenRecord
 from mdm.domain.sources import check_entity
 from schemas.api import (
     MAX_VERSION,
+    OUT_OF_RANGE,
     GoldenRecordView,
     HistoryEntry,
     HistoryResponse,
@@ -33,6 +34,7 @@ from schemas.api import (
     XrefLookupResponse,
     XrefLookupResult,
     XrefView,
+    in_utc_range,
 )
 
 _MAX_REDIRECTS = 32  # merges re-point chains, so real chains are length one
@@ -178,6 +180,8 @@ async def _as_of(
         raise ValidationFailed(
             "as_of needs a time zone", [FieldProblem("query:as_of", "RFC 3339 with an offset")]
         )
+    if not in_utc_range(as_of):
+        raise ValidationFailed("as_of is out of range", [FieldProblem("query:as_of", OUT_OF_RANGE)])
     rows = await repo.history(golden.golden_id, 1, as_of=as_of)
     if not rows:
         raise NotFound(f"{golden.golden_id} did not exist at {as_of.isoformat()}")

@@ -30,6 +30,7 @@ from mdm.services.ingest import (
     Rejected,
     decode_item,
     delete_record,
+    incoming,
     ingest_records,
 )
 from schemas.api import (
@@ -117,12 +118,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
-        record = IncomingRecord(
-            source_id=source_id,
-            # data's type is made at run time (UPSERT_BODY); mypy cannot see its fields.
-            attributes=msgspec.to_builtins(data.attributes),  # type: ignore[attr-defined]
-            source_updated_at=data.source_updated_at,  # type: ignore[attr-defined]
-        )
+        record = incoming(source_id, data, "$")
+        if isinstance(record, Rejected):
+            raise ValidationFailed("the request does not match the schema", record.errors)
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             (result,) = await ingest_records(

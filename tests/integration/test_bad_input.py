@@ -420,3 +420,34 @@ async def test_json_nested_within_the_limit_is_read(client: AsyncTestClient) -> 
         "/v1/sources/crm/customer/1", content=body, headers={"content-type": "application/json"}
     )
     assert_problem(response, 422, "$.attributes.name")
+
+
+OVERFLOWING = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+
+
+@pytest.mark.parametrize("updated", OVERFLOWING)
+async def test_a_source_time_out_of_range_in_utc_is_a_422(
+    client: AsyncTestClient, db: AsyncConnection, updated: str
+) -> None:
+    # Converting it to UTC overflowed (OverflowError, or asyncpg's DataError): a 500.
+    before = await snapshot(db)
+    response = await client.put(
+        "/v1/sources/crm/customer/1", json={**GOOD, "source_updated_at": updated}
+    )
+    assert_problem(response, 422, "$.source_updated_at")
+    batch = await client.post(
+        "/v1/sources/crm/customer/batch",
+        json=[
+            {"source_id": "A", **GOOD, "source_updated_at": "2026-01-01T00:00:00+14:00"},
+            {"source_id": "B", "attributes": {"name": "Globex"}, "source_updated_at": updated},
+        ],
+    )
+    assert batch_results(batch) == [(200, None), (422, "$[1].source_updated_at")]
+    assert before["source_record"] == []
+
+
+@pytest.mark.parametrize("as_of", OVERFLOWING)
+async def test_an_as_of_out_of_range_in_utc_is_a_422(client: AsyncTestClient, as_of: str) -> None:
+    golden_id = (await client.put("/v1/sources/crm/customer/1", json=GOOD)).json()["golden_id"]
+    response = await client.get(f"/v1/golden/customer/{golden_id}", params={"as_of": as_of})
+    assert_problem(response, 422, "query:as_of")
