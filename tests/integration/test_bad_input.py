@@ -451,3 +451,33 @@ async def test_an_as_of_out_of_range_in_utc_is_a_422(client: AsyncTestClient, as
     golden_id = (await client.put("/v1/sources/crm/customer/1", json=GOOD)).json()["golden_id"]
     response = await client.get(f"/v1/golden/customer/{golden_id}", params={"as_of": as_of})
     assert_problem(response, 422, "query:as_of")
+
+
+@pytest.mark.parametrize(
+    "sid", ["a%FFb", "a%FEb", "a%C0b", "a%C0%AFb", "a%ED%A0%80b", "a%F4%90%80%80"]
+)
+async def test_a_path_not_utf8_once_percent_decoded_is_a_400(
+    client: AsyncTestClient, db: AsyncConnection, sid: str
+) -> None:
+    # The server's decoding replaced each with U+FFFD: three ids wrote one record a\ufffdb.
+    await client.put("/v1/sources/hcm/worker/W-1", json={"attributes": {"family_name": "Doe"}})
+    before = await snapshot(db)
+    for method, url, body in (
+        ("PUT", f"/v1/sources/hcm/worker/{sid}", {"attributes": {"family_name": "Doe"}}),
+        ("DELETE", f"/v1/sources/hcm/worker/{sid}", None),
+        ("GET", f"/v1/xref/worker/hcm/{sid}", None),
+        ("GET", f"/v1/search/golden?q={sid}", None),
+    ):
+        problem = assert_problem(await client.request(method, url, json=body), 400)
+        assert "UTF-8" in problem["detail"]
+    assert await snapshot(db) == before
+
+
+async def test_a_path_in_percent_encoded_utf8_names_its_record(client: AsyncTestClient) -> None:
+    put = await client.put(
+        "/v1/sources/hcm/worker/M%C3%BCller", json={"attributes": {"family_name": "Müller"}}
+    )
+    assert put.status_code == 200, put.text
+    xref = await client.get("/v1/xref/worker/hcm/M%C3%BCller")
+    assert xref.status_code == 200, xref.text
+    assert [x["source_id"] for x in xref.json()["xrefs"]] == ["Müller"]
