@@ -15,7 +15,7 @@ from mdm import heap
 from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.dashboard import dashboard, search_golden
-from mdm.api.edge import Edge
+from mdm.api.edge import Edge, SlashedSegments
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.json_body import JsonRequest
@@ -110,7 +110,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         # Every route declares its permission (opt); this one guard checks it.
         guards=[authorize],
-        middleware=[prometheus.middleware, access],
+        middleware=[SlashedSegments(), prometheus.middleware, access],
         request_class=JsonRequest,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mdm.settings import Settings
+from tests.integration.live_hub import serving
 
 GOOD = {
     "attributes": {"name": "Acme Consulting GmbH", "tax_id": "DE136695976", "tax_country": "DE"}
@@ -481,3 +486,101 @@ async def test_a_path_in_percent_encoded_utf8_names_its_record(client: AsyncTest
     xref = await client.get("/v1/xref/worker/hcm/M%C3%BCller")
     assert xref.status_code == 200, xref.text
     assert [x["source_id"] for x in xref.json()["xrefs"]] == ["Müller"]
+
+
+async def test_a_source_id_holding_a_slash_is_addressable_through_every_door(
+    client: AsyncTestClient,
+) -> None:
+    # "INV/2024/001" percent-encoded as one segment; the path was decoded before routing,
+    # so PUT, DELETE and GET answered 404 and only POST /v1/xref/lookup found the record.
+    sid, path = "INV/2024/001", "INV%2F2024%2F001"
+    batch = await client.post(
+        "/v1/sources/erp/customer/batch",
+        json=[{"source_id": sid, "attributes": {"name": "Acme Consulting GmbH"}}],
+    )
+    assert batch_results(batch) == [(200, None)]
+    golden_id = batch.json()["results"][0]["golden_id"]
+
+    updated = await client.put(
+        f"/v1/sources/erp/customer/{path}", json={"attributes": {"name": "Acme Consulting AG"}}
+    )
+    assert updated.status_code == 200, updated.text
+    assert (updated.json()["golden_id"], updated.json()["outcome"]) == (golden_id, "linked")
+
+    lower_hex = path.replace("%2F", "%2f")
+    for url in (f"/v1/xref/customer/erp/{path}", f"/v1/xref/customer/erp/{lower_hex}"):
+        xref = await client.get(url)
+        assert xref.status_code == 200, xref.text
+        assert xref.json()["golden_id"] == golden_id
+        assert ["erp", sid] in [[x["source"], x["source_id"]] for x in xref.json()["xrefs"]]
+    # Its answer is cached now (mdm/api/fast_lookup.py), under a key holding its slashes:
+    # a path with real slashes is still no route.
+    assert (await client.get(f"/v1/xref/customer/erp/{sid}")).status_code == 404
+    looked_up = await client.post(
+        "/v1/xref/lookup",
+        json={"keys": [{"entity": "customer", "source": "erp", "source_id": sid}]},
+    )
+    assert looked_up.json()["results"][0]["golden_id"] == golden_id
+
+    # A subscriber registers its own id holding slashes, then translates through it.
+    registered = await client.put(f"/v1/xref/customer/{golden_id}/psa", json={"source_id": "C/7"})
+    assert registered.status_code == 200, registered.text
+    translated = await client.get("/v1/xref/customer/psa/C%2F7/in/erp")
+    assert translated.status_code == 200, translated.text
+    assert translated.json()["target_id"] == sid
+    back = await client.get(f"/v1/xref/customer/erp/{path}/in/psa")
+    assert back.json()["target_id"] == "C/7"
+
+    # A steward ignores the record's value and takes it back, naming the id in the path.
+    ignored = await client.put(
+        f"/v1/golden/customer/{golden_id}/ignores",
+        json={"attribute": "name", "source": "erp", "source_id": sid},
+    )
+    assert ignored.status_code == 200, ignored.text
+    unignored = await client.delete(f"/v1/golden/customer/{golden_id}/ignores/erp/{path}/name")
+    assert unignored.status_code == 200, unignored.text
+    assert unignored.json()["changed"] is True
+
+    deleted = await client.delete(f"/v1/sources/erp/customer/{path}")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["outcome"] == "deleted"
+    # The record is gone, and a path whose slashes are real is another (unknown) path.
+    assert (await client.get(f"/v1/xref/customer/erp/{sid}")).status_code == 404
+    assert (await client.put(f"/v1/sources/erp/customer/{sid}", json=GOOD)).status_code == 404
+
+
+async def test_a_source_id_holding_a_slash_and_a_percent_sign_keeps_both(
+    client: AsyncTestClient,
+) -> None:
+    # The router sees escaped segments (mdm/api/edge.py); "%2F" typed by a client as
+    # text is "%252F" on the wire, and stays that text.
+    for path, sid in (("a%2F%252F", "a/%2F"), ("a%252F", "a%2F")):
+        put = await client.put(f"/v1/sources/erp/customer/{path}", json=GOOD)
+        assert put.status_code == 200, put.text
+        xref = await client.get(f"/v1/xref/customer/erp/{path}")
+        assert sid in [x["source_id"] for x in xref.json()["xrefs"]], (path, xref.text)
+
+
+def _through_uvicorn(base: str, key: str) -> list[tuple[int, str]]:
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as http:
+        answers = [
+            http.put("/v1/sources/erp/customer/INV%2F1", json=GOOD),
+            http.get("/v1/xref/customer/erp/INV%2F1"),
+            http.get("/v1/xref/customer/erp/INV%2F1/in/erp"),
+            http.delete("/v1/sources/erp/customer/INV%2F1"),
+            http.put("/v1/sources/erp/customer/a%FFb", json=GOOD),
+            http.get("/v1/search/golden?q=a%FFb"),
+        ]
+    return [(a.status_code, a.text) for a in answers]
+
+
+async def test_uvicorn_routes_on_the_raw_path_too(
+    client: AsyncTestClient, settings: Settings
+) -> None:
+    # The test client and uvicorn fill scope["raw_path"] differently (with and
+    # without the query string); the edge reads both.
+    assert settings.auth.admin_key
+    with serving(settings) as base:
+        answers = await asyncio.to_thread(_through_uvicorn, base, settings.auth.admin_key)
+    assert [status for status, _ in answers] == [200, 200, 200, 200, 400, 400], answers
+    assert '"source_id":"INV/1"' in answers[1][1]
