@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 from mdm.adapters.repository import Repository, StoredXref
 from mdm.adapters.reviews import ReviewStore
 from mdm.api.auth import RESPONSE_KEYS, Permission, requires
+from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
@@ -255,7 +256,7 @@ class XrefController(Controller):
         request: Request[Any, Any, Any],
         entity: FromPath[str],
         source: Annotated[str, PathParameter(max_length=64)],
-        source_id: Annotated[str, PathParameter(max_length=200)],
+        source_id: SourceIdPath,
     ) -> Response[XrefView]:
         """The golden id of a source record and every system's id for the same thing."""
         check_entity(entity)

@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
+from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
     OverrideResult,
@@ -32,11 +33,14 @@ from schemas.api import (
     PinRequest,
     PinView,
 )
+from schemas.text import NAME_PATTERN, TEXT_PATTERN
 
 GoldenId = Annotated[str, PathParameter(max_length=64)]
 Attribute = Annotated[str, PathParameter(max_length=64)]
-ActorQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
-ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
+ActorQuery = Annotated[
+    str | None, QueryParameter(min_length=1, max_length=200, pattern=NAME_PATTERN)
+]
+ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000, pattern=TEXT_PATTERN)]
 
 
 def _response(result: OverrideResult) -> OverrideResponse:
@@ -167,7 +171,7 @@ class OverridesController(Controller):
         entity: FromPath[str],
         golden_id: GoldenId,
         source: Annotated[str, PathParameter(max_length=64)],
-        source_id: Annotated[str, PathParameter(max_length=200)],
+        source_id: SourceIdPath,
         attribute: Attribute,
         actor: ActorQuery = None,
         reason: ReasonQuery = None,

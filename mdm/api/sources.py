@@ -20,6 +20,7 @@ from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
+from mdm.api.params import SourceIdPath
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
@@ -46,9 +47,6 @@ from schemas.api import (
 
 _encoder = msgspec.json.Encoder()
 SourceName = Annotated[str, PathParameter(min_length=1, max_length=64, description="Source system")]
-SourceId = Annotated[
-    str, PathParameter(min_length=1, max_length=200, description="The record's id in that source")
-]
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -113,7 +111,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
-        source_id: SourceId,
+        source_id: SourceIdPath,
         data: JSONBody[upsert_type],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IngestResult]:
@@ -144,7 +142,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
-        source_id: SourceId,
+        source_id: SourceIdPath,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)

@@ -584,3 +584,150 @@ async def test_uvicorn_routes_on_the_raw_path_too(
         answers = await asyncio.to_thread(_through_uvicorn, base, settings.auth.admin_key)
     assert [status for status, _ in answers] == [200, 200, 200, 200, 400, 400], answers
     assert '"source_id":"INV/1"' in answers[1][1]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"],
+)
+async def test_a_body_not_sent_as_json_is_a_415(
+    client: AsyncTestClient, db: AsyncConnection, content_type: str | None
+) -> None:
+    # It was taken for JSON whatever its Content-Type said.
+    before = await snapshot(db)
+    headers = {"content-type": content_type} if content_type else {}
+    body = b'{"attributes": {"name": "Acme Consulting GmbH"}}'
+    for method, url in (("PUT", "/v1/sources/crm/customer/1"), ("POST", "/v1/xref/lookup")):
+        response = await client.request(method, url, content=body, headers=headers)
+        assert_problem(response, 415)
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ],
+)
+async def test_a_body_sent_as_json_is_read(client: AsyncTestClient, content_type: str) -> None:
+    response = await client.put(
+        "/v1/sources/crm/customer/1",
+        content=b'{"attributes": {"name": "Acme Consulting GmbH"}}',
+        headers={"content-type": content_type},
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "method,url,body,path",
+    [
+        (
+            "PUT",
+            "/v1/sources/crm/customer/1",
+            b'{"attributes": {"name": "A", "name": "B"}}',
+            "$.attributes.name",
+        ),
+        (
+            "PUT",
+            "/v1/sources/crm/customer/1",
+            b'{"attributes": {"name": "A"}, "attributes": {}}',
+            "$.attributes",
+        ),
+        (
+            "POST",
+            "/v1/sources/crm/customer/batch",
+            b'[{"source_id": "A", "attributes": {"name": "A"}},'
+            b' {"source_id": "B", "source_id": "C", "attributes": {"name": "B"}}]',
+            "$[1].source_id",
+        ),
+        (
+            "POST",
+            "/v1/xref/lookup",
+            b'{"keys": [{"entity": "customer", "source": "crm", "source_id": "1",'
+            b' "source": "erp"}]}',
+            "$.keys[0].source",
+        ),
+        ("POST", "/v1/xref/lookup", b'{"keys": [], "k\\u0065ys": []}', "$.keys"),
+    ],
+)
+async def test_a_key_twice_in_an_object_is_a_400_naming_it(
+    client: AsyncTestClient, db: AsyncConnection, method: str, url: str, body: bytes, path: str
+) -> None:
+    # The last one silently won.
+    before = await snapshot(db)
+    response = await client.request(
+        method, url, content=body, headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 400, path)
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    "attributes,path",
+    [
+        ({"name": "Acme\u202eHbmG"}, "$.attributes.name"),  # right-to-left override
+        ({"name": "Acme\u2066 GmbH"}, "$.attributes.name"),
+        ({"name": "Acme\u200f"}, "$.attributes.name"),
+        ({"name": "Acme\tGmbH"}, "$.attributes.name"),
+        ({"name": "Acme\nGmbH"}, "$.attributes.name"),
+        ({"name": "Acme GmbH\n"}, "$.attributes.name"),
+        ({"name": "Acme\x1b[31m"}, "$.attributes.name"),
+        ({"name": "Acme\x7f"}, "$.attributes.name"),
+        ({"name": "Acme\x85"}, "$.attributes.name"),
+        ({"name": "Acme", "legal_name": "Acme\x07"}, "$.attributes.legal_name"),
+        ({"name": "Acme", "tax_id": "DE\u200e136695976"}, "$.attributes.tax_id"),
+        ({"name": "Acme", "parent_ref": "P\t1"}, "$.attributes.parent_ref"),
+        ({"name": "Acme", "parent_ref": " "}, "$.attributes.parent_ref"),
+        ({"name": "Acme", "address": {"line1": "Main St\x0b1"}}, "$.attributes.address.line1"),
+    ],
+)
+async def test_control_and_bidi_characters_in_names_and_ids_are_a_422(
+    client: AsyncTestClient, attributes: dict[str, Any], path: str
+) -> None:
+    response = await client.put("/v1/sources/crm/customer/1", json={"attributes": attributes})
+    problem = assert_problem(response, 422, path)
+    assert "control character" in problem["errors"][0]["message"], problem
+
+
+async def test_free_text_keeps_line_breaks_tabs_and_bidi_marks(client: AsyncTestClient) -> None:
+    # An address line in Hebrew with a house number needs its direction marks.
+    address = {
+        "line1": "\u05e8\u05d7\u05d5\u05d1 \u05d4\u05e8\u05e6\u05dc\u200f 12",
+        "line2": "Hof 2\r\n\tEG",
+    }
+    response = await client.put(
+        "/v1/sources/crm/customer/1",
+        json={"attributes": {"name": "Acme Consulting GmbH", "address": address}},
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("sid", ["", " ", "  ", "\u3000", "a\tb", "a\nb", "a\x1fb", "a\u202eb"])
+async def test_a_blank_source_id_or_one_with_control_characters_is_a_422(
+    client: AsyncTestClient, db: AsyncConnection, sid: str
+) -> None:
+    batch = await client.post(
+        "/v1/sources/crm/customer/batch",
+        json=[
+            {"source_id": sid, "attributes": {"name": "Acme Consulting GmbH"}},
+            {"source_id": "B", "attributes": {"name": "Globex"}},
+        ],
+    )
+    assert batch_results(batch) == [(422, "$[0].source_id"), (200, None)]
+    if sid:  # an empty path segment is another route
+        encoded = sid.encode().hex()
+        path = "".join(f"%{encoded[i : i + 2]}" for i in range(0, len(encoded), 2))
+        put = await client.put(f"/v1/sources/crm/customer/{path}", json=GOOD)
+        assert_problem(put, 422, "path:source_id")
+        xref = await client.get(f"/v1/xref/customer/crm/{path}")
+        assert_problem(xref, 422, "path:source_id")
+    lookup = await client.post(
+        "/v1/xref/lookup",
+        json={"keys": [{"entity": "customer", "source": "crm", "source_id": sid}]},
+    )
+    assert_problem(lookup, 422, "$.keys[0].source_id")
+    stored = (await db.execute(text("SELECT source_id FROM source_record"))).scalars().all()
+    assert stored == ["B"]
