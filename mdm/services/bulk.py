@@ -109,7 +109,7 @@ class MemoryIndex:
                        ARRAY(SELECT m.key FROM match_key m WHERE m.source_record_id = s.id)
                 FROM source_record s
                 WHERE s.entity = :entity AND s.deleted_at IS NULL
-                  AND s.match_features IS NOT NULL
+                  AND jsonb_typeof(s.match_features) = 'object'  -- not a registered id's
                 """
             ),
             {"entity": entity},

@@ -419,3 +419,27 @@ def test_a_load_line_nested_too_deeply_is_a_bad_line_not_a_crash(tmp_path: Path)
     rows = list(read_rows(path, "ndjson"))
     assert [(r.line, r.item is None) for r in rows] == [(1, False), (2, True), (3, False)]
     assert "nested too deeply" in (rows[1].error or "")
+
+
+async def test_a_load_after_an_id_was_registered_back_matches_as_the_api_does(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    # The registered record (no attributes) was read into the load's index as a member
+    # without features (JSON null), and matching against it failed the load.
+    attributes = {
+        "family_name": "Okafor",
+        "given_name": "Ada",
+        "date_of_birth": "1980-01-07",
+        "address": {"city": "Berlin", "postal_code": "10115"},
+    }
+    put = await client.put("/v1/sources/hcm/worker/W-1", json={"attributes": attributes})
+    golden_id = put.json()["golden_id"]
+    registered = await client.put(f"/v1/xref/worker/{golden_id}/psa", json={"source_id": "R-1"})
+    assert registered.status_code == 200, registered.text
+    engine = make_engine(database_url, pool_size=1)
+    rows = [Row(1, {"source_id": "E-1", "attributes": {**attributes, "given_name": "Ada M."}})]
+    report = await bulk_load(engine, load_rules(), "worker", "erp", rows, processes=0)
+    await engine.dispose()
+    assert report.rejected == 0, report
+    xref = await client.get("/v1/xref/worker/erp/E-1")
+    assert xref.json()["golden_id"] == golden_id, xref.text
