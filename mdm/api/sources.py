@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, delete, post, put
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
 from mdm.adapters.repository import Repository
@@ -46,6 +47,7 @@ from schemas.api import (
 )
 
 _encoder = msgspec.json.Encoder()
+BATCH_ITEM_SCHEMA = Schema(type=OpenAPIType.OBJECT, additional_properties=Schema())
 SourceName = Annotated[str, PathParameter(min_length=1, max_length=64, description="Source system")]
 IdempotencyKey = Annotated[
     str | None,
@@ -164,12 +166,15 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
+        # Items are Any, checked one by one (decode_item): one that is not even an
+        # object gets its own error too. The document still says objects.
         data: Annotated[
-            list[dict[str, Any]],
+            list[Any],
             BodyKwarg(
                 description=f"Up to {MAX_BATCH} items, each a {item_type.__name__}: "
                 "{source_id, attributes, source_updated_at?}. A bad item gets its own "
-                "error and does not fail the others."
+                "error and does not fail the others.",
+                schema_extra={"items": BATCH_ITEM_SCHEMA},
             ),
         ],
         idempotency_key: IdempotencyKey = None,

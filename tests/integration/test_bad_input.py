@@ -731,3 +731,12 @@ async def test_a_blank_source_id_or_one_with_control_characters_is_a_422(
     assert_problem(lookup, 422, "$.keys[0].source_id")
     stored = (await db.execute(text("SELECT source_id FROM source_record"))).scalars().all()
     assert stored == ["B"]
+
+
+async def test_a_batch_item_that_is_not_an_object_fails_alone(client: AsyncTestClient) -> None:
+    # The body was typed a list of objects: one number failed the whole batch (path "$").
+    response = await client.post(
+        "/v1/sources/crm/customer/batch",
+        json=[{"source_id": "A", "attributes": {"name": "Acme"}}, 5, None, [], "B"],
+    )
+    assert batch_results(response) == [(200, None)] + [(422, f"$[{i}]") for i in range(1, 5)]
