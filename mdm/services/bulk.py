@@ -323,7 +323,7 @@ def read_rows(path: Path, fmt: str, id_column: str = "source_id") -> Iterator[Ro
                 except msgspec.DecodeError as exc:
                     yield Row(n, None, f"not JSON: {exc}")
                 except strict_json.JsonRefused as exc:
-                    yield Row(n, None, exc.message)
+                    yield Row(n, None, f"{exc.message} (at {exc.path})")
     elif fmt == "csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
             for n, row in enumerate(csv.DictReader(f), 2):

@@ -421,6 +421,16 @@ def test_a_load_line_nested_too_deeply_is_a_bad_line_not_a_crash(tmp_path: Path)
     assert "nested too deeply" in (rows[1].error or "")
 
 
+def test_a_load_line_with_a_key_twice_is_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "w.ndjson"
+    good = json.dumps({"source_id": "W-1", "attributes": {"family_name": "Okafor"}})
+    twice = '{"source_id": "W-2", "attributes": {"family_name": "A", "family_name": "B"}}'
+    path.write_text(good + "\n" + twice + "\n")
+    rows = list(read_rows(path, "ndjson"))
+    assert [(r.line, r.item is None) for r in rows] == [(1, False), (2, True)]
+    assert "more than once in this object (at $.attributes.family_name)" in (rows[1].error or "")
+
+
 async def test_a_load_after_an_id_was_registered_back_matches_as_the_api_does(
     client: AsyncTestClient, database_url: str
 ) -> None:
