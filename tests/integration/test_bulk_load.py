@@ -453,3 +453,18 @@ async def test_a_load_after_an_id_was_registered_back_matches_as_the_api_does(
     assert report.rejected == 0, report
     xref = await client.get("/v1/xref/worker/erp/E-1")
     assert xref.json()["golden_id"] == golden_id, xref.text
+
+
+async def test_a_loaded_id_holding_a_slash_is_addressable_through_the_api(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    rows = [Row(1, {"source_id": "INV/2024/001", "attributes": {"family_name": "Okafor"}})]
+    report = await bulk_load(engine, load_rules(), "worker", "erp", rows, processes=0)
+    await engine.dispose()
+    assert report.outcomes == {"created": 1}, report
+    path = "/v1/sources/erp/worker/INV%2F2024%2F001"
+    updated = await client.put(path, json={"attributes": {"family_name": "Okafor-Ade"}})
+    assert (updated.status_code, updated.json()["outcome"]) == (200, "linked"), updated.text
+    assert (await client.get("/v1/xref/worker/erp/INV%2F2024%2F001")).status_code == 200
+    assert (await client.delete(path)).json()["outcome"] == "deleted"
