@@ -225,7 +225,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
+def _progress_bar(label: str, *fields: str, quiet: bool) -> Any:
+    """A long command's progress bar (rich): the label, the bar, done of total, `fields`
+    (rich format strings of the task's fields), time spent and time left."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -235,6 +237,18 @@ async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
         TimeRemainingColumn,
     )
 
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(f) for f in fields),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+    )
+
+
+async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.rematch import Rematch
 
@@ -249,14 +263,7 @@ async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
             f"{state.model_version}",
             flush=True,
         )
-        with Progress(
-            TextColumn(f"rematch {args.entity}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            disable=args.quiet,
-        ) as bar:
+        with _progress_bar(f"rematch {args.entity}", quiet=args.quiet) as bar:
             task = bar.add_task("rematch", total=state.total)
             final = await run.run(
                 args.chunk, lambda done, total: bar.update(task, completed=done, total=total)
@@ -290,15 +297,6 @@ async def _load(
     settings: Settings, args: argparse.Namespace, total: int | None, out: TextIO
 ) -> int:
     """Load `args.file` into the database of the (resolved) `settings`; the exit code."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.bulk import bulk_load, detect_format, read_rows
 
@@ -308,14 +306,8 @@ async def _load(
     engine = make_engine(settings.database.url or "", pool_size=1)
     began = time.perf_counter()
     try:
-        with Progress(
-            TextColumn(f"{args.source} {args.entity}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            disable=args.quiet,
+        with _progress_bar(
+            f"{args.source} {args.entity}", "{task.fields[rate]}", quiet=args.quiet
         ) as bar:
             task = bar.add_task("load", total=total, rate="")
 

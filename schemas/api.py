@@ -9,9 +9,14 @@ import msgspec
 from msgspec import Meta
 
 from schemas.entities import ENTITY_TYPES, EntityName
+from schemas.text import IDENTIFIER, NAME, TEXT
 
 AwareDatetime = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset.")]
-SourceId = Annotated[str, Meta(min_length=1, max_length=200)]
+#: Why an AwareDatetime within years 1-9999 as written can still not be stored.
+OUT_OF_RANGE = "out of range: it falls before year 1 or after year 9999 in UTC"
+SourceId = Annotated[str, Meta(min_length=1, max_length=200), IDENTIFIER]
+SystemName = Annotated[str, Meta(min_length=1, max_length=64), IDENTIFIER]
+GoldenId = Annotated[str, Meta(min_length=1, max_length=64), IDENTIFIER]
 
 MAX_BATCH = 1000
 # Bounds of numbers a client may send, so that none reaches PostgreSQL out of its
@@ -21,6 +26,16 @@ MAX_OFFSET = 1_000_000_000
 MAX_ID = 2**63 - 1
 MAX_VERSION = 2**31 - 1
 MAX_AGE_HOURS = 1_000_000.0
+
+
+def in_utc_range(value: dt.datetime) -> bool:
+    """Whether `value` is still a datetime once in UTC, as PostgreSQL's timestamptz
+    stores it ("9999-12-31T23:59:59-14:00" is not: it is past year 9999 there)."""
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _upsert_type(entity: str, cls: type[msgspec.Struct]) -> type[msgspec.Struct]:
@@ -153,7 +168,7 @@ class XrefView(msgspec.Struct, kw_only=True):
 
 class XrefKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     entity: EntityName
-    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    source: SystemName
     source_id: SourceId
 
 
@@ -201,15 +216,14 @@ Actor = Annotated[
         description="Optional: the person the caller acts for. The hub records the "
         "authenticated caller, 'on behalf of' this name when given (docs/security.md).",
     ),
+    NAME,
 ]
-Reason = Annotated[str, Meta(max_length=2000)]
+Reason = Annotated[str, Meta(max_length=2000), TEXT]
 
 
 class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    survivor_id: Annotated[str, Meta(min_length=1, max_length=64)]
-    loser_ids: Annotated[
-        list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(min_length=1, max_length=100)
-    ]
+    survivor_id: GoldenId
+    loser_ids: Annotated[list[GoldenId], Meta(min_length=1, max_length=100)]
     actor: Actor | None = None
     reason: Reason | None = None
 
@@ -223,7 +237,7 @@ class MergeResponse(msgspec.Struct, kw_only=True):
 
 
 class RecordRef(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    source: SystemName
     source_id: SourceId
 
 
@@ -272,8 +286,8 @@ class PinRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class IgnoreRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Never use this source record's value of this attribute."""
 
-    attribute: Annotated[str, Meta(min_length=1, max_length=64)]
-    source: Annotated[str, Meta(min_length=1, max_length=64)]
+    attribute: Annotated[str, Meta(min_length=1, max_length=64), IDENTIFIER]
+    source: SystemName
     source_id: SourceId
     actor: Actor | None = None
     reason: Reason | None = None
@@ -376,7 +390,7 @@ class ReviewTaskList(msgspec.Struct, kw_only=True):
 
 ReviewStatus = Literal["open", "merged", "not_a_match", "deferred", "superseded"]
 ReviewDecisionName = Literal["merge", "not_a_match", "defer"]
-Comment = Annotated[str, Meta(max_length=2000)]
+Comment = Annotated[str, Meta(max_length=2000), TEXT]
 
 
 class ReviewDecisionView(msgspec.Struct, kw_only=True):
@@ -428,7 +442,7 @@ class ReviewTaskDetail(msgspec.Struct, kw_only=True):
 class AssignRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Assign a task to a steward (or, with `assignee` null, release it)."""
 
-    assignee: Annotated[str, Meta(min_length=1, max_length=200)] | None
+    assignee: Annotated[str, Meta(min_length=1, max_length=200), NAME] | None
     actor: Actor | None = None
 
 

@@ -17,12 +17,17 @@ import msgspec
 import msgspec.inspect
 from msgspec import Meta
 
+from schemas.text import IDENTIFIER, NAME, TEXT
+
 # Bounded strings keep one bad record from bloating the database or the match index.
-ShortText = Annotated[str, Meta(max_length=200)]
-Text = Annotated[str, Meta(max_length=500)]
+# Which characters each may hold: schemas/text.py (NAME for names and the codes a
+# record is recognised by, TEXT for free text, IDENTIFIER for references).
+ShortText = Annotated[str, Meta(max_length=200), TEXT]
+Text = Annotated[str, Meta(max_length=500), TEXT]
 # A character the hub's cleaning of names keeps (matching/text.py clean_text drops
 # whitespace, control characters and invisible ones): a name without one is blank,
-# and a blank name is a 422. Documented in the JSON Schema; checked after decoding.
+# and a blank name is a 422. Documented in the JSON Schema (beside NAME's pattern,
+# which it checks); checked after decoding.
 NOT_BLANK = r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b\ufeff]"
 Name = Annotated[
     str,
@@ -30,9 +35,11 @@ Name = Annotated[
         min_length=1,
         max_length=300,
         description="Required, not blank.",
-        extra_json_schema={"pattern": NOT_BLANK},
+        extra_json_schema={"allOf": [{"pattern": NOT_BLANK}]},
     ),
+    NAME,
 ]
+NamePart = Annotated[str, Meta(max_length=200), NAME]
 Ref = Annotated[
     str,
     Meta(
@@ -40,6 +47,7 @@ Ref = Annotated[
         max_length=200,
         description="The id of the referenced record in the same source system.",
     ),
+    IDENTIFIER,
 ]
 CountryText = Annotated[
     str,
@@ -48,6 +56,7 @@ CountryText = Annotated[
         max_length=60,
         description="ISO 3166-1 alpha-2 preferred; alpha-3 and English names are standardized.",
     ),
+    NAME,
 ]
 # A decimal number written as a string (a JSON number is accepted as well).
 DECIMAL = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
@@ -71,7 +80,7 @@ class Address(_Inbound):
     line2: Text | None = None
     city: ShortText | None = None
     region: ShortText | None = None
-    postal_code: Annotated[str, Meta(max_length=20)] | None = None
+    postal_code: Annotated[str, Meta(max_length=20), NAME] | None = None
     country: CountryText | None = None
 
 
@@ -90,13 +99,13 @@ class Customer(_Inbound):
     """A client of the firm: the account in CRM, the customer in ERP, the client in PSA."""
 
     name: Name
-    legal_name: Text | None = None
-    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    legal_name: Annotated[str, Meta(max_length=500), NAME] | None = None
+    tax_id: Annotated[str, Meta(max_length=40), NAME] | None = None
     tax_country: CountryText | None = None
-    duns: Annotated[str, Meta(max_length=20)] | None = None
-    website: Text | None = None
-    email: Annotated[str, Meta(max_length=320)] | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
+    duns: Annotated[str, Meta(max_length=20), NAME] | None = None
+    website: Annotated[str, Meta(max_length=500), NAME] | None = None
+    email: Annotated[str, Meta(max_length=320), NAME] | None = None
+    phone: Annotated[str, Meta(max_length=40), NAME] | None = None
     address: Address | None = None
     parent_ref: Ref | None = None
     industry: ShortText | None = None
@@ -123,14 +132,14 @@ class Worker(_Inbound):
         ]
     }
 
-    family_name: Annotated[str, Meta(max_length=300)] | None = None
-    given_name: ShortText | None = None
-    middle_name: ShortText | None = None
+    family_name: Annotated[str, Meta(max_length=300), NAME] | None = None
+    given_name: NamePart | None = None
+    middle_name: NamePart | None = None
     date_of_birth: Annotated[dt.date, SENSITIVE] | None = None
-    email: Annotated[str, Meta(max_length=320)] | None = None
-    phone: Annotated[str, Meta(max_length=40)] | None = None
-    national_id: Annotated[str, Meta(max_length=40), SENSITIVE] | None = None
-    employee_number: Annotated[str, Meta(max_length=40)] | None = None
+    email: Annotated[str, Meta(max_length=320), NAME] | None = None
+    phone: Annotated[str, Meta(max_length=40), NAME] | None = None
+    national_id: Annotated[str, Meta(max_length=40), NAME, SENSITIVE] | None = None
+    employee_number: Annotated[str, Meta(max_length=40), NAME] | None = None
     address: Address | None = None
     employer_ref: Ref | None = None
     manager_ref: Ref | None = None
@@ -147,8 +156,8 @@ class LegalEntity(_Inbound):
     """A company of the firm's own group that contracts, employs and books."""
 
     name: Name
-    registration_number: Annotated[str, Meta(max_length=60)] | None = None
-    tax_id: Annotated[str, Meta(max_length=40)] | None = None
+    registration_number: Annotated[str, Meta(max_length=60), NAME] | None = None
+    tax_id: Annotated[str, Meta(max_length=40), NAME] | None = None
     country: CountryText | None = None
     base_currency: CurrencyCode | None = None
     address: Address | None = None
@@ -159,7 +168,7 @@ class Project(_Inbound):
     """An engagement delivered for a customer by one of the firm's legal entities."""
 
     name: Name
-    code: Annotated[str, Meta(max_length=60)] | None = None
+    code: Annotated[str, Meta(max_length=60), NAME] | None = None
     customer_ref: Ref | None = None
     legal_entity_ref: Ref | None = None
     project_manager_ref: Ref | None = None

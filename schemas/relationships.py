@@ -8,10 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from schemas.api import MAX_BATCH, SourceId
+from schemas.api import MAX_BATCH, SourceId, SystemName
 from schemas.entities import EntityName
-
-SystemName = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class Translation(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -54,11 +54,13 @@ CROSS JOIN LATERAL (
 
 # The live records, with features, of the golden ids $1 (one array parameter: a
 # batch of 1,000 can name up to 40,000 candidates, and a statement takes at most
-# 32,767 parameters).
+# 32,767 parameters). A record registered through the xref API has no attributes and
+# no features: its match_features is JSON null (not SQL NULL), hence jsonb_typeof.
 MEMBERS_SQL = """
 SELECT id, golden_id, source, source_id, match_features
 FROM source_record
-WHERE golden_id = ANY($1::text[]) AND deleted_at IS NULL AND match_features IS NOT NULL
+WHERE golden_id = ANY($1::text[]) AND deleted_at IS NULL
+  AND jsonb_typeof(match_features) = 'object'
 ORDER BY id
 """
 
@@ -168,7 +170,11 @@ class MatchStore:
         draw = func.md5(f"{seed!r}/" + sr.source + "/" + sr.source_id)
         rows = await self.conn.execute(
             select(sr.match_features)
-            .where(sr.entity == entity, sr.deleted_at.is_(None), sr.match_features.is_not(None))
+            .where(
+                sr.entity == entity,
+                sr.deleted_at.is_(None),
+                func.jsonb_typeof(sr.match_features) == "object",  # see MEMBERS_SQL
+            )
             .order_by(draw, sr.source, sr.source_id)
             .limit(limit)
         )

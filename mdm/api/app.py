@@ -15,8 +15,10 @@ from mdm.api.access import AccessMiddleware
 from mdm.api.auth import Permission, authorize, missing_credentials, requires
 from mdm.api.bodies import strict_body
 from mdm.api.dashboard import dashboard, search_golden
+from mdm.api.edge import Edge, SlashedSegments
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
+from mdm.api.json_body import JsonRequest
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
 from mdm.api.metrics import exposition
@@ -119,7 +121,8 @@ def create_app(
         before_request=strict_body,  # bodies as the OpenAPI document says (mdm/api/bodies.py)
         # Every route declares its permission (opt); this one guard checks it.
         guards=[authorize],
-        middleware=[prometheus.middleware, access],
+        middleware=[SlashedSegments(), prometheus.middleware, access],
+        request_class=JsonRequest,
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         openapi_config=openapi_config(),
@@ -128,12 +131,16 @@ def create_app(
         # The process configures logging once (mdm.cli); litestar must not add handlers.
         logging_config=None,
     )
-    document(app)  # every answer of every route, in /schema/openapi.json (mdm/api/openapi.py)
+    # Every answer of every route, in /schema/openapi.json (mdm/api/openapi.py).
+    document(app, hub.catalog.systems)
     # Cached xref answers go out before routing (mdm/api/fast_lookup.py); litestar's
-    # handler (after the app's lifespan and scope setup) gets everything else.
+    # handler (after the app's lifespan and scope setup) gets everything else. The
+    # edge's checks (mdm/api/edge.py) come first, for both.
     hub.lookups.renderer = partial(render_xref, hub)  # what the cache's warming renders with
-    app.asgi_handler = XrefFastPath(
-        app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+    app.asgi_handler = Edge(
+        XrefFastPath(
+            app.asgi_handler, hub, access, prometheus.prefix, route_template(app, "get_xref")
+        )
     )
     return app
 

@@ -17,11 +17,11 @@ caller is known in memory and the record exists:
   (and caches it, exactly as the route does).
 
 Anything else (no key or an uncached one, a JWT, a refusal, an unknown
-record (the 404 problem), a lost database connection, a query string,
-another method) goes to litestar unchanged, which answers and fills the
-caches. The answer's bytes and headers are the route's own (a test
-compares them), and it is counted in litestar's request metrics under the
-route's path template.
+record (the 404 problem), a lost database connection, a query string, a
+source id holding a slash (mdm/api/edge.py), another method) goes to
+litestar unchanged, which answers and fills the caches. The answer's bytes
+and headers are the route's own (a test compares them), and it is counted
+in litestar's request metrics under the route's path template.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from mdm.api.access import RATE_TAKEN, AccessMiddleware
 from mdm.api.auth import GRANTS, Identity, Permission
+from mdm.api.edge import SLASHED
 from mdm.api.golden import XREF_KEYS, render_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import ENTITIES
@@ -68,6 +69,7 @@ class XrefFastPath:
             or not path.startswith(PREFIX)
             or scope.get("method") != "GET"
             or scope["query_string"]
+            or SLASHED in scope  # a source id holding "/": litestar routes it
         ):
             await self.app(scope, receive, send)
             return
@@ -109,13 +111,13 @@ class XrefFastPath:
         if self.unmaskable and not identity.sensitive:
             return None
         lookups = self.hub.lookups
+        tail = path[len(PREFIX) :]
+        if tail.count("/") != 2:
+            return None  # another route, or none: litestar answers
         # The cache's key is the path's tail: only answers of valid routes are in it.
-        cached = lookups.answers.get(path[len(PREFIX) :])
+        cached = lookups.answers.get(tail)
         if cached is None:
-            parts = path[len(PREFIX) :].split("/")
-            if len(parts) != 3:
-                return None
-            entity, source, source_id = parts
+            entity, source, source_id = tail.split("/")
             # The route's own checks (mdm/api/golden.py get_xref), else litestar answers 4xx.
             if not (entity in ENTITIES and 0 < len(source) <= 64 and 0 < len(source_id) <= 200):
                 return None

@@ -18,12 +18,14 @@ from mdm.adapters.repository import Repository, StoredXref
 from mdm.adapters.reviews import ReviewStore
 from mdm.api.auth import RESPONSE_KEYS, Permission, requires
 from mdm.api.openapi import moved
+from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
 from mdm.domain.sources import check_entity
 from schemas.api import (
     MAX_VERSION,
+    OUT_OF_RANGE,
     GoldenRecordView,
     HistoryEntry,
     HistoryResponse,
@@ -34,6 +36,7 @@ from schemas.api import (
     XrefLookupResponse,
     XrefLookupResult,
     XrefView,
+    in_utc_range,
 )
 
 _MAX_REDIRECTS = 32  # merges re-point chains, so real chains are length one
@@ -180,6 +183,8 @@ async def _as_of(
         raise ValidationFailed(
             "as_of needs a time zone", [FieldProblem("query:as_of", "RFC 3339 with an offset")]
         )
+    if not in_utc_range(as_of):
+        raise ValidationFailed("as_of is out of range", [FieldProblem("query:as_of", OUT_OF_RANGE)])
     rows = await repo.history(golden.golden_id, 1, as_of=as_of)
     if not rows:
         raise NotFound(f"{golden.golden_id} did not exist at {as_of.isoformat()}")
@@ -253,7 +258,7 @@ class XrefController(Controller):
         request: Request[Any, Any, Any],
         entity: FromPath[str],
         source: Annotated[str, PathParameter(max_length=64)],
-        source_id: Annotated[str, PathParameter(max_length=200)],
+        source_id: SourceIdPath,
     ) -> Response[XrefView]:
         """The golden id of a source record and every system's id for the same thing."""
         check_entity(entity)

@@ -20,7 +20,7 @@ plugin of mdm/api/struct_schemas.py and calls `document`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from litestar import Litestar, Router
 from litestar.handlers import HTTPRouteHandler
@@ -157,8 +157,9 @@ def _documented(app: Litestar) -> Iterator[tuple[HTTPRoute, HTTPRouteHandler]]:
                     yield route, handler
 
 
-def document(app: Litestar) -> None:
-    """Declare every answer of every documented route in the app's OpenAPI document.
+def document(app: Litestar, sources: Collection[str] = ()) -> None:
+    """Declare every answer of every documented route in the app's OpenAPI document,
+    and the source systems (`sources`, the catalog's) a source's write may name.
 
     Call once, after the app is built and before it serves: it builds the
     document (litestar keeps it and renders it at /schema/openapi.json; a route
@@ -175,6 +176,17 @@ def document(app: Litestar) -> None:
             if operation is not None:
                 _declare(operation, handler)
                 _parameter_bounds(operation, handler)
+                if sources and route.path.startswith("/v1/sources/"):
+                    _source_systems(operation, sources)
+
+
+def _source_systems(operation: Operation, sources: Collection[str]) -> None:
+    """A source writes only as a system of the catalog (mdm/defaults/sources.toml): any
+    other name is a 404, so the document lists the names."""
+    for parameter in operation.parameters or []:
+        if isinstance(parameter, Parameter) and parameter.name == "source":
+            if isinstance(parameter.schema, Schema):
+                parameter.schema.enum = sorted(sources)
 
 
 def _declare(operation: Operation, handler: HTTPRouteHandler) -> None:

@@ -17,6 +17,7 @@ from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.openapi import problem
+from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.services.overrides import (
     OverrideResult,
@@ -33,11 +34,14 @@ from schemas.api import (
     PinRequest,
     PinView,
 )
+from schemas.text import NAME_PATTERN, TEXT_PATTERN
 
 GoldenId = Annotated[str, PathParameter(max_length=64)]
 Attribute = Annotated[str, PathParameter(max_length=64)]
-ActorQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=200)]
-ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000)]
+ActorQuery = Annotated[
+    str | None, QueryParameter(min_length=1, max_length=200, pattern=NAME_PATTERN)
+]
+ReasonQuery = Annotated[str | None, QueryParameter(max_length=2000, pattern=TEXT_PATTERN)]
 NOT_ACTIVE = {409: problem("The golden record is merged or retired: act on the survivor")}
 
 
@@ -173,7 +177,7 @@ class OverridesController(Controller):
         entity: FromPath[str],
         golden_id: GoldenId,
         source: Annotated[str, PathParameter(max_length=64)],
-        source_id: Annotated[str, PathParameter(max_length=200)],
+        source_id: SourceIdPath,
         attribute: Attribute,
         actor: ActorQuery = None,
         reason: ReasonQuery = None,

@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mdm.domain.errors import FieldProblem, MdmError, ValidationFailed
 from schemas.api import FieldError, Problem
+from schemas.text import explain
 
 log = logging.getLogger("mdm.api")
 
@@ -58,7 +59,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
                 path = f"{source}:{key}"
             elif key == "data":  # the JSON body: msgspec's message names the field
                 path, message = _body_path(message)
-            errors.append(FieldError(path=path, message=message))
+            errors.append(FieldError(path=path, message=explain(message)))
     detail = "the request does not match the schema" if errors else exc.detail
     return problem_response(422, "Validation failed", detail, request.url.path, errors or None)
 

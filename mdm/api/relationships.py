@@ -14,6 +14,7 @@ from mdm.adapters.relationships import Related, RelationshipStore
 from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
 from mdm.api.openapi import UNKNOWN_ENTITY, problem
+from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.relationships import RELATIONS
@@ -65,7 +66,7 @@ async def translate_one(
     hub: NamedDependency[Hub],
     entity: FromPath[str],
     source: SystemPath,
-    source_id: Annotated[str, PathParameter(min_length=1, max_length=200)],
+    source_id: SourceIdPath,
     target: SystemPath,
 ) -> Translation:
     """The target system's id of the record `source` knows as `source_id`.

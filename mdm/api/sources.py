@@ -14,12 +14,14 @@ import msgspec
 from litestar import Request, Response, delete, post, put
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Schema
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
 from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
+from mdm.api.params import SourceIdPath
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
@@ -30,6 +32,7 @@ from mdm.services.ingest import (
     Rejected,
     decode_item,
     delete_record,
+    incoming,
     ingest_records,
 )
 from schemas.api import (
@@ -44,10 +47,14 @@ from schemas.api import (
 )
 
 _encoder = msgspec.json.Encoder()
+# The HTTP contract of a batch: an array of anything. Each item is checked on its own
+# against the entity's batch item (schemas/json/{entity}.batch-item.schema.json), and
+# one that does not fit, even one that is not an object, is that item's 422 in a 200.
+BATCH_ITEM_SCHEMA = Schema(
+    description="A batch item of the entity (its JSON Schema: schemas/json/); "
+    "an item that does not fit gets its own error in the answer"
+)
 SourceName = Annotated[str, PathParameter(min_length=1, max_length=64, description="Source system")]
-SourceId = Annotated[
-    str, PathParameter(min_length=1, max_length=200, description="The record's id in that source")
-]
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -112,17 +119,14 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
-        source_id: SourceId,
+        source_id: SourceIdPath,
         data: JSONBody[upsert_type],  # type: ignore[valid-type]
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
-        record = IncomingRecord(
-            source_id=source_id,
-            # data's type is made at run time (UPSERT_BODY); mypy cannot see its fields.
-            attributes=msgspec.to_builtins(data.attributes),  # type: ignore[attr-defined]
-            source_updated_at=data.source_updated_at,  # type: ignore[attr-defined]
-        )
+        record = incoming(source_id, data, "$")
+        if isinstance(record, Rejected):
+            raise ValidationFailed("the request does not match the schema", record.errors)
 
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             (result,) = await ingest_records(
@@ -146,7 +150,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
-        source_id: SourceId,
+        source_id: SourceIdPath,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
@@ -168,12 +172,15 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         request: Request[Any, Any, Any],
         hub: NamedDependency[Hub],
         source: SourceName,
+        # Items are Any, checked one by one (decode_item): one that is not even an
+        # object gets its own error too.
         data: Annotated[
-            list[dict[str, Any]],
+            list[Any],
             BodyKwarg(
                 description=f"Up to {MAX_BATCH} items, each a {item_type.__name__}: "
                 "{source_id, attributes, source_updated_at?}. A bad item gets its own "
-                "error and does not fail the others."
+                "error and does not fail the others.",
+                schema_extra={"items": BATCH_ITEM_SCHEMA},
             ),
         ],
         idempotency_key: IdempotencyKey = None,

@@ -13,7 +13,6 @@ import msgspec
 from litestar import Request, Response, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
-from msgspec import Meta
 
 from mdm.adapters.repository import Repository
 from mdm.api.auth import Permission, requires
@@ -22,10 +21,11 @@ from mdm.api.openapi import problem
 from mdm.api.sources import IdempotencyKey, _idempotent
 from mdm.bootstrap import Hub
 from mdm.services.xref import register_xref
+from schemas.api import SourceId
 
 
 class XrefRegistration(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    source_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    source_id: SourceId
 
 
 class XrefRegistered(msgspec.Struct, kw_only=True):

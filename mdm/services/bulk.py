@@ -56,6 +56,7 @@ from mdm.services.ingest import (
 )
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
 from mdm.services.matcher import Features as MatchFeatures
+from schemas import strict_json
 
 FORMATS = ("ndjson", "csv", "parquet")
 DEFAULT_CHUNK = 1000
@@ -108,7 +109,7 @@ class MemoryIndex:
                        ARRAY(SELECT m.key FROM match_key m WHERE m.source_record_id = s.id)
                 FROM source_record s
                 WHERE s.entity = :entity AND s.deleted_at IS NULL
-                  AND s.match_features IS NOT NULL
+                  AND jsonb_typeof(s.match_features) = 'object'  -- not a registered id's
                 """
             ),
             {"entity": entity},
@@ -318,9 +319,11 @@ def read_rows(path: Path, fmt: str, id_column: str = "source_id") -> Iterator[Ro
                 if not line.strip():
                     continue
                 try:
-                    yield Row(n, msgspec.json.decode(line))
+                    yield Row(n, strict_json.decode(line))
                 except msgspec.DecodeError as exc:
                     yield Row(n, None, f"not JSON: {exc}")
+                except strict_json.JsonRefused as exc:
+                    yield Row(n, None, f"{exc.message} (at {exc.path})")
     elif fmt == "csv":
         with path.open(newline="", encoding="utf-8-sig") as f:
             for n, row in enumerate(csv.DictReader(f), 2):

@@ -45,7 +45,8 @@ from mdm.services.matcher import (
 )
 from mdm.services.relationships import follow_references, lock_referenced, reference_locks
 from mdm.services.reviews import announce_opened
-from schemas.api import BATCH_ITEM
+from schemas.api import BATCH_ITEM, OUT_OF_RANGE, in_utc_range
+from schemas.text import explain
 
 _hash_encoder = msgspec.json.Encoder(order="sorted")
 
@@ -110,11 +111,20 @@ def decode_item(
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `")
         path = where.rstrip("`") if where else "$"
-        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", message)])
+        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", explain(message))])
+    return incoming(parsed.source_id, parsed, f"$[{index}]")
+
+
+def incoming(source_id: str, parsed: Any, at: str) -> IncomingRecord | Rejected:
+    """A body of the entity's UPSERT_BODY or BATCH_ITEM type, as msgspec took it, as the
+    record to ingest; `at` is its path in the request (`$`, `$[3]`)."""
+    updated = parsed.source_updated_at
+    if updated is not None and not in_utc_range(updated):
+        return Rejected([FieldProblem(f"{at}.source_updated_at", OUT_OF_RANGE)])
     return IncomingRecord(
-        source_id=parsed.source_id,
+        source_id=source_id,
         attributes=msgspec.to_builtins(parsed.attributes),
-        source_updated_at=parsed.source_updated_at,
+        source_updated_at=updated,
     )
 
 

@@ -29,6 +29,7 @@ from mdm.services.events import Touch, record_changes
 from mdm.services.lifecycle import lock_active
 from schemas.entities import ENTITY_TYPES
 from schemas.events import Causation
+from schemas.text import explain
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def _pinned_value(
         msgspec.convert(probe, ENTITY_TYPES[entity], strict=False)
     except msgspec.ValidationError as e:
         message = str(e)
-        detail = message.split(" - at `$.", 1)[0]
+        detail = explain(message.split(" - at `$.", 1)[0])
         raise ValidationFailed(
             f"not a valid {entity} {attribute}", [FieldProblem("$.value", detail)]
         ) from None

@@ -441,3 +441,61 @@ async def test_mdm_load_keeps_configured_sensitive_attributes_out_of_events(
         assert "EMP-" not in raw, raw
         assert "employee_number" not in envelope["payload"]["attributes"]
         assert envelope["payload"]["withheld"] == ["employee_number"]
+
+
+def test_a_load_line_nested_too_deeply_is_a_bad_line_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "w.ndjson"
+    good = json.dumps({"source_id": "W-1", "attributes": {"family_name": "Okafor"}})
+    path.write_text(good + "\n" + "[" * 10_000 + "]" * 10_000 + "\n" + good + "\n")
+    rows = list(read_rows(path, "ndjson"))
+    assert [(r.line, r.item is None) for r in rows] == [(1, False), (2, True), (3, False)]
+    assert "nested too deeply" in (rows[1].error or "")
+
+
+def test_a_load_line_with_a_key_twice_is_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "w.ndjson"
+    good = json.dumps({"source_id": "W-1", "attributes": {"family_name": "Okafor"}})
+    twice = '{"source_id": "W-2", "attributes": {"family_name": "A", "family_name": "B"}}'
+    path.write_text(good + "\n" + twice + "\n")
+    rows = list(read_rows(path, "ndjson"))
+    assert [(r.line, r.item is None) for r in rows] == [(1, False), (2, True)]
+    assert "more than once in this object (at $.attributes.family_name)" in (rows[1].error or "")
+
+
+async def test_a_load_after_an_id_was_registered_back_matches_as_the_api_does(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    # The registered record (no attributes) was read into the load's index as a member
+    # without features (JSON null), and matching against it failed the load.
+    attributes = {
+        "family_name": "Okafor",
+        "given_name": "Ada",
+        "date_of_birth": "1980-01-07",
+        "address": {"city": "Berlin", "postal_code": "10115"},
+    }
+    put = await client.put("/v1/sources/hcm/worker/W-1", json={"attributes": attributes})
+    golden_id = put.json()["golden_id"]
+    registered = await client.put(f"/v1/xref/worker/{golden_id}/psa", json={"source_id": "R-1"})
+    assert registered.status_code == 200, registered.text
+    engine = make_engine(database_url, pool_size=1)
+    rows = [Row(1, {"source_id": "E-1", "attributes": {**attributes, "given_name": "Ada M."}})]
+    report = await bulk_load(engine, load_rules(), "worker", "erp", rows, processes=0)
+    await engine.dispose()
+    assert report.rejected == 0, report
+    xref = await client.get("/v1/xref/worker/erp/E-1")
+    assert xref.json()["golden_id"] == golden_id, xref.text
+
+
+async def test_a_loaded_id_holding_a_slash_is_addressable_through_the_api(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    engine = make_engine(database_url, pool_size=1)
+    rows = [Row(1, {"source_id": "INV/2024/001", "attributes": {"family_name": "Okafor"}})]
+    report = await bulk_load(engine, load_rules(), "worker", "erp", rows, processes=0)
+    await engine.dispose()
+    assert report.outcomes == {"created": 1}, report
+    path = "/v1/sources/erp/worker/INV%2F2024%2F001"
+    updated = await client.put(path, json={"attributes": {"family_name": "Okafor-Ade"}})
+    assert (updated.status_code, updated.json()["outcome"]) == (200, "linked"), updated.text
+    assert (await client.get("/v1/xref/worker/erp/INV%2F2024%2F001")).status_code == 200
+    assert (await client.delete(path)).json()["outcome"] == "deleted"

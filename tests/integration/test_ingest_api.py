@@ -387,3 +387,27 @@ async def test_metrics_and_openapi(client: AsyncTestClient) -> None:
         assert f"/v1/sources/{{source}}/{entity}/{{source_id}}" in spec["paths"]
         assert f"/v1/sources/{{source}}/{entity}/batch" in spec["paths"]
     assert "CustomerUpsert" in spec["components"]["schemas"]
+
+
+async def test_a_golden_record_holding_a_registered_id_is_still_matched(
+    client: AsyncTestClient,
+) -> None:
+    # A registered id (PUT /v1/xref/...) has no attributes: its features were stored as
+    # JSON null and read back as a member without features, a 500 for every record (and
+    # match request) compared with its golden record afterwards.
+    attributes = {
+        "name": "Acme Consulting GmbH",
+        "website": "acme.example",
+        "phone": "+49 30 1234567",
+        "address": {"line1": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115"},
+    }
+    first = await client.put("/v1/sources/crm/customer/A", json={"attributes": attributes})
+    golden_id = first.json()["golden_id"]
+    registered = await client.put(f"/v1/xref/customer/{golden_id}/psa", json={"source_id": "P1"})
+    assert registered.status_code == 200, registered.text
+    similar = {"attributes": {**attributes, "name": "ACME Consulting"}}
+    matched = await client.post("/v1/match/customer", json=similar)
+    assert matched.status_code == 200, matched.text
+    assert golden_id in [c["golden_id"] for c in matched.json()["candidates"]]
+    ingested = await client.put("/v1/sources/erp/customer/B", json=similar)
+    assert ingested.status_code == 200, ingested.text

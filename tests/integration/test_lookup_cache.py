@@ -26,6 +26,7 @@ from mdm.adapters.keys import KeyStore
 from mdm.adapters.lookup_cache import asyncpg_dsn
 from mdm.adapters.repository import Repository
 from mdm.api.app import create_app
+from mdm.api.edge import Edge
 from mdm.api.fast_lookup import XrefFastPath
 from mdm.api.golden import _xref_entries
 from mdm.bootstrap import Hub, make_engine
@@ -395,9 +396,10 @@ async def test_a_lost_lookup_connection_never_answers_500_and_recovers(
 
 
 def fast_path(client: AsyncTestClient) -> XrefFastPath:
-    handler = client.app.asgi_handler
-    assert isinstance(handler, XrefFastPath)
-    return handler
+    edge = client.app.asgi_handler  # the edge's checks come first (mdm/api/edge.py)
+    assert isinstance(edge, Edge)
+    assert isinstance(edge.app, XrefFastPath)
+    return edge.app
 
 
 async def test_cached_answers_go_out_before_routing_with_the_routes_own_bytes_and_headers(

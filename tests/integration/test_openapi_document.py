@@ -16,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from mdm.adapters.data_quality import RULES
 from schemas.entities import NOT_BLANK
 from schemas.relationships import ExceptionRule
+from schemas.text import IDENTIFIER_PATTERN
 
 METHODS = ("get", "put", "post", "delete", "patch")
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -76,7 +77,7 @@ async def test_the_rules_checked_after_decoding_are_in_the_document(
         for name in ("family_name", "given_name")
     ]
     for entity in ("Customer", "Project", "LegalEntity"):
-        assert schemas[entity]["properties"]["name"]["pattern"] == NOT_BLANK
+        assert schemas[entity]["properties"]["name"]["allOf"] == [{"pattern": NOT_BLANK}]
     assert not re.search(NOT_BLANK, " \t\u200b\u00a0")
     assert re.search(NOT_BLANK, " Ng ")
     # An amount is a number, or a string holding one.
@@ -94,7 +95,12 @@ async def test_bounds_are_exact(document: dict[str, Any]) -> None:
     item = document["components"]["schemas"]["BulkDecisionItem"]["properties"]["task_id"]
     assert item["maximum"] == 2**63 - 1
     loser_ids = document["components"]["schemas"]["MergeRequest"]["properties"]["loser_ids"]
-    assert loser_ids["items"] == {"type": "string", "minLength": 1, "maxLength": 64}
+    assert loser_ids["items"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": IDENTIFIER_PATTERN,
+    }
     limits = {p["name"]: p["schema"] for p in document["paths"]["/v1/reviews"]["get"]["parameters"]}
     assert limits["min_age_hours"]["minimum"] == 0
 
@@ -146,3 +152,14 @@ async def test_routes_declare_their_own_answers(document: dict[str, Any]) -> Non
     assert health["responses"]["503"]["content"] == health["responses"]["200"]["content"]
     # Nothing else is 409: a bulk decision answers each task's problem in its own result.
     assert "409" not in paths["/v1/reviews/decisions"]["post"]["responses"]
+
+
+async def test_a_source_write_names_a_system_of_the_catalog(
+    document: dict[str, Any], client: AsyncTestClient
+) -> None:
+    systems = sorted(client.app.state.hub.catalog.systems)
+    for path, item in document["paths"].items():
+        if path.startswith("/v1/sources/"):
+            for operation in item.values():
+                (source,) = [p for p in operation["parameters"] if p["name"] == "source"]
+                assert source["schema"]["enum"] == systems, path
