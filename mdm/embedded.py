@@ -33,10 +33,9 @@ log = logging.getLogger("mdm.embedded")
 #: built-in values. With PostgreSQL's 1GB max_wal_size a checkpoint starts after about
 #: 540 MB of WAL, which a hub ingesting steadily writes in 10-30 s: checkpoints follow
 #: one another (PostgreSQL logs "checkpoints are occurring too frequently"), and every
-#: page changed again after one is logged whole, so the WAL doubles. Measured on a
-#: million workers (docs/benchmarks.md, ninth session): a write run of the load test
-#: wrote 2.5-2.9 GB of WAL through 4-5 checkpoints with the defaults, 1.4 GB through
-#: none with room for the log; throughput did not change on that 2-core machine.
+#: page changed again after one is logged whole, so the WAL doubles. With room for
+#: the log, a load-test write run writes about half the WAL and no checkpoint
+#: (docs/benchmarks.md, load-test section).
 #: Both are upper bounds, not sizes: the log is recycled after each checkpoint.
 WRITE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "15min"}
 

@@ -6,11 +6,9 @@ cyclic collector walks every tracked object on each full (generation 2) pass, an
 ingestion makes those passes frequent: a 1,000-record batch decodes the match
 features of some 19,000 stored members, about 200,000 containers that live a
 while, enough to trip the collector's own rule for a full pass several times per
-batch. Measured with a `gc.callbacks` timer in a hub holding a million workers
-(docs/benchmarks.md, load-test section; the sixth session's Xeon): 20 full passes
-of about 280 ms in about 22 s of batches, a quarter of the process's time. With
-the two settings below, batches through the API went from 259 to 442 records/s
-(three alternating pairs, the seventh session's EPYC).
+batch, each pass walking the whole long-lived heap. The settings below keep those
+passes off the long-lived heap; their measured effect on batch ingestion is in
+docs/benchmarks.md (load-test section).
 
 Two settings and one measure, all process-wide, so only the process's owner
 applies them (`create_app(..., own_process=True)`, which `mdm serve` passes):
