@@ -22,6 +22,7 @@ from mdm.services.matcher import fit_model
 from mdm.settings import load_rules
 from publishers.testing import scratch_database
 from tests.integration.test_bulk_load import _mdm, workers
+from tests.integration.test_rematch import LIKELY
 
 
 @pytest.fixture
@@ -51,7 +52,13 @@ RUNS = "SELECT model_version, status, done, total FROM rematch_run WHERE entity 
 
 
 async def test_a_load_trains_checks_adopts_and_rematches(tmp_path: Path, scratch: str) -> None:
-    path = write(tmp_path, workers(600, seed=3))
+    # One person twice: Tomasz and Tom, of one family name and birth date, which the
+    # packaged model (prior 1e-5) leaves in the review band as two golden records.
+    hcm, psa = LIKELY["tomasz"]
+    items = workers(600, seed=3)
+    items.insert(100, {"source_id": "H-tomasz", "attributes": hcm})
+    items.append({"source_id": "P-tomasz", "attributes": psa})
+    path = write(tmp_path, items)
     load = _mdm(["load", "--source", "hcm", "--entity", "worker", "--quiet", str(path)], scratch)
     out, _ = load.communicate(timeout=300)
     assert load.returncode == 0, out
@@ -68,6 +75,25 @@ async def test_a_load_trains_checks_adopts_and_rematches(tmp_path: Path, scratch
     # The held records were re-matched under the adopted version, to the end.
     [run] = await rows(scratch, RUNS)
     assert (run.model_version, run.status) == (2, "finished") and run.done == run.total > 0
+    # Split under the packaged model (a review task of version 1), joined under the fitted one.
+    [task] = await rows(
+        scratch,
+        "SELECT t.model_version, t.golden_id, t.candidate_id FROM review_task t "
+        "JOIN source_record s ON s.id = t.record_id WHERE s.source_id = 'P-tomasz'",
+    )
+    assert task.model_version == 1
+    [merge] = await rows(
+        scratch,
+        "SELECT survivor_id, loser_ids, actor, reason FROM merge_event "
+        f"WHERE survivor_id = '{task.candidate_id}'",
+    )
+    assert (merge.loser_ids, merge.actor) == ([task.golden_id], "matcher")
+    assert merge.reason.startswith("re-matched under model version 2")
+    goldens = await rows(
+        scratch,
+        "SELECT DISTINCT golden_id FROM source_record WHERE source_id IN ('H-tomasz', 'P-tomasz')",
+    )
+    assert goldens == [(task.candidate_id,)]
 
     again = _mdm(["load", "--source", "hcm", "--entity", "worker", "--quiet", str(path)], scratch)
     out, _ = again.communicate(timeout=300)
