@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -136,6 +137,20 @@ class MatchStore:
             )
         )
         return version
+
+    async def newest_fit(self, entity: str) -> dt.datetime | None:
+        """When the newest version (adopted or not) was fitted; None when it is the
+        packaged model or no version is stored."""
+        mm = match_model.c
+        row = (
+            await self.conn.execute(
+                select(mm.trained_on, mm.created_at)
+                .where(mm.entity == entity)
+                .order_by(mm.version.desc())
+                .limit(1)
+            )
+        ).first()
+        return row.created_at if row is not None and row.trained_on is not None else None
 
     async def adoption(self, entity: str, version: int) -> tuple[bool, dict[str, Any] | None]:
         """Whether `version` was adopted, and its adoption check."""

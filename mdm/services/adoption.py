@@ -21,6 +21,7 @@ from matching.adoption import Tally, judge, report, tally
 from matching.blocking import blocking_keys
 from matching.prepare import Prepared
 from mdm.adapters.matching import MatchStore, Member
+from mdm.adapters.rematch import RematchStore
 from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool, Fitted, fit_model, store_model
 
@@ -141,3 +142,24 @@ async def train_and_adopt(
     """Fit the entity's model on the held records, check it, store it; adopt it if it passed."""
     fitted = await fit_model(conn, rules, entity, sample=sample, seed=seed)
     return await check_and_store(conn, fitted, force=force)
+
+
+# -- retraining as the held records grow (mdm/api/retrain.py) ---------------------------
+
+
+def due(held_at_fit: int | None, records: int, growth: float, minimum: int) -> bool:
+    """Retrain? `records` live now; `held_at_fit` when the newest model was fitted
+    (None: the packaged model is the newest, then `minimum` records are enough)."""
+    if held_at_fit is None:
+        return records >= minimum
+    return records >= growth * max(held_at_fit, 1)
+
+
+async def retrain_due(conn: Any, entity: str, growth: float, minimum: int) -> bool:
+    """Whether `entity`'s live records grew by `growth` since its newest fitted model (or
+    reached `minimum` under the packaged one), refused models counting as fitted."""
+    held = RematchStore(conn)
+    records = await held.live_records(entity)
+    fitted_at = await MatchStore(conn).newest_fit(entity)
+    before = None if fitted_at is None else records - await held.live_records(entity, fitted_at)
+    return due(before, records, growth, minimum)

@@ -15,11 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.matching import CachedModels, MatchStore
+from mdm.api.retrain import Retrainer
 from mdm.bootstrap import make_engine
 from mdm.services.adoption import check_and_store
 from mdm.services.bulk import Row, bulk_load
 from mdm.services.matcher import fit_model
-from mdm.settings import load_rules
+from mdm.settings import RetrainSettings, Settings, load_rules
 from publishers.testing import scratch_database
 from tests.integration.test_bulk_load import _mdm, workers
 from tests.integration.test_rematch import LIKELY
@@ -167,3 +168,35 @@ async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with
     await engine.dispose()
     assert forced.adopted and forced.forced and adopted
     assert check["decision"] == "forced" and check["reasons"] == ["EM did not converge"]
+
+
+async def test_the_hub_retrains_when_the_held_records_grew(
+    scratch: str, settings: Settings
+) -> None:
+    rules = load_rules()
+    engine = make_engine(scratch, pool_size=2)
+    items = workers(400, seed=6)
+    first = [Row(i + 1, x) for i, x in enumerate(items[:200])]
+    await bulk_load(engine, rules, "worker", "hcm", first)
+    policy = RetrainSettings(interval=3600, growth=2.0, minimum=150)
+    hub = dataclasses.replace(
+        settings, database=dataclasses.replace(settings.database, url=scratch), retrain=policy
+    )
+    retrainer = Retrainer(engine, hub)
+    try:
+        # 200 records under the packaged model: at least `minimum`, so it trains.
+        assert await retrainer.check() == ["worker"]
+        [run] = await rows(scratch, RUNS)
+        assert (run.model_version, run.status) == (2, "finished")
+        # Nothing grew since: nothing to do.
+        assert await retrainer.check() == []
+        later = [Row(i + 1, x) for i, x in enumerate(items[200:])]
+        await bulk_load(engine, rules, "worker", "hcm", later)
+        held = len(await rows(scratch, "SELECT id FROM source_record"))
+        assert held >= 2 * 200 - 10  # a few later records updated earlier ones
+        policy = dataclasses.replace(policy, growth=held / 200)
+        retrainer.settings = dataclasses.replace(hub, retrain=policy)
+        assert await retrainer.check() == ["worker"]
+    finally:
+        await engine.dispose()
+    assert [r.version for r in await rows(scratch, MODELS)] == [1, 2, 3]

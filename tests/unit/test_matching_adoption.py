@@ -78,3 +78,11 @@ def test_the_stored_report_says_the_decision_and_why() -> None:
         "current": {"link": 1, "review": 0, "apart": 0},
         "fitted": {"link": 2, "review": 0, "apart": 0},
     }
+
+
+def test_retraining_is_due_once_the_held_records_grew_by_the_factor() -> None:
+    from mdm.services.adoption import due
+
+    assert not due(None, 999, 2.0, 1_000) and due(None, 1_000, 2.0, 1_000)  # packaged model
+    assert not due(600, 1_199, 2.0, 1_000) and due(600, 1_200, 2.0, 1_000)
+    assert due(0, 2, 2.0, 1_000)  # fitted when nothing was held
