@@ -137,6 +137,7 @@ def main() -> None:
         "--entity",
         "worker",
         "--quiet",
+        "--no-train",  # the load's own speed; training and re-matching are not measured here
         "--processes",
         str(args.processes),
         "--chunk",

@@ -17,10 +17,13 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mdm.domain.sources import ENTITIES
 from mdm.settings import Settings
+
+if TYPE_CHECKING:
+    from mdm.services.adoption import Adoption
 
 log = logging.getLogger("mdm")
 
@@ -188,37 +191,71 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _train(settings: Settings, entity: str, sample: int, seed: int) -> None:
+async def _train(settings: Settings, entity: str, sample: int, seed: int, force: bool) -> Adoption:
+    """Fit, check and store the entity's model (mdm/services/adoption.py); say what happened."""
     from mdm.bootstrap import make_engine, rules_of
-    from mdm.services.matcher import train_model
+    from mdm.services.adoption import train_and_adopt
 
     rules = rules_of(settings)
     engine = make_engine(settings.database.url or "", pool_size=1)
     try:
         async with engine.begin() as conn:
-            trained = await train_model(conn, rules, entity, sample=sample, seed=seed)
+            done = await train_and_adopt(conn, rules, entity, sample=sample, seed=seed, force=force)
     finally:
         await engine.dispose()
-    print(
-        f"{entity} model version {trained.version}: trained on {trained.records} records, "
-        f"prior {trained.prior:.3g}; hubs use it within seconds"
+    print(_adoption_text(done), flush=True)
+    return done
+
+
+def _adoption_text(done: Adoption) -> str:
+    b, a = done.current, done.fitted
+    compared = (
+        f"against version {done.current_version} on {b.link + b.review + b.apart:,} candidate "
+        f"pairs: links {b.link:,} -> {a.link:,}, review {b.review:,} -> {a.review:,}, "
+        f"apart {b.apart:,} -> {a.apart:,}"
     )
+    head = (
+        f"{done.entity} model version {done.version}: trained on {done.records:,} records, "
+        f"prior {done.prior:.3g}; {compared}"
+    )
+    if not done.adopted:
+        return (
+            f"{head}\nrefused, version {done.current_version} stays in force: "
+            f"{'; '.join(done.reasons)} (--force adopts it anyway)"
+        )
+    if done.forced:
+        return f"{head}\nadopted though the check refused it (--force): {'; '.join(done.reasons)}"
+    return f"{head}\nadopted; hubs use it within seconds"
+
+
+async def _train_and_rematch(
+    settings: Settings, entity: str, sample: int, seed: int, force: bool, rematch: bool
+) -> None:
+    done = await _train(settings, entity, sample, seed, force)
+    if done.adopted and rematch:
+        await _rematch(settings, entity, chunk=500, quiet=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
+    from mdm.domain.errors import Conflict
 
     settings = _settings(args)
     settings, embedded = resolve_services(
         dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
     )
     try:
-        if embedded is not None and embedded.postgres is not None:
-            asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(_train(settings, args.entity, args.sample, args.seed))
+        asyncio.run(_migrate(settings.database.url or ""))
+        asyncio.run(
+            _train_and_rematch(
+                settings, args.entity, args.sample, args.seed, args.force, not args.no_rematch
+            )
+        )
     except ValueError as exc:
         print(f"mdm train: {exc}", file=sys.stderr)
         return 2
+    except Conflict as exc:  # a re-matching run of the entity is at work already
+        print(f"mdm train: not re-matched: {exc}", file=sys.stderr)
     finally:
         if embedded is not None:
             embedded.stop()
@@ -248,25 +285,25 @@ def _progress_bar(label: str, *fields: str, quiet: bool) -> Any:
     )
 
 
-async def _rematch(settings: Settings, args: argparse.Namespace) -> None:
+async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> None:
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.rematch import Rematch
 
     rules = rules_of(settings)
     engine = make_engine(settings.database.url or "", pool_size=2)
     try:
-        run = await Rematch.claim(engine, rules, args.entity)
+        run = await Rematch.claim(engine, rules, entity)
         state = run.state
         print(
             f"{'continuing' if run.resumed else 'starting'} re-matching run {state.id} of "
-            f"{state.total:,} {args.entity} golden records under model version "
+            f"{state.total:,} {entity} golden records under model version "
             f"{state.model_version}",
             flush=True,
         )
-        with _progress_bar(f"rematch {args.entity}", quiet=args.quiet) as bar:
+        with _progress_bar(f"rematch {entity}", quiet=quiet) as bar:
             task = bar.add_task("rematch", total=state.total)
             final = await run.run(
-                args.chunk, lambda done, total: bar.update(task, completed=done, total=total)
+                chunk, lambda done, total: bar.update(task, completed=done, total=total)
             )
     finally:
         await engine.dispose()
@@ -283,7 +320,7 @@ def cmd_rematch(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(_rematch(settings, args))
+        asyncio.run(_rematch(settings, args.entity, args.chunk, args.quiet))
     except Conflict as exc:
         print(f"mdm rematch: {exc}", file=sys.stderr)
         return 1
@@ -295,8 +332,9 @@ def cmd_rematch(args: argparse.Namespace) -> int:
 
 async def _load(
     settings: Settings, args: argparse.Namespace, total: int | None, out: TextIO
-) -> int:
-    """Load `args.file` into the database of the (resolved) `settings`; the exit code."""
+) -> tuple[int, int]:
+    """Load `args.file` into the database of the (resolved) `settings`; the exit code and
+    the records written."""
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.bulk import bulk_load, detect_format, read_rows
 
@@ -341,7 +379,9 @@ async def _load(
         f"{outcomes}; already stored {report.skipped:,}; rejected {report.rejected:,}"
         + (f" (see {out.name})" if report.rejected else "")
     )
-    return 1 if report.rejected and not report.written and not report.skipped else 0
+    return (1 if report.rejected and not report.written and not report.skipped else 0), (
+        report.written
+    )
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -356,17 +396,23 @@ def cmd_load(args: argparse.Namespace) -> int:
     path = Path(args.file)
     rejects = Path(args.rejects) if args.rejects else path.with_name(path.name + ".rejects.ndjson")
     try:
-        total = count_rows(path, args.format or detect_format(path))
-        asyncio.run(_migrate(settings.database.url or ""))
-        with rejects.open("w") as out:
-            code = asyncio.run(_load(settings, args, total, out))
-            empty = out.tell() == 0
-        if empty:
-            rejects.unlink()
+        try:
+            total = count_rows(path, args.format or detect_format(path))
+            asyncio.run(_migrate(settings.database.url or ""))
+            with rejects.open("w") as out:
+                code, written = asyncio.run(_load(settings, args, total, out))
+                empty = out.tell() == 0
+            if empty:
+                rejects.unlink()
+        except (ValueError, OSError, MdmError) as exc:
+            print(f"mdm load: {exc}", file=sys.stderr)
+            return 2
+        if written and not args.no_train:
+            try:
+                asyncio.run(_train_and_rematch(settings, args.entity, 200_000, 0, False, True))
+            except (ValueError, MdmError) as exc:  # too few records, a run at work already
+                print(f"mdm load: loaded; not trained and re-matched: {exc}", file=sys.stderr)
         return code
-    except (ValueError, OSError, MdmError) as exc:
-        print(f"mdm load: {exc}", file=sys.stderr)
-        return 2
     finally:
         if embedded is not None:
             embedded.stop()
@@ -529,14 +575,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="fit the entity's match model (m, u, prior) by EM on the records held; "
-        "stores the next model version",
+        help="fit the entity's match model (m, u, prior) by EM on the records held, compare "
+        "it with the model in force and adopt it if plausible; then re-match what is held",
     )
     train.add_argument("entity", choices=ENTITIES)
     train.add_argument(
         "--sample", type=int, default=200_000, help="records to train on (default 200000)"
     )
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--force", action="store_true", help="adopt the fitted model even if the check refuses it"
+    )
+    train.add_argument(
+        "--no-rematch",
+        action="store_true",
+        help="do not re-match the records held when the model is adopted",
+    )
     data_dir_option(train)
     train.set_defaults(func=cmd_train)
 
@@ -574,6 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--rejects", help="where refused records go (default: FILE.rejects.ndjson)")
     load.add_argument("--quiet", action="store_true", help="no progress bar")
+    load.add_argument(
+        "--no-train",
+        action="store_true",
+        help="do not train, check and adopt the model and re-match after the load",
+    )
     data_dir_option(load)
     load.set_defaults(func=cmd_load)
 

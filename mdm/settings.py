@@ -136,6 +136,21 @@ class RelaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetrainSettings:
+    """Retraining as the held records grow, in the hub (docs/matching.md).
+
+    Every `interval` seconds the hub checks each entity and runs `mdm train` (fit,
+    check, adopt, re-match) when its live records reached `growth` times those the
+    newest fitted model saw, or `minimum` under the packaged model. 0: off (an app
+    built in code); `mdm serve`: every 10 minutes unless MDM_RETRAIN_INTERVAL says.
+    """
+
+    interval: float = 0.0
+    growth: float = 2.0
+    minimum: int = 1_000
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)
@@ -143,6 +158,7 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     lookup: LookupSettings = field(default_factory=LookupSettings)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
     survivorship_file: Path | None = None
@@ -175,6 +191,11 @@ class Settings:
                 warm=_flag("MDM_LOOKUP_WARM", get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
                 pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
+            ),
+            retrain=RetrainSettings(
+                interval=parse_duration(get("RETRAIN_INTERVAL") or "10m"),
+                growth=float(get("RETRAIN_GROWTH") or 2.0),
+                minimum=int(get("RETRAIN_MIN_RECORDS") or 1_000),
             ),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,

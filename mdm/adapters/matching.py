@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -72,16 +73,19 @@ class MatchStore:
     # -- models -------------------------------------------------------------------
 
     async def current_version(self, entity: str) -> int | None:
+        """The version in force: the newest adopted one."""
         mm = match_model.c
         return (
-            await self.conn.execute(select(func.max(mm.version)).where(mm.entity == entity))
+            await self.conn.execute(
+                select(func.max(mm.version)).where(mm.entity == entity, mm.adopted)
+            )
         ).scalar_one()
 
     async def model(self, entity: str, version: int | None = None) -> StoredModel | None:
         mm = match_model.c
         query = select(match_model).where(mm.entity == entity)
         if version is None:
-            query = query.order_by(mm.version.desc()).limit(1)
+            query = query.where(mm.adopted).order_by(mm.version.desc()).limit(1)
         else:
             query = query.where(mm.version == version)
         row = (await self.conn.execute(query)).first()
@@ -103,13 +107,23 @@ class MatchStore:
         model: dict[str, Any],
         term_frequencies: dict[str, Any],
         trained_on: int,
+        *,
+        adopted: bool = True,
+        adoption: dict[str, Any] | None = None,
     ) -> int:
-        """Store the next version of `entity`'s model; its version is in `model` too."""
+        """Store the next version of `entity`'s model; its version is in `model` too.
+
+        A version not `adopted` keeps its number but is never in force; `adoption`
+        is what the adoption check found (mdm/services/adoption.py)."""
         await self.conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtext('match_model:' || :entity))"),
             {"entity": entity},
         )
-        version = (await self.current_version(entity) or 0) + 1
+        mm = match_model.c
+        newest = (
+            await self.conn.execute(select(func.max(mm.version)).where(mm.entity == entity))
+        ).scalar_one()
+        version = (newest or 0) + 1
         model = {**model, "version": version}
         await self.conn.execute(
             insert(match_model).values(
@@ -118,9 +132,35 @@ class MatchStore:
                 model=model,
                 term_frequencies=term_frequencies,
                 trained_on=trained_on,
+                adopted=adopted,
+                adoption=adoption,
             )
         )
         return version
+
+    async def newest_fit(self, entity: str) -> dt.datetime | None:
+        """When the newest version (adopted or not) was fitted; None when it is the
+        packaged model or no version is stored."""
+        mm = match_model.c
+        row = (
+            await self.conn.execute(
+                select(mm.trained_on, mm.created_at)
+                .where(mm.entity == entity)
+                .order_by(mm.version.desc())
+                .limit(1)
+            )
+        ).first()
+        return row.created_at if row is not None and row.trained_on is not None else None
+
+    async def adoption(self, entity: str, version: int) -> tuple[bool, dict[str, Any] | None]:
+        """Whether `version` was adopted, and its adoption check."""
+        mm = match_model.c
+        row = (
+            await self.conn.execute(
+                select(mm.adopted, mm.adoption).where(mm.entity == entity, mm.version == version)
+            )
+        ).one()
+        return bool(row.adopted), row.adoption
 
     # -- candidates ---------------------------------------------------------------
 
@@ -166,10 +206,14 @@ class MatchStore:
         records give the same sample in the same order (and so the same trained
         model), wherever merges and updates have moved their rows in the table.
         """
+        return [m.features for m in await self.sample_members(entity, limit, seed)]
+
+    async def sample_members(self, entity: str, limit: int, seed: float) -> list[Member]:
+        """`sample_features`'s sample, each record with its id and golden record."""
         sr = source_record.c
         draw = func.md5(f"{seed!r}/" + sr.source + "/" + sr.source_id)
         rows = await self.conn.execute(
-            select(sr.match_features)
+            select(sr.id, sr.golden_id, sr.source, sr.source_id, sr.match_features)
             .where(
                 sr.entity == entity,
                 sr.deleted_at.is_(None),
@@ -178,7 +222,7 @@ class MatchStore:
             .order_by(draw, sr.source, sr.source_id)
             .limit(limit)
         )
-        return [r.match_features for r in rows]
+        return [Member(r.id, r.golden_id, r.source, r.source_id, r.match_features) for r in rows]
 
     # -- links and reviews ---------------------------------------------------------
 

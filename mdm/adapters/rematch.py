@@ -182,7 +182,7 @@ class RematchStore:
         row = (
             await self.conn.execute(
                 select(mm.version, mm.created_at, mm.trained_on)
-                .where(mm.entity == entity)
+                .where(mm.entity == entity, mm.adopted)
                 .order_by(mm.version.desc())
                 .limit(1)
             )

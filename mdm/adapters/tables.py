@@ -255,6 +255,9 @@ match_model = Table(
     # Relative value frequencies per compared field, for term-frequency adjustment.
     Column("term_frequencies", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("trained_on", Integer, nullable=True),  # source records the EM saw
+    # A fitted model the adoption check refused is kept, not in force (services/adoption.py).
+    Column("adopted", Boolean, nullable=False, server_default=text("true")),
+    Column("adoption", JSONB, nullable=True),  # the check's numbers and decision
     Column("created_at", TS, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("entity", "version"),
 )

@@ -27,6 +27,7 @@ from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.relationships import ROUTES as RELATIONSHIP_ROUTES
+from mdm.api.retrain import Retrainer
 from mdm.api.reviews import ReviewController
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
 from mdm.api.steward import STEWARD_ROUTES
@@ -67,6 +68,7 @@ def create_app(
     hub = Hub.from_settings(settings, catalog)
 
     relays: list[Relay] = []
+    retrainer = Retrainer(hub.engine, settings)
 
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
@@ -84,8 +86,11 @@ def create_app(
             relay = Relay(hub.engine, hub.nats, settings.relay)
             relays.append(relay)
             await relay.start()
+        if settings.retrain.interval > 0:  # retraining as the held records grow
+            retrainer.start()
 
     async def on_shutdown(app: Litestar) -> None:
+        await retrainer.stop()
         while relays:
             await relays.pop().stop()  # drain: the round in hand is published and marked
         await hub.stop()

@@ -25,9 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching import standardize_record
 from matching.blocking import blocking_keys
+from matching.model import MatchModel
 from matching.prepare import Prepared, prepare
 from matching.scoring import (
     ClusterScore,
+    CountedFrequencies,
     Decision,
     below,
     ceiling,
@@ -38,7 +40,7 @@ from matching.scoring import (
     term_values,
     weight_of,
 )
-from matching.training import train
+from matching.training import train_with_report
 from mdm.adapters.matching import MatchStore, Member
 from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.mastering import ActiveModel, MasteringRules
@@ -239,26 +241,63 @@ class Trained:
     prior: float
 
 
-async def train_model(
-    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
-) -> Trained:
-    """Fit m, u and the prior by EM on a sample of the held records; store the next version.
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    """A model fitted to the held records, not stored yet."""
 
-    The value frequencies of the sample are stored with it for term-frequency
+    entity: str
+    current: ActiveModel  # the model in force it started from
+    model: MatchModel
+    frequencies: dict[str, dict[str, int]]  # value counts of the sample
+    records: int
+    converged: bool
+
+    def active(self) -> ActiveModel:
+        return ActiveModel(self.model, CountedFrequencies(self.frequencies))
+
+
+async def fit_model(
+    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
+) -> Fitted:
+    """Fit m, u and the prior by EM on a sample of the held records (stores nothing).
+
+    The value frequencies of the sample come with it for term-frequency
     adjustment. Unsupervised: no labels, only the records the hub holds.
     """
     active = await rules.models.current(conn, entity)
-    store = MatchStore(conn)
-    records = await store.sample_features(entity, sample, seed=0.5)
+    records = await MatchStore(conn).sample_features(entity, sample, seed=0.5)
     if len(records) < 2:
         raise ValueError(f"only {len(records)} live {entity} record(s) to train on")
-    model = train(active.model, records, seed=seed)
+    model, report = train_with_report(active.model, records, seed=seed)
     counts: dict[str, dict[str, int]] = {}
     for record in records:
         for name, value in term_values(model, record).items():
             bucket = counts.setdefault(name, {})
             bucket[value] = bucket.get(value, 0) + 1
+    return Fitted(entity, active, model, counts, len(records), report.converged)
+
+
+async def store_model(
+    conn: Any, fitted: Fitted, *, adopted: bool = True, adoption: dict[str, Any] | None = None
+) -> int:
+    """Store `fitted` as the next version (in force when `adopted`); the version."""
     # JSON builtins only (the EM works in numpy, whose floats the JSON encoder refuses).
-    stored = msgspec.json.decode(msgspec.json.encode(model, enc_hook=float))
-    version = await store.add_model(entity, stored, counts, len(records))
-    return Trained(entity, version, len(records), model.prior)
+    stored = msgspec.json.decode(msgspec.json.encode(fitted.model, enc_hook=float))
+    return await MatchStore(conn).add_model(
+        fitted.entity,
+        stored,
+        fitted.frequencies,
+        fitted.records,
+        adopted=adopted,
+        adoption=adoption,
+    )
+
+
+async def train_model(
+    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
+) -> Trained:
+    """Fit the model (`fit_model`) and store it as the next version in force, unchecked
+    (`mdm train` checks it first: mdm/services/adoption.py)."""
+    fitted = await fit_model(conn, rules, entity, sample=sample, seed=seed)
+    version = await store_model(conn, fitted)
+    return Trained(entity, version, fitted.records, fitted.model.prior)

@@ -1,0 +1,202 @@
+"""Training without anyone asking: `mdm load` trains, checks, adopts and re-matches;
+`mdm train` adopts a plausible model only; a refused model stays out of force."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mdm.adapters.matching import CachedModels, MatchStore
+from mdm.api.retrain import Retrainer
+from mdm.bootstrap import make_engine
+from mdm.services.adoption import check_and_store
+from mdm.services.bulk import Row, bulk_load
+from mdm.services.matcher import fit_model
+from mdm.settings import RetrainSettings, Settings, load_rules
+from publishers.testing import scratch_database
+from tests.integration.test_bulk_load import _mdm, workers
+from tests.integration.test_rematch import LIKELY
+
+
+@pytest.fixture
+async def scratch(server_database_url: str) -> AsyncIterator[str]:
+    async with scratch_database(server_database_url) as url:
+        yield url
+
+
+def write(tmp_path: Path, items: list[dict[str, Any]]) -> Path:
+    """The items as NDJSON, one line per source id (its last)."""
+    items = list({item["source_id"]: item for item in items}.values())
+    path = tmp_path / "workers.ndjson"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+async def rows(url: str, sql: str) -> list[Any]:
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        found = (await conn.execute(text(sql))).all()
+    await engine.dispose()
+    return list(found)
+
+
+MODELS = "SELECT version, adopted, adoption FROM match_model WHERE entity = 'worker' ORDER BY 1"
+RUNS = "SELECT model_version, status, done, total FROM rematch_run WHERE entity = 'worker'"
+
+
+async def test_a_load_trains_checks_adopts_and_rematches(tmp_path: Path, scratch: str) -> None:
+    # One person twice: Tomasz and Tom, of one family name and birth date, which the
+    # packaged model (prior 1e-5) leaves in the review band as two golden records.
+    hcm, psa = LIKELY["tomasz"]
+    items = workers(600, seed=3)
+    items.insert(100, {"source_id": "H-tomasz", "attributes": hcm})
+    items.append({"source_id": "P-tomasz", "attributes": psa})
+    path = write(tmp_path, items)
+    load = _mdm(["load", "--source", "hcm", "--entity", "worker", "--quiet", str(path)], scratch)
+    out, _ = load.communicate(timeout=300)
+    assert load.returncode == 0, out
+    assert "worker model version 2: trained on" in out and "adopted" in out, out
+
+    (packaged, fitted) = await rows(scratch, MODELS)
+    assert (packaged.version, packaged.adopted, packaged.adoption) == (1, True, None)
+    assert (fitted.version, fitted.adopted) == (2, True)
+    check = fitted.adoption
+    assert (check["decision"], check["reasons"], check["compared_with"]) == ("adopted", [], 1)
+    assert check["converged"] is True and check["pairs"] > 1000
+    assert check["current"]["link"] > 100 and check["fitted"]["link"] > 100
+    assert sum(check["fitted"].values()) == sum(check["current"].values()) == check["pairs"]
+    # The held records were re-matched under the adopted version, to the end.
+    [run] = await rows(scratch, RUNS)
+    assert (run.model_version, run.status) == (2, "finished") and run.done == run.total > 0
+    # Split under the packaged model (a review task of version 1), joined under the fitted one.
+    [task] = await rows(
+        scratch,
+        "SELECT t.model_version, t.golden_id, t.candidate_id FROM review_task t "
+        "JOIN source_record s ON s.id = t.record_id WHERE s.source_id = 'P-tomasz'",
+    )
+    assert task.model_version == 1
+    [merge] = await rows(
+        scratch,
+        "SELECT survivor_id, loser_ids, actor, reason FROM merge_event "
+        f"WHERE survivor_id = '{task.candidate_id}'",
+    )
+    assert (merge.loser_ids, merge.actor) == ([task.golden_id], "matcher")
+    assert merge.reason.startswith("re-matched under model version 2")
+    goldens = await rows(
+        scratch,
+        "SELECT DISTINCT golden_id FROM source_record WHERE source_id IN ('H-tomasz', 'P-tomasz')",
+    )
+    assert goldens == [(task.candidate_id,)]
+
+    again = _mdm(["load", "--source", "hcm", "--entity", "worker", "--quiet", str(path)], scratch)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    assert len(await rows(scratch, MODELS)) == 2, out  # nothing written: nothing to train
+
+
+async def test_no_train_leaves_the_model_alone_and_mdm_train_no_rematch_adopts_only(
+    tmp_path: Path, scratch: str
+) -> None:
+    path = write(tmp_path, workers(300, seed=4))
+    args = ["load", "--source", "hcm", "--entity", "worker", "--quiet", "--no-train", str(path)]
+    load = _mdm(args, scratch)
+    out, _ = load.communicate(timeout=300)
+    assert load.returncode == 0, out
+    assert "model version" not in out, out
+    assert [r.version for r in await rows(scratch, MODELS)] == [1]
+    assert await rows(scratch, RUNS) == []
+
+    train = _mdm(["train", "worker", "--no-rematch"], scratch)
+    out, _ = train.communicate(timeout=300)
+    assert train.returncode == 0, out
+    assert "adopted" in out and "re-matching" not in out, out
+    assert [(r.version, r.adopted) for r in await rows(scratch, MODELS)] == [(1, True), (2, True)]
+    assert await rows(scratch, RUNS) == []
+
+
+async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with_why(
+    scratch: str,
+) -> None:
+    rules = load_rules()
+    engine = make_engine(scratch, pool_size=1)
+    report = await bulk_load(
+        engine, rules, "worker", "hcm", [Row(i + 1, x) for i, x in enumerate(workers(300))]
+    )
+    assert report.written > 0
+    async with engine.begin() as conn:
+        fitted = await fit_model(conn, rules, "worker")
+        # Agreeing on the family name made evidence against a match, and EM stuck.
+        family = fitted.model.fields[1]
+        exact = msgspec.structs.replace(family.levels[0], m=0.001, u=0.01)
+        fields = list(fitted.model.fields)
+        fields[1] = msgspec.structs.replace(family, levels=(exact, *family.levels[1:]))
+        broken = msgspec.structs.replace(fitted.model, fields=tuple(fields))
+        done = await check_and_store(
+            conn, dataclasses.replace(fitted, model=broken, converged=False)
+        )
+    assert not done.adopted and not done.forced
+    assert done.reasons == (
+        "EM did not converge",
+        "family_name: agreeing (exact) has m 0.001 <= u 0.01",
+    )
+    assert (done.version, done.current_version) == (2, 1)
+    async with engine.connect() as conn:
+        assert await MatchStore(conn).current_version("worker") == 1
+        assert (await CachedModels().current(conn, "worker")).model.version == 1
+        adopted, check = await MatchStore(conn).adoption("worker", 2)
+    assert not adopted
+    assert check["decision"] == "refused" and check["reasons"] == list(done.reasons)
+    assert check["current"]["link"] == done.current.link > 0
+
+    # Forced, the same kind of model is adopted, and says so.
+    async with engine.begin() as conn:
+        fitted = await fit_model(conn, rules, "worker")
+        forced = await check_and_store(
+            conn, dataclasses.replace(fitted, converged=False), force=True
+        )
+    async with engine.connect() as conn:
+        assert await MatchStore(conn).current_version("worker") == forced.version == 3
+        adopted, check = await MatchStore(conn).adoption("worker", 3)
+    await engine.dispose()
+    assert forced.adopted and forced.forced and adopted
+    assert check["decision"] == "forced" and check["reasons"] == ["EM did not converge"]
+
+
+async def test_the_hub_retrains_when_the_held_records_grew(
+    scratch: str, settings: Settings
+) -> None:
+    rules = load_rules()
+    engine = make_engine(scratch, pool_size=2)
+    items = workers(400, seed=6)
+    first = [Row(i + 1, x) for i, x in enumerate(items[:200])]
+    await bulk_load(engine, rules, "worker", "hcm", first)
+    policy = RetrainSettings(interval=3600, growth=2.0, minimum=150)
+    hub = dataclasses.replace(
+        settings, database=dataclasses.replace(settings.database, url=scratch), retrain=policy
+    )
+    retrainer = Retrainer(engine, hub)
+    try:
+        # 200 records under the packaged model: at least `minimum`, so it trains.
+        assert await retrainer.check() == ["worker"]
+        [run] = await rows(scratch, RUNS)
+        assert (run.model_version, run.status) == (2, "finished")
+        # Nothing grew since: nothing to do.
+        assert await retrainer.check() == []
+        later = [Row(i + 1, x) for i, x in enumerate(items[200:])]
+        await bulk_load(engine, rules, "worker", "hcm", later)
+        held = len(await rows(scratch, "SELECT id FROM source_record"))
+        assert held >= 2 * 200 - 10  # a few later records updated earlier ones
+        policy = dataclasses.replace(policy, growth=held / 200)
+        retrainer.settings = dataclasses.replace(hub, retrain=policy)
+        assert await retrainer.check() == ["worker"]
+    finally:
+        await engine.dispose()
+    assert [r.version for r in await rows(scratch, MODELS)] == [1, 2, 3]
