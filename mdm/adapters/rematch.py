@@ -74,7 +74,10 @@ class RematchStore:
         found = await self.conn.execute(
             text(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND classid = CAST(:k1 AS oid) AND objid = CAST(:k2 AS oid) AND objsubid = 2)"
+                " AND classid = CAST(:k1 AS oid) AND objid = CAST(:k2 AS oid) AND objsubid = 2"
+                # Advisory locks are per database; pg_locks lists the whole server's.
+                " AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()))"
             ),
             _lock_args(entity),
         )

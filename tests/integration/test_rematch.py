@@ -456,3 +456,21 @@ async def test_a_run_killed_midway_continues_where_it_stopped(
     assert await _state(db) == uninterrupted
     rows = (await db.execute(text("SELECT status FROM rematch_run"))).all()
     assert [r.status for r in rows] == ["finished"]
+
+
+async def test_a_run_in_another_database_is_not_a_run_here(
+    database_url: str, server_database_url: str
+) -> None:
+    """The run lock of the same entity held in another database of the server (another
+    hub, a test's scratch database) says nothing about this one."""
+    elsewhere = create_async_engine(server_database_url)
+    here = create_async_engine(database_url)
+    try:
+        async with elsewhere.connect() as other:
+            assert await RematchStore(other).try_lock("worker")
+            async with here.connect() as conn:
+                assert not await RematchStore(conn).locked("worker")
+                assert await RematchStore(other).locked("worker")
+    finally:
+        await elsewhere.dispose()
+        await here.dispose()
