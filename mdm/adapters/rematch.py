@@ -170,10 +170,15 @@ class RematchStore:
             out.setdefault(golden_id, set()).add(key)
         return {g: sorted(keys) for g, keys in out.items()}
 
-    async def is_active(self, golden_id: str) -> bool:
+    async def active_among(self, golden_ids: Sequence[str]) -> set[str]:
+        """Those of `golden_ids` that are active golden records."""
         gr = golden_record.c
-        found = await self.conn.execute(select(gr.status).where(gr.golden_id == golden_id))
-        return found.scalar_one_or_none() == "active"
+        rows = await self.conn.execute(
+            select(gr.golden_id).where(
+                gr.golden_id.in_(sorted(set(golden_ids))), gr.status == "active"
+            )
+        )
+        return {r.golden_id for r in rows}
 
     # -- the status --------------------------------------------------------------------
 
