@@ -25,6 +25,11 @@ FROM source_record s JOIN match_key m ON m.source_record_id = s.id
 WHERE s.golden_id = ANY($1::text[]) AND s.deleted_at IS NULL
 """
 
+# Those of golden ids $1 that are active.
+ACTIVE_SQL = """
+SELECT golden_id FROM golden_record WHERE golden_id = ANY($1::text[]) AND status = 'active'
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
@@ -172,13 +177,8 @@ class RematchStore:
 
     async def active_among(self, golden_ids: Sequence[str]) -> set[str]:
         """Those of `golden_ids` that are active golden records."""
-        gr = golden_record.c
-        rows = await self.conn.execute(
-            select(gr.golden_id).where(
-                gr.golden_id.in_(sorted(set(golden_ids))), gr.status == "active"
-            )
-        )
-        return {r.golden_id for r in rows}
+        rows = await fetch_rows(self.conn, ACTIVE_SQL, sorted(set(golden_ids)))
+        return {r[0] for r in rows}
 
     # -- the status --------------------------------------------------------------------
 

@@ -181,7 +181,7 @@ class _View:
     records, keys and decisions), so a merge drops it."""
 
     goldens: frozenset[str]
-    keys: dict[str, list[str]]
+    candidates: dict[str, list[str]]  # pool.candidates(keys[g]) of each of them
     pool: BatchPool
     own: set[str]  # the goldens whose pool holds their own members (as load_pool's)
     active: set[str]
@@ -200,14 +200,13 @@ async def _view(repo: Repository, entity: str, goldens: Sequence[str]) -> _View:
     )
     pool = BatchPool(generic=generic, db_owners=owners)
     own = {g for g, ks in keys.items() if any(g in owners.get(k, ()) for k in ks)}
-    wanted = set(own)
-    for g in goldens:
-        wanted.update(pool.candidates(keys.get(g, [])))
+    candidates = {g: pool.candidates(keys.get(g, [])) for g in goldens}
+    wanted = own.union(*candidates.values())
     members = await store.members(wanted)
     pool.members = {g: [m.features for m in ms] for g, ms in members.items()}
     return _View(
         goldens=frozenset(goldens),
-        keys=keys,
+        candidates=candidates,
         pool=pool,
         own=own,
         active=await RematchStore(repo.conn).active_among(goldens),
@@ -267,14 +266,13 @@ async def _step(
     auto_link and answers the survivor, to be compared again; otherwise opens the
     review tasks of the review band and answers None.
     """
-    keys = view.keys.get(golden_id, [])
     pool = view.pool
     own = pool.members.get(golden_id) if golden_id in view.own else None
     if not own:
         return None
     thresholds = active.model.thresholds
     scored: list[tuple[float, str, ClusterScore]] = []
-    for candidate in pool.candidates(keys):
+    for candidate in view.candidates[golden_id]:
         if candidate == golden_id or (later_only and candidate < golden_id):
             continue
         other = pool.members.get(candidate)
