@@ -18,15 +18,15 @@ to be one (mdm/services/ingest.py):
   merges, unmerges and pins stay as they are.
 
 Candidates come from the blocking index exactly as for an incoming record
-(`load_pool`: `MatchStore.candidate_owners`, the generic key cap, at most 40
-golden records, best-keyed first). Golden records are taken in id order, in
-chunks of one transaction each; a golden record is compared with candidates
-after it (so each pair is scored once), and one that grew by a merge is
-compared again with all its candidates until nothing more joins it: one merge
-at a time, each decided on the two golden records' own evidence, never through
-a third one. The run's row (rematch_run) keeps the cursor, committed with each
-chunk: a run killed midway continues after its last committed chunk, and a run
-over records that did not change changes nothing.
+(`MatchStore.candidate_owners`, the generic key cap, at most 40 golden records,
+best-keyed first), read for a window of golden records at once (`_View`). Golden
+records are taken in id order, in chunks of one transaction each; a golden
+record is compared with candidates after it (so each pair is scored once), and
+one that grew by a merge is compared again with all its candidates until nothing
+more joins it: one merge at a time, each decided on the two golden records' own
+evidence, never through a third one. The run's row (rematch_run) keeps the
+cursor, committed with each chunk: a run killed midway continues after its last
+committed chunk, and a run over records that did not change changes nothing.
 """
 
 from __future__ import annotations
@@ -220,12 +220,13 @@ async def rematch_chunk(
     rules: MasteringRules,
     entity: str,
     goldens: list[str],
-    window: int = WINDOW,
+    window: int | None = None,
 ) -> ChunkResult:
     """Compare each of `goldens` (in id order) with its candidates, in one transaction.
 
-    Their reads are made `window` golden records at a time (`_View`), again after
-    a merge, so memory stays bounded whatever the chunk."""
+    Their reads are made `window` (WINDOW) golden records at a time (`_View`), again
+    after a merge, so memory stays bounded whatever the chunk."""
+    window = window or WINDOW
     active = await rules.models.current(repo.conn, entity)
     ctx = RequestContext()
     result = ChunkResult()
