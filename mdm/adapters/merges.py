@@ -10,7 +10,22 @@ from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import golden_record, merge_event, not_a_match, source_record
+
+# The golden ids of both sides of each not-a-match decision with a side among $1
+# (either column: each branch uses its index).
+APART_SQL = """
+SELECT a.golden_id, b.golden_id
+FROM source_record a JOIN not_a_match n ON n.record_a = a.id
+JOIN source_record b ON b.id = n.record_b
+WHERE a.golden_id = ANY($1::text[])
+UNION
+SELECT a.golden_id, b.golden_id
+FROM source_record b JOIN not_a_match n ON n.record_b = b.id
+JOIN source_record a ON a.id = n.record_a
+WHERE b.golden_id = ANY($1::text[])
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +164,14 @@ class MergeStore:
             select(nm.record_a, nm.record_b).where(nm.record_a.in_(ids) | nm.record_b.in_(ids))
         )
         return {(a, b) for a, b in rows}
+
+    async def apart_pairs(self, golden_ids: Sequence[str]) -> set[frozenset[str]]:
+        """Every pair of golden records, one of them among `golden_ids`, that a steward
+        kept apart (as `apart` answers for one pair), in one read."""
+        if not golden_ids:
+            return set()
+        rows = await fetch_rows(self.conn, APART_SQL, sorted(set(golden_ids)))
+        return {frozenset((a, b)) for a, b in rows if a != b}
 
     async def apart(self, golden_a: str, golden_b: str) -> bool:
         """Whether a steward said some record of one is not a match of some record of the other."""

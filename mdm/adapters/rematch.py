@@ -25,6 +25,11 @@ FROM source_record s JOIN match_key m ON m.source_record_id = s.id
 WHERE s.golden_id = ANY($1::text[]) AND s.deleted_at IS NULL
 """
 
+# Those of golden ids $1 that are active.
+ACTIVE_SQL = """
+SELECT golden_id FROM golden_record WHERE golden_id = ANY($1::text[]) AND status = 'active'
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Run:
@@ -173,10 +178,10 @@ class RematchStore:
             out.setdefault(golden_id, set()).add(key)
         return {g: sorted(keys) for g, keys in out.items()}
 
-    async def is_active(self, golden_id: str) -> bool:
-        gr = golden_record.c
-        found = await self.conn.execute(select(gr.status).where(gr.golden_id == golden_id))
-        return found.scalar_one_or_none() == "active"
+    async def active_among(self, golden_ids: Sequence[str]) -> set[str]:
+        """Those of `golden_ids` that are active golden records."""
+        rows = await fetch_rows(self.conn, ACTIVE_SQL, sorted(set(golden_ids)))
+        return {r[0] for r in rows}
 
     # -- the status --------------------------------------------------------------------
 

@@ -152,6 +152,25 @@ class ReviewStore:
         )
         return [dict(r._mapping) for r in rows]
 
+    async def undecided_pairs(self, golden_ids: Sequence[str]) -> set[frozenset[str]]:
+        """The pairs (golden id, candidate id) of the open or deferred tasks with a side
+        among `golden_ids`, locked as `undecided_between` locks them, in one read."""
+        if not golden_ids:
+            return set()
+        rt, sr = review_task.c, source_record.c
+        ids = sorted(set(golden_ids))
+        rows = await self.conn.execute(
+            select(rt.golden_id, rt.candidate_id)
+            .select_from(review_task.join(source_record, sr.id == rt.record_id))
+            .where(
+                rt.status.in_(UNDECIDED),
+                or_(rt.golden_id.in_(ids), rt.candidate_id.in_(ids)),
+            )
+            .order_by(rt.id)
+            .with_for_update(of=review_task)
+        )
+        return {frozenset((a, b)) for a, b in rows}
+
     async def add_decision(self, row: dict[str, Any]) -> int:
         result = await self.conn.execute(
             insert(review_decision).returning(review_decision.c.id), row

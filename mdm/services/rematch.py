@@ -18,21 +18,21 @@ to be one (mdm/services/ingest.py):
   merges, unmerges and pins stay as they are.
 
 Candidates come from the blocking index exactly as for an incoming record
-(`load_pool`: `MatchStore.candidate_owners`, the generic key cap, at most 40
-golden records, best-keyed first). Golden records are taken in id order, in
-chunks of one transaction each; a golden record is compared with candidates
-after it (so each pair is scored once), and one that grew by a merge is
-compared again with all its candidates until nothing more joins it: one merge
-at a time, each decided on the two golden records' own evidence, never through
-a third one. The run's row (rematch_run) keeps the cursor, committed with each
-chunk: a run killed midway continues after its last committed chunk, and a run
-over records that did not change changes nothing.
+(`MatchStore.candidate_owners`, the generic key cap, at most 40 golden records,
+best-keyed first), read for a window of golden records at once (`_View`). Golden
+records are taken in id order, in chunks of one transaction each; a golden
+record is compared with candidates after it (so each pair is scored once), and
+one that grew by a merge is compared again with all its candidates until nothing
+more joins it: one merge at a time, each decided on the two golden records' own
+evidence, never through a third one. The run's row (rematch_run) keeps the
+cursor, committed with each chunk: a run killed midway continues after its last
+committed chunk, and a run over records that did not change changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -50,11 +50,13 @@ from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
-from mdm.services.matcher import MAX_REVIEWS, explanation, load_pool
+from mdm.services.matcher import GENERIC_KEY_CAP, MAX_REVIEWS, BatchPool, explanation
 from mdm.services.reviews import announce_opened
 
 #: Golden records per transaction.
 CHUNK = 500
+#: Golden records whose reads are made together (see _View).
+WINDOW = 100
 ACTOR = "matcher"
 
 Transaction = Callable[[], AbstractAsyncContextManager[Repository]]
@@ -171,19 +173,78 @@ async def _close_session(conn: AsyncConnection) -> None:
         await conn.close()
 
 
+@dataclass(slots=True)
+class _View:
+    """What the comparisons of some golden records read, fetched together: their keys,
+    their candidates' pool, which of them are active, the pairs kept apart and the
+    pairs an undecided task asks about. Exact until the next merge (which moves
+    records, keys and decisions), so a merge drops it."""
+
+    goldens: frozenset[str]
+    candidates: dict[str, list[str]]  # pool.candidates(keys[g]) of each of them
+    pool: BatchPool
+    own: set[str]  # the goldens whose pool holds their own members (as load_pool's)
+    active: set[str]
+    apart: set[frozenset[str]]
+    undecided: set[frozenset[str]]
+
+
+async def _view(repo: Repository, entity: str, goldens: Sequence[str]) -> _View:
+    """The reads of `load_pool` and of the merge and review checks for `goldens`, a few
+    set-based queries in all: `pool.candidates(keys[g])` and the members answer for
+    each of them what `load_pool(keys[g])` would (each key's owners are the same)."""
+    keys = await RematchStore(repo.conn).keys(goldens)
+    store = MatchStore(repo.conn)
+    owners, generic = await store.candidate_owners(
+        entity, sorted({k for ks in keys.values() for k in ks}), GENERIC_KEY_CAP
+    )
+    pool = BatchPool(generic=generic, db_owners=owners)
+    own = {g for g, ks in keys.items() if any(g in owners.get(k, ()) for k in ks)}
+    candidates = {g: pool.candidates(keys.get(g, [])) for g in goldens}
+    wanted = own.union(*candidates.values())
+    members = await store.members(wanted)
+    pool.members = {g: [m.features for m in ms] for g, ms in members.items()}
+    return _View(
+        goldens=frozenset(goldens),
+        candidates=candidates,
+        pool=pool,
+        own=own,
+        active=await RematchStore(repo.conn).active_among(goldens),
+        apart=await MergeStore(repo.conn).apart_pairs(goldens),
+        undecided=await ReviewStore(repo.conn).undecided_pairs(goldens),
+    )
+
+
 async def rematch_chunk(
-    repo: Repository, rules: MasteringRules, entity: str, goldens: list[str]
+    repo: Repository,
+    rules: MasteringRules,
+    entity: str,
+    goldens: list[str],
+    window: int | None = None,
 ) -> ChunkResult:
-    """Compare each of `goldens` (in id order) with its candidates, in one transaction."""
+    """Compare each of `goldens` (in id order) with its candidates, in one transaction.
+
+    Their reads are made `window` (WINDOW) golden records at a time (`_View`), again
+    after a merge, so memory stays bounded whatever the chunk."""
+    window = window or WINDOW
     active = await rules.models.current(repo.conn, entity)
     ctx = RequestContext()
     result = ChunkResult()
-    runs = RematchStore(repo.conn)
-    for golden_id in goldens:
+    view: _View | None = None
+    for i, golden_id in enumerate(goldens):
         current: str | None = golden_id
         later_only = True
-        while current is not None and await runs.is_active(current):
-            current = await _step(repo, rules, active, entity, current, later_only, ctx, result)
+        while current is not None:
+            if view is None or current not in view.goldens:
+                view = await _view(repo, entity, [current, *goldens[i + 1 : i + window]])
+            if current not in view.active:
+                break
+            merged = result.merged
+            current = await _step(
+                repo, rules, active, entity, view, current, later_only, ctx, result
+            )
+            if result.merged != merged:
+                view = None
             later_only = False
     return result
 
@@ -193,6 +254,7 @@ async def _step(
     rules: MasteringRules,
     active: ActiveModel,
     entity: str,
+    view: _View,
     golden_id: str,
     later_only: bool,
     ctx: RequestContext,
@@ -205,15 +267,13 @@ async def _step(
     auto_link and answers the survivor, to be compared again; otherwise opens the
     review tasks of the review band and answers None.
     """
-    keys = (await RematchStore(repo.conn).keys([golden_id])).get(golden_id, [])
-    pool = await load_pool(MatchStore(repo.conn), entity, keys)
-    own = pool.members.get(golden_id)
+    pool = view.pool
+    own = pool.members.get(golden_id) if golden_id in view.own else None
     if not own:
         return None
     thresholds = active.model.thresholds
-    merges = MergeStore(repo.conn)
     scored: list[tuple[float, str, ClusterScore]] = []
-    for candidate in pool.candidates(keys):
+    for candidate in view.candidates[golden_id]:
         if candidate == golden_id or (later_only and candidate < golden_id):
             continue
         other = pool.members.get(candidate)
@@ -226,7 +286,7 @@ async def _step(
     scored.sort(key=lambda s: (-s[0], s[1]))
     strong = [(c, s) for _, c, s in scored if s.links(active.model)]
     for candidate, score in strong:
-        if await merges.apart(golden_id, candidate):
+        if frozenset((golden_id, candidate)) in view.apart:
             continue  # a steward said these are not the same: neither merge nor ask
         survivor, loser = min(golden_id, candidate), max(golden_id, candidate)
         await merge_goldens(
@@ -244,7 +304,7 @@ async def _step(
         result.merged += 1
         return survivor
     band = [(c, s) for _, c, s in scored if not s.links(active.model)]
-    result.reviews += await _open_reviews(repo, active, entity, golden_id, band, ctx)
+    result.reviews += await _open_reviews(repo, active, entity, view, golden_id, band, ctx)
     return None
 
 
@@ -252,6 +312,7 @@ async def _open_reviews(
     repo: Repository,
     active: ActiveModel,
     entity: str,
+    view: _View,
     golden_id: str,
     band: list[tuple[str, ClusterScore]],
     ctx: RequestContext,
@@ -260,15 +321,14 @@ async def _open_reviews(
     as the ingest path opens them: none for a pair a steward kept apart or that an
     undecided task asks about already. The newer golden record is the one under
     review (its first live record), the older the candidate."""
-    merges, reviews = MergeStore(repo.conn), ReviewStore(repo.conn)
+    reviews = ReviewStore(repo.conn)
     tasks: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
     for candidate, score in band:
         if len(tasks) == MAX_REVIEWS:
             break
-        if await merges.apart(golden_id, candidate):
-            continue
-        if await reviews.undecided_between(golden_id, candidate, exclude=0):
+        pair = frozenset((golden_id, candidate))
+        if pair in view.apart or pair in view.undecided:
             continue
         newer, older = max(golden_id, candidate), min(golden_id, candidate)
         record = (await reviews.records(newer))[0]
@@ -287,6 +347,7 @@ async def _open_reviews(
             }
         )
         sources.append({"source": record["source"], "source_id": record["source_id"]})
+        view.undecided.add(pair)
     ids = await MatchStore(repo.conn).add_review_tasks(tasks)
     await announce_opened(
         ReviewStore(repo.conn),

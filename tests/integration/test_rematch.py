@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -23,6 +24,7 @@ from matching.model import default_model
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.rematch import RematchStore, Run
 from mdm.bootstrap import Hub, make_engine
+from mdm.services import rematch as rematch_service
 from mdm.services.rematch import Rematch
 from publishers.testing import MakeClient
 from tests.conftest import truncate_all
@@ -253,6 +255,17 @@ async def test_rematch_merges_what_now_matches_and_asks_about_the_review_band(
     assert (third.merged, third.reviews) == (0, 0)
     assert await count(db, "outbox") == events_before
     assert await xref_golden(client, "psa", "P-okonkwo") == newer
+
+
+async def test_reads_made_a_few_golden_records_at_a_time_decide_the_same(
+    client: AsyncTestClient, db: AsyncConnection, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of two golden records in chunks of three: the reads are made again at each
+    window's end and after each merge, and every decision is the same."""
+    monkeypatch.setattr(rematch_service, "WINDOW", 2)
+    await test_rematch_merges_what_now_matches_and_asks_about_the_review_band(
+        client, db, database_url
+    )
 
 
 async def test_rematch_does_not_merge_people_of_one_household(
