@@ -27,6 +27,7 @@ from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
 from mdm.api.problems import EXCEPTION_HANDLERS
 from mdm.api.relationships import ROUTES as RELATIONSHIP_ROUTES
+from mdm.api.rematch import stop_runs
 from mdm.api.retrain import Retrainer
 from mdm.api.reviews import ReviewController
 from mdm.api.sources import ROUTES as SOURCE_ROUTES
@@ -91,6 +92,7 @@ def create_app(
 
     async def on_shutdown(app: Litestar) -> None:
         await retrainer.stop()
+        await stop_runs(hub.engine)  # re-matching runs started here (resumable)
         while relays:
             await relays.pop().stop()  # drain: the round in hand is published and marked
         await hub.stop()

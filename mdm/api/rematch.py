@@ -10,6 +10,7 @@ from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mdm.adapters.rematch import Run
 from mdm.api.auth import Permission, requires
@@ -20,8 +21,18 @@ from schemas.rematch import MatchStatus, RematchRunView, RematchStarted
 
 log = logging.getLogger("mdm.rematch")
 
-#: Runs this process is working on (a reference keeps each task alive).
-_RUNNING: set[asyncio.Task[Run]] = set()
+#: Runs this process is working on, each with the engine of the hub that started it
+#: (a reference keeps each task alive; `stop_runs` ends a hub's own at its shutdown).
+_RUNNING: dict[asyncio.Task[Run], AsyncEngine] = {}
+
+
+async def stop_runs(engine: AsyncEngine) -> None:
+    """Cancel the runs a hub started (at its shutdown): each one's chunk in hand rolls
+    back, and the run continues from its last committed chunk when started again."""
+    mine = [task for task, owner in _RUNNING.items() if owner is engine]
+    for task in mine:
+        task.cancel()
+    await asyncio.gather(*mine, return_exceptions=True)
 
 
 def run_view(run: Run) -> RematchRunView:
@@ -64,8 +75,8 @@ async def start_rematch(
     `GET /v1/match/{entity}/status` for its progress."""
     run = await Rematch.claim(hub.engine, hub.rules, entity, hub.transaction)
     task = asyncio.create_task(_work(run, chunk))
-    _RUNNING.add(task)
-    task.add_done_callback(_RUNNING.discard)
+    _RUNNING[task] = hub.engine
+    task.add_done_callback(lambda done: _RUNNING.pop(done, None))
     return RematchStarted(entity=entity, resumed=run.resumed, run=run_view(run.state))
 
 
