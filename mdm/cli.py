@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -176,7 +178,11 @@ async def _missing_credentials(settings: Settings) -> str | None:
         await engine.dispose()
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _database_only(args: argparse.Namespace) -> Iterator[Settings]:
+    """The settings of a command that needs PostgreSQL and no NATS (migrate, train,
+    rematch, load): the database resolved (embedded when none is configured) and
+    migrated; an embedded server stopped on the way out."""
     from mdm.bootstrap import resolve_services
 
     settings = _settings(args)
@@ -185,10 +191,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(_migrate(settings.database.url or ""))
+        yield settings
     finally:
         if embedded is not None:
             embedded.stop()
-    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with _database_only(args):
+        return 0
 
 
 async def _train(settings: Settings, entity: str, sample: int, seed: int, force: bool) -> Adoption:
@@ -237,28 +248,20 @@ async def _train_and_rematch(
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from mdm.bootstrap import resolve_services
     from mdm.domain.errors import Conflict
 
-    settings = _settings(args)
-    settings, embedded = resolve_services(
-        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
-    )
     try:
-        asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(
-            _train_and_rematch(
-                settings, args.entity, args.sample, args.seed, args.force, not args.no_rematch
+        with _database_only(args) as settings:
+            asyncio.run(
+                _train_and_rematch(
+                    settings, args.entity, args.sample, args.seed, args.force, not args.no_rematch
+                )
             )
-        )
     except ValueError as exc:
         print(f"mdm train: {exc}", file=sys.stderr)
         return 2
     except Conflict as exc:  # a re-matching run of the entity is at work already
         print(f"mdm train: not re-matched: {exc}", file=sys.stderr)
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 
@@ -311,22 +314,14 @@ async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> 
 
 
 def cmd_rematch(args: argparse.Namespace) -> int:
-    from mdm.bootstrap import resolve_services
     from mdm.domain.errors import Conflict
 
-    settings = _settings(args)
-    settings, embedded = resolve_services(
-        dataclasses.replace(settings, nats=dataclasses.replace(settings.nats, url="unused"))
-    )
     try:
-        asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(_rematch(settings, args.entity, args.chunk, args.quiet))
+        with _database_only(args) as settings:
+            asyncio.run(_rematch(settings, args.entity, args.chunk, args.quiet))
     except Conflict as exc:
         print(f"mdm rematch: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if embedded is not None:
-            embedded.stop()
     return 0
 
 
