@@ -12,6 +12,10 @@ it makes). It round-trips through JSON and TOML. A model holds:
   (see matching.blocking).
 - `thresholds`: `auto_link` and `review` as match probabilities.
 - `prior`: lambda, the probability that two random records match.
+- `matches_per_record`: r, how many other held records of the same entity a
+  record has on average. When set, the prior follows the store: with N records
+  held, lambda = r / (N - 1) (`MatchModel.at_size`), bounded by `PRIOR_CAP` and
+  `PRIOR_MIN`; `prior` is then lambda at the size the model was fitted on.
 - `identity`: which fields say who a record is, beyond their weights: an
   outright disagreement on them holds a candidate below `auto_link`
   (see `Identity` and matching.scoring).
@@ -38,6 +42,18 @@ ENTITIES = ("customer", "worker", "project", "legal_entity")
 
 # m and u of one field's levels must each sum to 1 within this tolerance.
 SUM_TOLERANCE = 0.01
+
+# The prior a model that follows the store never exceeds: r / (N - 1) for a store of
+# about a thousand records with one other record of each thing. A smaller store is
+# judged as though it held that many: the first records are not linked on weaker
+# evidence than the later ones, while a trial hub holds a handful of records.
+PRIOR_CAP = 1e-3
+# ... and never falls below (a store of some hundred million records).
+PRIOR_MIN = 1e-9
+# Store sizes are rounded to steps of 2^(1/8) (9 %) before the prior is derived from
+# them: the weight of the prior moves by at most 1/16 bit for a rounding, and a process
+# compiles a model once per step rather than once per record received.
+SIZE_STEPS_PER_DOUBLING = 8
 
 _FEATURE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*(\[-?[0-9]*:-?[0-9]*\])?$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -133,6 +149,9 @@ class MatchModel(_Base, frozen=True, weakref=True):
     description: str = ""
     # None: a model stored before the section existed; it takes the packaged default's.
     identity: Identity | None = None
+    # None: the prior is fixed (a model stored before the prior followed the store, and
+    # projects, which link on their code).
+    matches_per_record: float | None = None
 
     # --- construction and validation ---
 
@@ -153,6 +172,9 @@ class MatchModel(_Base, frozen=True, weakref=True):
         if self.version < 1:
             raise ModelError(f"version {self.version}: must be at least 1")
         _check_probability("prior", self.prior)
+        r = self.matches_per_record
+        if r is not None and (math.isnan(r) or not 0.0 < r < 1e6):
+            raise ModelError(f"matches_per_record = {r}: must be positive (and below 1e6)")
         t = self.thresholds
         _check_probability("thresholds.auto_link", t.auto_link)
         _check_probability("thresholds.review", t.review)
@@ -232,12 +254,50 @@ class MatchModel(_Base, frozen=True, weakref=True):
         raise KeyError(name)
 
     def with_parameters(
-        self, *, version: int, prior: float, fields: tuple[FieldComparison, ...]
+        self,
+        *,
+        version: int,
+        prior: float,
+        fields: tuple[FieldComparison, ...],
+        matches_per_record: float | None = None,
     ) -> MatchModel:
-        """A copy with new version, prior and fields (same shape), validated."""
-        model = msgspec.structs.replace(self, version=version, prior=prior, fields=fields)
+        """A copy with new version, prior and fields (same shape), validated; a model that
+        follows the store takes `matches_per_record` too (else it keeps its own)."""
+        r = self.matches_per_record
+        if r is not None and matches_per_record is not None:
+            r = matches_per_record
+        model = msgspec.structs.replace(
+            self, version=version, prior=prior, fields=fields, matches_per_record=r
+        )
         model.validate()
         return model
+
+    # --- the prior at a store's size ---
+
+    def prior_at(self, records: int) -> float:
+        """Lambda for a store holding `records` records of the entity: r / (N - 1), with N
+        rounded (`SIZE_STEPS_PER_DOUBLING`) and the result bounded (`PRIOR_CAP`,
+        `PRIOR_MIN`); the fixed `prior` when the model does not follow the store."""
+        r = self.matches_per_record
+        if r is None:
+            return self.prior
+        n = max(rounded_size(records), 2)
+        return min(PRIOR_CAP, max(PRIOR_MIN, r / (n - 1)))
+
+    def at_size(self, records: int) -> MatchModel:
+        """This model (same version) with the prior for a store of `records` records."""
+        prior = self.prior_at(records)
+        if prior == self.prior:
+            return self
+        return msgspec.structs.replace(self, prior=prior)
+
+
+def rounded_size(records: int) -> int:
+    """`records` rounded to the nearest step of 2^(1/SIZE_STEPS_PER_DOUBLING)."""
+    if records <= 2:
+        return max(records, 0)
+    step = round(math.log2(records) * SIZE_STEPS_PER_DOUBLING)
+    return round(2 ** (step / SIZE_STEPS_PER_DOUBLING))
 
 
 def _check_probability(where: str, value: float) -> None:

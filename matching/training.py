@@ -199,7 +199,11 @@ def train_with_report(
     fields = tuple(
         _with_levels(f, m, u) for f, m, u in zip(model.fields, m_fit, u_fit, strict=True)
     )
-    trained = model.with_parameters(version=model.version + 1, prior=prior, fields=fields)
+    # The matches per record behind that prior: a model that follows the store derives
+    # its prior at any size from it (matching.model.MatchModel.prior_at).
+    trained = model.with_parameters(
+        version=model.version + 1, prior=prior, fields=fields, matches_per_record=prior * (n - 1)
+    )
     report = TrainingReport(
         records=n,
         candidate_pairs=total_candidates,

@@ -331,7 +331,7 @@ async def _load(
     """Load `args.file` into the database of the (resolved) `settings`; the exit code and
     the records written."""
     from mdm.bootstrap import make_engine, rules_of
-    from mdm.services.bulk import bulk_load, detect_format, read_rows
+    from mdm.services.bulk import bulk_load, detect_format, incoming_ids, read_rows
 
     rules = rules_of(settings)
     path = Path(args.file)
@@ -359,6 +359,7 @@ async def _load(
                 rejects=out,
                 progress=advance,
                 processes=args.processes,
+                incoming=incoming_ids(path, fmt, args.id_column),
             )
     finally:
         await engine.dispose()

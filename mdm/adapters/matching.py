@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from matching.model import MatchModel, default_model
+from matching.model import MatchModel, default_model, rounded_size
 from matching.scoring import CountedFrequencies
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import match_model, review_task, source_record
@@ -80,6 +80,18 @@ class MatchStore:
                 select(func.max(mm.version)).where(mm.entity == entity, mm.adopted)
             )
         ).scalar_one()
+
+    async def live_records(self, entity: str, received_after: dt.datetime | None = None) -> int:
+        """The live source records of `entity` (received after `received_after`, if given)."""
+        sr = source_record.c
+        query = (
+            select(func.count())
+            .select_from(source_record)
+            .where(sr.entity == entity, sr.deleted_at.is_(None))
+        )
+        if received_after is not None:
+            query = query.where(sr.received_at > received_after)
+        return int((await self.conn.execute(query)).scalar_one())
 
     async def model(self, entity: str, version: int | None = None) -> StoredModel | None:
         mm = match_model.c
@@ -261,21 +273,33 @@ class CachedModels:
     The version in force is checked again after `ttl` seconds, so a model that
     `mdm train` stored in another process is used within that time. An entity
     with no stored model gets the packaged default stored as its first version.
+
+    A model that follows the store (`MatchModel.matches_per_record`) is handed out
+    with the prior for the live records of its entity (`MatchModel.at_size`),
+    counted again after `size_ttl` seconds; or for the `records` a caller names (a
+    bulk load: the records held once its file is in).
     """
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    def __init__(self, ttl: float = 5.0, size_ttl: float = 30.0) -> None:
         self.ttl = ttl
+        self.size_ttl = size_ttl
         self._by_entity: dict[str, tuple[float, ActiveModel]] = {}
         self._by_version: dict[tuple[str, int], ActiveModel] = {}
+        self._sized: dict[tuple[str, int, int], ActiveModel] = {}
+        self._sizes: dict[str, tuple[float, int]] = {}
 
     def forget(self) -> None:
         self._by_entity.clear()
         self._by_version.clear()
+        self._sized.clear()
+        self._sizes.clear()
 
-    async def current(self, conn: AsyncConnection, entity: str) -> ActiveModel:
+    async def current(
+        self, conn: AsyncConnection, entity: str, records: int | None = None
+    ) -> ActiveModel:
         now = time.monotonic()
         cached = self._by_entity.get(entity)
-        if cached is not None and cached[0] > now:
+        if records is None and cached is not None and cached[0] > now:
             return cached[1]
         store = MatchStore(conn)
         version = await store.current_version(entity)
@@ -292,5 +316,26 @@ class CachedModels:
                 MatchModel.validated(stored.model), CountedFrequencies(counts) if counts else None
             )
             self._by_version[(entity, version)] = active
-        self._by_entity[entity] = (now + self.ttl, active)
+        if active.model.matches_per_record is not None:
+            if records is None:
+                records = await self._size(store, entity, now)
+            active = self._at_size(entity, version, active, records)
+        if records is None or active.model.matches_per_record is None:
+            self._by_entity[entity] = (now + self.ttl, active)
         return active
+
+    async def _size(self, store: MatchStore, entity: str, now: float) -> int:
+        known = self._sizes.get(entity)
+        if known is not None and known[0] > now:
+            return known[1]
+        records = await store.live_records(entity)
+        self._sizes[entity] = (now + self.size_ttl, records)
+        return records
+
+    def _at_size(self, entity: str, version: int, active: ActiveModel, records: int) -> ActiveModel:
+        size = rounded_size(records)
+        sized = self._sized.get((entity, version, size))
+        if sized is None:
+            sized = ActiveModel(active.model.at_size(size), active.frequencies)
+            self._sized[(entity, version, size)] = sized
+        return sized

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mdm.adapters.matching import MatchStore
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import golden_record, match_model, rematch_run, source_record
 from mdm.domain.sources import ENTITIES
@@ -198,15 +199,7 @@ class RematchStore:
         return ModelInfo(row.version, row.created_at, row.trained_on) if row else None
 
     async def live_records(self, entity: str, received_after: dt.datetime | None = None) -> int:
-        sr = source_record.c
-        query = (
-            select(func.count())
-            .select_from(source_record)
-            .where(sr.entity == entity, sr.deleted_at.is_(None))
-        )
-        if received_after is not None:
-            query = query.where(sr.received_at > received_after)
-        return int((await self.conn.execute(query)).scalar_one())
+        return await MatchStore(self.conn).live_records(entity, received_after)
 
     async def any_before(self, entity: str, at: dt.datetime) -> bool:
         """Whether a live record of `entity` was received before `at`."""

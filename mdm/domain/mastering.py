@@ -34,11 +34,13 @@ class ActiveModel:
 class MatchModels(Protocol):
     """A port: the match model in force per entity (stored in the database, cached)."""
 
-    async def current(self, conn: Any, entity: str) -> ActiveModel: ...
+    async def current(self, conn: Any, entity: str, records: int | None = None) -> ActiveModel:
+        """The model in force; its prior for the live records held, or for `records`."""
+        ...
 
 
 class _NoModels:
-    async def current(self, conn: Any, entity: str) -> ActiveModel:
+    async def current(self, conn: Any, entity: str, records: int | None = None) -> ActiveModel:
         raise RuntimeError("no match models configured (the composition root sets them)")
 
 

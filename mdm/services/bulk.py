@@ -26,7 +26,7 @@ import gc
 import json
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +278,31 @@ def count_rows(path: Path, fmt: str) -> int:
     return max(0, lines - 1) if fmt == "csv" else lines
 
 
+class _Identified(msgspec.Struct):
+    source_id: Any = None
+
+
+def incoming_ids(path: Path, fmt: str, id_column: str = "source_id") -> set[str]:
+    """The distinct source ids of the file's rows (rows without one left out): with the
+    records held, the size of the store the load leaves (`bulk_load`'s `incoming`)."""
+    ids: set[str] = set()
+    if fmt == "ndjson":
+        with path.open("rb") as f:
+            for line in f:
+                try:
+                    found = msgspec.json.decode(line, type=_Identified).source_id
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue
+                if isinstance(found, str):
+                    ids.add(found)
+        return ids
+    for row in read_rows(path, fmt, id_column):
+        found = row.item.get("source_id") if isinstance(row.item, dict) else None
+        if isinstance(found, str):
+            ids.add(found)
+    return ids
+
+
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     """address.city=... -> {"address": {"city": ...}}; empty cells and nulls dropped."""
     out: dict[str, Any] = {}
@@ -523,11 +548,17 @@ async def bulk_load(
     rejects: IO[str] | None = None,
     progress: Any = None,
     processes: int = 1,
+    incoming: Collection[str] | None = None,
 ) -> LoadReport:
     """Load `rows` of `source` for `entity`; `progress(n)` is called with each chunk's size.
 
     `processes` other processes decode, standardize and prepare the match features
     of the next chunks while this one matches and writes (0: all in this one).
+    `incoming`: the source ids of `rows` (`incoming_ids`). The whole load is then
+    matched with the prior of the store it leaves (the records held and those of
+    `incoming` not held yet), as a re-match after it would be, and a load resumed
+    after a kill decides as one that was never killed; without them, with the prior
+    of the store it starts from.
     """
     rules.authorize_write(source, entity)
     report = LoadReport()
@@ -539,7 +570,12 @@ async def bulk_load(
         async with engine.begin() as conn:
             report.primed = await index.prime(conn, entity)
             report.primed_seconds = time.perf_counter() - began
-            active = await rules.models.current(conn, entity)
+            leaves = None
+            if incoming is not None:
+                leaves = report.primed + sum(
+                    1 for i in incoming if f"{source}\x1f{i}" not in index.golden_of
+                )
+            active = await rules.models.current(conn, entity, leaves)
     except BaseException:
         if enabled:
             gc.enable()
@@ -556,7 +592,9 @@ async def bulk_load(
     gc.freeze()
     try:
         chunks = _prepared_chunks(entity, active, rows, chunk_size, processes)
-        await _load_chunks(engine, rules, entity, source, chunks, rejects, progress, index, report)
+        await _load_chunks(
+            engine, rules, entity, source, chunks, rejects, progress, index, report, active
+        )
     finally:
         gc.unfreeze()
         if enabled:
@@ -594,6 +632,7 @@ async def _load_chunks(
     progress: Any,
     index: MemoryIndex,
     report: LoadReport,
+    active: ActiveModel,
 ) -> None:
     """Plan each chunk (reads and matching) while the previous one is being written.
 
@@ -647,7 +686,7 @@ async def _load_chunks(
                     await finish(writing)
                     writing = None
                 planned = await _plan_chunk(
-                    engine, rules, entity, source, decoded, index, report, writing
+                    engine, rules, entity, source, decoded, index, report, writing, active
                 )
                 index.commit(source)
                 _settle(report.chunks)
@@ -682,6 +721,7 @@ async def _plan_chunk(
     index: MemoryIndex,
     report: LoadReport,
     previous: _Writing | None,
+    active: ActiveModel,
 ) -> _Writing:
     """Open the chunk's transaction, skip what is stored already, plan the rest."""
     conn = await engine.connect()
@@ -719,6 +759,7 @@ async def _plan_chunk(
             lock=False,
             owners_known=previous.strong_owners() if previous is not None else None,
             resolve=index.resolve,
+            active=active,
         )
     except BaseException:
         await conn.close()

@@ -252,6 +252,7 @@ async def plan_records(
     lock: bool = True,
     owners_known: Mapping[str, set[str]] | None = None,
     resolve: Callable[[str], str] | None = None,
+    active: ActiveModel | None = None,
 ) -> Plan:
     """Decide, for each record, its golden record (and merges, review tasks).
 
@@ -259,7 +260,8 @@ async def plan_records(
     chunk while the previous one is still being written: mdm.services.bulk).
     `owners_known` adds strong-key owners that the database does not show yet
     (that previous chunk's), and `resolve` follows golden ids merged away in
-    units of work not committed yet.
+    units of work not committed yet. `active`: the model to decide with (a bulk load
+    decides every chunk with one model and one prior), else the model in force.
     """
     rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
@@ -275,7 +277,8 @@ async def plan_records(
     if not prepared:
         return plan
 
-    active = await rules.models.current(repo.conn, entity)
+    if active is None:
+        active = await rules.models.current(repo.conn, entity)
     for p in prepared:
         if p.features is None or p.model_version != active.model.version:
             p.features = features(active, entity, p.values)
