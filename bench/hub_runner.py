@@ -307,7 +307,8 @@ async def _automatic(url: str, records: Sequence[dict[str, Any]], entity: str) -
         rematch = await _rematch_seconds(url, entity, began)
         result.rematch_seconds = rematch
         result.train_seconds = max(sum(children) - rematch, 0.0)
-        result.notes.append(f"{len(children)} training runs, idle {settle:.0f} s after the load")
+        runs = f"{len(children)} training run{'s' if len(children) > 1 else ''}"
+        result.notes.append(f"{runs}, idle {settle:.0f} s after the load")
         result.notes += _model_notes(models)
     for _, line in collect.lines:
         if line.startswith("mdm train"):
