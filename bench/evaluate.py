@@ -22,6 +22,7 @@ __all__ = [
     "SweepPoint",
     "best_threshold",
     "clusters_from_pairs",
+    "differing_records",
     "pair_count",
     "pairwise_scores",
     "threshold_sweep",
@@ -99,6 +100,25 @@ def pairwise_scores(
         predicted_clusters=len(predicted_sizes),
         missing=missing,
     )
+
+
+def differing_records(
+    a: Mapping[Hashable, Hashable], b: Mapping[Hashable, Hashable], keys: Iterable[Hashable]
+) -> int:
+    """How many of `keys` are clustered differently by `a` and by `b`: a record counts
+    when the records sharing its cluster in `a` are not those sharing it in `b`. The
+    partitions are compared, not the cluster ids; a key without one is alone."""
+    keys = list(keys)
+
+    def members(clusters: Mapping[Hashable, Hashable]) -> dict[Hashable, frozenset[Hashable]]:
+        groups: dict[object, set[Hashable]] = {}
+        for key in keys:
+            cluster = ("cluster", clusters[key]) if key in clusters else ("alone", key)
+            groups.setdefault(cluster, set()).add(key)
+        return {key: frozenset(group) for group in groups.values() for key in group}
+
+    left, right = members(a), members(b)
+    return sum(1 for key in keys if left[key] != right[key])
 
 
 class _DisjointSets:

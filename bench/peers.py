@@ -1,11 +1,13 @@
-"""The hub's peers in the accuracy benchmark: Splink 5 and recordlinkage's ECM.
+"""The hub's peers in the accuracy benchmark: Splink 5 and two recordlinkage classifiers.
 
-Both get the same records as the hub and return a cluster id per
-(source, source_id). Both are unsupervised: they never see the truth. Only
-`SplinkRun.sweep`, scored afterwards by bench/match_quality.py, uses the truth,
-to find the threshold that would have been best (an oracle figure).
+Each gets the same records as the hub and returns a cluster id per
+(source, source_id). Splink and ECM are unsupervised: they never see the truth.
+Only `SplinkRun.sweep`, scored afterwards by bench/match_quality.py, uses the
+truth, to find the threshold that would have been best (an oracle figure).
+LogisticRegression is a supervised ceiling: it is trained on half of the truth
+(`run_logistic`).
 
-Both peers get the same prepared columns (`prepare`): the raw attributes put
+All peers get the same prepared columns (`prepare`): the raw attributes put
 through the hub's own standardizers (matching.standardize: accents, case and
 punctuation folded, legal suffixes removed from company names, e-mail lower
 case, phones in E.164, tax ids compacted, countries as ISO codes). That is
@@ -465,21 +467,13 @@ class EcmRun:
     notes: list[str] = field(default_factory=list)
 
 
-def run_ecm(dataset: Dataset, blocking: str = "ecm") -> EcmRun:
-    """recordlinkage's ECM, unsupervised, over the union of several blocking passes.
-
-    `blocking` picks the passes: "ecm" (pairs of fields) or "splink" (Splink's
-    passes, single fields among them). ECM fits on the candidates, so it is
-    sensitive to this choice in both directions (docs/benchmarks.md shows
-    both). Features are binary (exact agreement, or Jaro-Winkler >= 0.85 on
-    names and street lines), as recordlinkage's ECM requires with its "jaro"
-    start; a missing value counts as disagreement (recordlinkage's default).
-    Clusters are the connected components of the predicted matches.
-    """
+def _candidates(dataset: Dataset, blocking: str) -> tuple[Any, Any, tuple[Any, ...], set[str]]:
+    """The prepared records as a frame indexed by unique_id, the candidate pairs of the
+    union of `blocking`'s passes ("ecm" or "splink"), the frames to compare them in (two
+    for a linkage task) and the columns present."""
     import pandas as pd
     import recordlinkage as rl
 
-    started = time.perf_counter()
     rows = prepare(dataset.records, dataset.entity)
     present = present_columns(rows)
     frame = pd.DataFrame(rows).set_index("unique_id")
@@ -497,17 +491,43 @@ def run_ecm(dataset: Dataset, blocking: str = "ecm") -> EcmRun:
         frames: tuple[Any, ...] = (left, right)
     else:
         frames = (frame,)
-    pairs = indexer.index(*frames)
+    return frame, indexer.index(*frames), frames, present
+
+
+def _compare(features_used: list[tuple[str, str, str | None]], *, binary: bool = True) -> Any:
+    """recordlinkage's comparisons of `features_used`; with `binary` False, string
+    similarities are kept as they are instead of cut at their threshold."""
+    import recordlinkage as rl
+
     compare = rl.Compare(n_jobs=1)
-    features_used = _ecm_features(dataset.entity, present)
     for column, method, threshold in features_used:
         if method == "exact":
             compare.exact(column, column, label=column)
-        else:
+        elif binary:
             compare.string(
                 column, column, method=method, threshold=float(threshold or 0), label=column
             )
-    features = compare.compute(pairs, *frames)
+        else:
+            compare.string(column, column, method=method, label=column)
+    return compare
+
+
+def run_ecm(dataset: Dataset, blocking: str = "ecm") -> EcmRun:
+    """recordlinkage's ECM, unsupervised, over the union of several blocking passes.
+
+    `blocking` picks the passes: "ecm" (pairs of fields) or "splink" (Splink's
+    passes, single fields among them). ECM fits on the candidates, so it is
+    sensitive to this choice in both directions (docs/benchmarks.md shows
+    both). Features are binary (exact agreement, or Jaro-Winkler >= 0.85 on
+    names and street lines), as recordlinkage's ECM requires with its "jaro"
+    start; a missing value counts as disagreement (recordlinkage's default).
+    Clusters are the connected components of the predicted matches.
+    """
+    import recordlinkage as rl
+
+    started = time.perf_counter()
+    frame, pairs, frames, present = _candidates(dataset, blocking)
+    features = _compare(_ecm_features(dataset.entity, present)).compute(pairs, *frames)
     # ECM estimates m and u per feature: a feature that never (or always) agrees
     # has nothing to estimate and breaks the fit.
     varying = [c for c in features.columns if 0 < features[c].sum() < len(features)]
@@ -519,4 +539,76 @@ def run_ecm(dataset: Dataset, blocking: str = "ecm") -> EcmRun:
     )
     seconds = time.perf_counter() - started
     notes = [f"{len(pairs)} candidate pairs, features {', '.join(varying)}, {len(matches)} matches"]
+    return EcmRun(dict(clustered), seconds, notes)
+
+
+# --- recordlinkage's LogisticRegression (supervised, half the labels) ------------------
+
+
+def _true_pairs_of(dataset: Dataset, entities: set[str], frames: tuple[Any, ...]) -> list[Any]:
+    """Every pair of records of one of `entities`, as (left, right) unique ids of `frames`
+    (for a linkage task: one record from each frame)."""
+    import itertools
+
+    members: dict[str, list[str]] = {}
+    for record in dataset.records:
+        entity = dataset.truth[(record["source"], record["source_id"])]
+        if entity in entities:
+            members.setdefault(entity, []).append(f"{record['source']}:{record['source_id']}")
+    pairs = []
+    if dataset.link_only:
+        left, right = set(frames[0].index), set(frames[1].index)
+        for ids in members.values():
+            pairs += [(a, b) for a in ids if a in left for b in ids if b in right]
+    else:
+        for ids in members.values():
+            pairs += list(itertools.combinations(ids, 2))
+    return pairs
+
+
+def run_logistic(dataset: Dataset, seed: int = 0) -> EcmRun:
+    """recordlinkage's LogisticRegressionClassifier, a supervised ceiling for the others.
+
+    Candidates are Splink's blocking passes, as in the second ECM row. It is
+    trained on half of the truth: every pair of a seeded half of the true
+    entities (matches), and a seeded half of the candidate pairs whose records
+    are different entities (non-matches). The features are ECM's, with the
+    Jaro-Winkler similarities of names and street lines kept as numbers rather
+    than cut at 0.85. It then classifies every candidate pair of all records
+    (those it trained on among them) at probability 0.5, and clusters are the
+    connected components of the predicted matches, as for ECM.
+    """
+    import random
+
+    import numpy as np
+    import pandas as pd
+    import recordlinkage as rl
+
+    started = time.perf_counter()
+    frame, pairs, frames, present = _candidates(dataset, "splink")
+    compare = _compare(_ecm_features(dataset.entity, present), binary=False)
+    rng = random.Random(seed)
+    entities = sorted(set(dataset.truth.values()))
+    labelled = set(rng.sample(entities, len(entities) // 2))
+    matches = _true_pairs_of(dataset, labelled, frames)
+    truth = {f"{s}:{i}": e for (s, i), e in dataset.truth.items()}
+    apart = [(a, b) for a, b in pairs if truth[a] != truth[b]]
+    keep = np.random.default_rng(seed).random(len(apart)) < 0.5
+    non_matches = [p for p, k in zip(apart, keep, strict=True) if k]
+    train = pd.MultiIndex.from_tuples(matches + non_matches)
+    train_features = compare.compute(train, *frames).fillna(0)
+    match_index = pd.MultiIndex.from_tuples(matches)
+    classifier = rl.LogisticRegressionClassifier()
+    classifier.fit(train_features, match_index)
+    features = compare.compute(pairs, *frames).fillna(0)
+    predicted = classifier.predict(features)
+    clustered = clusters_from_pairs(
+        (_key(u) for u in frame.index), ((_key(a), _key(b)) for a, b in predicted)
+    )
+    seconds = time.perf_counter() - started
+    notes = [
+        f"{len(pairs)} candidate pairs; trained on {len(matches)} matching pairs of "
+        f"{len(labelled)} of {len(entities)} true entities and {len(non_matches)} "
+        f"non-matching candidate pairs; {len(predicted)} matches"
+    ]
     return EcmRun(dict(clustered), seconds, notes)

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.evaluate import (
     best_threshold,
     clusters_from_pairs,
+    differing_records,
     pair_count,
     pairwise_scores,
     threshold_sweep,
@@ -128,3 +129,27 @@ def test_sweep_agrees_with_clustering_at_each_threshold(
         assert point.predicted_pairs == expected.predicted_pairs
         assert point.correct_pairs == expected.correct_pairs
         assert point.f1 == expected.f1
+
+
+def test_differing_records_compares_partitions_not_ids() -> None:
+    keys = ["a", "b", "c", "d", "e"]
+    left = {"a": 1, "b": 1, "c": 2, "d": 2, "e": 3}
+    renamed = {"a": "x", "b": "x", "c": "y", "d": "y", "e": "z"}
+    assert differing_records(left, renamed, keys) == 0
+    # c leaves d for a and b: a, b, c and d each see other members; e does not.
+    moved = {"a": 1, "b": 1, "c": 1, "d": 2, "e": 3}
+    assert differing_records(left, moved, keys) == 4
+    # A key without a cluster is alone: e alone both ways, d alone on one side only.
+    assert differing_records({"a": 1, "b": 1, "c": 2}, left, keys) == 2
+
+
+@given(st.dictionaries(st.integers(0, 20), st.integers(0, 4)))
+def test_differing_records_is_zero_exactly_when_the_pairs_agree(
+    clustering: dict[int, int],
+) -> None:
+    keys = sorted(clustering)
+    relabelled = {k: -c for k, c in clustering.items()}
+    assert differing_records(clustering, relabelled, keys) == 0
+    merged = dict.fromkeys(keys, 0)
+    same = _pairs(clustering) == _pairs(merged)  # type: ignore[arg-type]
+    assert (differing_records(clustering, merged, keys) == 0) == same
