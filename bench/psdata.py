@@ -7,20 +7,28 @@ every variation and its rate):
   and PSA (resources) hold them: nicknames, swapped given and family names,
   typos, missing birth dates, old e-mail addresses, surnames changed after a
   marriage (with the employee number, birth date or national id kept), moved
-  addresses; hard negatives: namesakes (some born the same year), siblings
-  and twins at one address, fathers and sons of one name.
+  addresses, "Jr" / "Sr" / "II" / "III" at the end of some family names;
+  hard negatives: namesakes (some born the same year), siblings and twins at
+  one address, fathers and sons of one name.
 - companies(seed): the firm's customers as CRM, ERP and PSA hold them: legal
   suffix variants (Acme Corp / ACME Corporation / Acme Corp. Ltd), "&"/"and",
   "International"/"Intl", initialisms, typos, moved addresses, missing tax
-  ids, shared generic e-mail addresses; hard negatives: subsidiaries of one
-  group in several countries (Acme Germany GmbH, Acme UK Ltd: one brand and
-  website, different tax ids), same-named companies in other countries, and
-  generic names ("Global Solutions") in several cities.
+  ids, shared generic e-mail addresses; companies typed by hand into CRM and
+  PSA with only a name and a street address (typos in short words, "Svcs",
+  missing or reordered words, no street number, "St" for "Street"), "N/A" or
+  "Unknown" for a name, branch offices (the same customer at other addresses);
+  hard negatives: subsidiaries of one group in several countries (Acme
+  Germany GmbH, Acme UK Ltd: one brand and website, different tax ids),
+  same-named companies in other countries, and generic names ("Global
+  Solutions") in several cities.
 
 Everything is drawn from one `random.Random(seed)` and one Faker seeded with
 the same seed, so a seed gives the same records for a given Faker version
-(Dataset.fingerprint() tells). Tax ids are valid for their country
-(python-stdnum checks each), as are national ids where stdnum knows them.
+(Dataset.fingerprint() tells); the workers' household national ids and
+generational suffixes come from generators of their own seeded from the same
+seed, so that every other value is the same with or without them. Tax ids
+are valid for their country (python-stdnum checks each), as are national ids
+where stdnum knows them.
 """
 
 from __future__ import annotations
@@ -1129,5 +1137,5 @@ class _Companies:
 
 
 def companies(seed: int = 0, config: CompanyConfig | None = None) -> Dataset:
-    """Customer records from CRM, ERP and PSA, ~2.5 per company (5,000 for 2,000)."""
+    """Customer records from CRM, ERP and PSA, ~2.6 per company (5,200 for 2,000)."""
     return _Companies(seed, config or CompanyConfig()).generate()
