@@ -7,26 +7,35 @@ every variation and its rate):
   and PSA (resources) hold them: nicknames, swapped given and family names,
   typos, missing birth dates, old e-mail addresses, surnames changed after a
   marriage (with the employee number, birth date or national id kept), moved
-  addresses; hard negatives: namesakes (some born the same year), siblings
-  and twins at one address, fathers and sons of one name.
+  addresses, "Jr" / "Sr" / "II" / "III" at the end of some family names;
+  hard negatives: namesakes (some born the same year), siblings and twins at
+  one address, fathers and sons of one name.
 - companies(seed): the firm's customers as CRM, ERP and PSA hold them: legal
   suffix variants (Acme Corp / ACME Corporation / Acme Corp. Ltd), "&"/"and",
   "International"/"Intl", initialisms, typos, moved addresses, missing tax
-  ids, shared generic e-mail addresses; hard negatives: subsidiaries of one
-  group in several countries (Acme Germany GmbH, Acme UK Ltd: one brand and
-  website, different tax ids), same-named companies in other countries, and
-  generic names ("Global Solutions") in several cities.
+  ids, shared generic e-mail addresses; companies typed by hand into CRM and
+  PSA with only a name and a street address (typos in short words, "Svcs",
+  missing or reordered words, no street number, "St" for "Street"), "N/A" or
+  "Unknown" for a name, branch offices (the same customer at other addresses);
+  hard negatives: subsidiaries of one group in several countries (Acme
+  Germany GmbH, Acme UK Ltd: one brand and website, different tax ids),
+  same-named companies in other countries, and generic names ("Global
+  Solutions") in several cities.
 
 Everything is drawn from one `random.Random(seed)` and one Faker seeded with
 the same seed, so a seed gives the same records for a given Faker version
-(Dataset.fingerprint() tells). Tax ids are valid for their country
-(python-stdnum checks each), as are national ids where stdnum knows them.
+(Dataset.fingerprint() tells); the workers' household national ids and
+generational suffixes come from generators of their own seeded from the same
+seed, so that every other value is the same with or without them. Tax ids
+are valid for their country (python-stdnum checks each), as are national ids
+where stdnum knows them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import string
 import unicodedata
 from collections import Counter
@@ -77,6 +86,22 @@ NICKNAMES: dict[str, tuple[str, ...]] = {
 FIRM_DOMAIN = "meridian-partners.com"
 LEGACY_DOMAIN = "harbourconsulting.co.uk"  # the firm acquired Harbour: old addresses remain
 FREEMAIL = ("gmail.com", "outlook.com", "yahoo.com", "gmx.de", "hotmail.co.uk", "ziggo.nl")
+FEMALE_FORMAL_NAMES = frozenset(
+    "Elizabeth Margaret Katherine Jennifer Patricia Susan Deborah Rebecca Jacqueline Victoria "
+    "Catherine Alexandra Stephanie Abigail Christine Barbara Josephine Susanne Wilhelmina".split()
+)
+LATEST_BIRTH_YEAR = 2002  # people are born 1958 to 2002
+# Generational suffixes in the US and Britain as (senior, junior) spellings (Germany:
+# "sen." and "jun."), and alone (a "Jr" whose father is not in the data); how often a
+# record writes the suffix, by source.
+GENERATIONS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("Sr", "Sr."), ("Jr", "Jr.")),
+    ((), ("II",)),
+    (("II",), ("III",)),
+    ((), ("Jr", "Jr.")),
+)
+ALONE_SUFFIXES: tuple[tuple[str, ...], ...] = (("Jr", "Jr."), ("II",), ("III",), ("Sr", "Sr."))
+SUFFIX_WRITTEN = {"hcm": 0.6, "erp": 0.45, "psa": 0.3}
 
 
 # --- shared helpers ------------------------------------------------------------
@@ -260,6 +285,11 @@ class WorkerConfig:
     swapped_names: float = 0.03  # given and family name swapped (ERP and PSA)
     upper_case_erp: float = 0.2
     dob_transposed: float = 0.015  # day and month swapped, or one digit off
+    # Generational suffixes, drawn apart from the rest like national ids: a junior
+    # and the senior of his household, and a few US and GB people with no namesake
+    # in the firm, have "Jr", "Sr", "II" or "III" at the end of the family name in
+    # some of their records (SUFFIX_WRITTEN gives the rate per source).
+    suffix_alone: float = 0.015
 
 
 @dataclass
@@ -280,6 +310,8 @@ class _Person:
     address: dict[str, str]
     old_address: dict[str, str]
     housemate: _Person | None = None  # the earlier person of the household (hard negatives)
+    suffix: tuple[str, ...] = ()  # the ways records write a generational suffix: ("Jr", "Jr.")
+    female: bool = False
 
 
 def _national_id(rng: random.Random, country: str) -> str | None:
@@ -300,6 +332,8 @@ class _Workers:
     def __init__(self, seed: int, config: WorkerConfig) -> None:
         self.rng = random.Random(seed)
         self.id_rng = random.Random(f"national ids {seed}")
+        self.suffix_rng = random.Random(f"generational suffixes {seed}")
+        self.generations: set[str] = set()  # pids of juniors and their seniors
         self.fake = Faker(list(LOCALES.values()))
         self.fake.seed_instance(seed)
         self.config = config
@@ -320,6 +354,7 @@ class _Workers:
         female = rng.random() < 0.5
         if rng.random() < config.formal_name_with_nickname:
             given = rng.choice(list(NICKNAMES))
+            female = given in FEMALE_FORMAL_NAMES
         else:
             given = local.first_name_female() if female else local.first_name_male()
         family = local.last_name()
@@ -349,6 +384,7 @@ class _Workers:
             phone=phone_number(rng, country, "mobile"),
             address=address,
             old_address=_address(self.fake, country),
+            female=female,
         )
 
     def hard_negative(self, i: int, other: _Person) -> _Person:
@@ -379,11 +415,55 @@ class _Workers:
             person.given, person.family, person.maiden = other.given, other.family, None
             person.address = dict(other.address)
             person.housemate = other
-            person.dob = other.dob.replace(year=other.dob.year + rng.randint(24, 34), day=1)
+            years = rng.randint(24, 34)
+            person.female = other.female
             self.stats["hard negative: junior (same name and address)"] += 1
+            if other.dob.year + years <= LATEST_BIRTH_YEAR:
+                person.dob = other.dob.replace(year=other.dob.year + years, day=1)
+                self._generations(other, person)
+            else:  # `other` is too young to have a grown-up child: `person` is the senior
+                person.dob = other.dob.replace(year=other.dob.year - years, day=1)
+                self._generations(person, other)
         person.email = self._work_email(person.given, person.family)
         person.old_email = self._work_email(person.given, person.family, LEGACY_DOMAIN)
         return person
+
+    def _generations(self, senior: _Person, junior: _Person) -> None:
+        """How the records of a senior and a junior of one name write their suffixes."""
+        self.generations |= {senior.pid, junior.pid}
+        if senior.female or senior.country not in ("US", "GB", "DE"):
+            return  # a mother and daughter of one name, or a country without the habit
+        if junior.suffix:  # the junior already writes one: the senior writes none
+            return
+        if senior.suffix:  # the senior is a "Jr" or a "II" himself
+            junior.suffix = ("III",)
+            return
+        if senior.country == "DE":
+            senior.suffix, junior.suffix = ("sen.",), ("jun.",)
+            return
+        senior.suffix, junior.suffix = self.suffix_rng.choices(GENERATIONS, (6, 1.5, 1.5, 1))[0]
+
+    def _write_suffixes(self, records: list[dict[str, Any]]) -> None:
+        """Append the person's generational suffix to the family name field of some records.
+
+        A record whose names were swapped gets it after the given name, where that
+        record holds the family name.
+        """
+        rng, stats = self.suffix_rng, self.stats
+        people = {p.pid: p for p in self.people}
+        for record in records:
+            swapped = record.pop("_swapped", False)
+            person = people[record["_truth"]]
+            if not person.suffix or rng.random() >= SUFFIX_WRITTEN[record["source"]]:
+                continue
+            field = "given_name" if swapped else "family_name"
+            name = record["attributes"][field]
+            suffix = rng.choice(person.suffix)
+            record["attributes"][field] = f"{name} {suffix.upper() if name.isupper() else suffix}"
+            if person.pid in self.generations:
+                stats["generational suffix written (junior or senior of one household)"] += 1
+            else:
+                stats["generational suffix written (no junior or senior in the data)"] += 1
 
     def _name(self, value: str, rate: float) -> str:
         if self.rng.random() < rate:
@@ -415,12 +495,14 @@ class _Workers:
             "given_name": self._name(given, rate),
             "family_name": self._name(family, rate),
         }
+        swapped = False
         if source != "hcm" and rng.random() < config.swapped_names:
             attributes["given_name"], attributes["family_name"] = (
                 attributes["family_name"],
                 attributes["given_name"],
             )
             stats["given and family name swapped"] += 1
+            swapped = True
         if source == "erp" and rng.random() < config.upper_case_erp:
             attributes = {k: v.upper() for k, v in attributes.items()}
         if source == "hcm" and person.middle and rng.random() < 0.7:
@@ -442,7 +524,7 @@ class _Workers:
             number = person.employee_number or ""
             attributes["employee_number"] = number.lower() if rng.random() < 0.1 else number
         attributes.update(self._contact(person, source, kept_maiden))
-        return {"source": source, "entity": "worker", "attributes": attributes}
+        return {"source": source, "entity": "worker", "attributes": attributes, "_swapped": swapped}
 
     def _other_id(self, person: _Person, nid: str) -> str:
         """`nid`, or (drawn from `id_rng`) the housemate's id or a second id of the person."""
@@ -503,6 +585,13 @@ class _Workers:
                 person = self.hard_negative(i, rng.choice(self.people))
             else:
                 person = self.person(i)
+                if (
+                    person.country in ("US", "GB")
+                    and not person.female
+                    and self.suffix_rng.random() < config.suffix_alone
+                ):
+                    person.suffix = self.suffix_rng.choices(ALONE_SUFFIXES, (5, 2, 2, 1))[0]
+                    self.stats["people with a generational suffix (no junior or senior)"] += 1
             self.people.append(person)
             contractor = rng.random() < config.contractor_share
             sources = [] if contractor else ["hcm"]
@@ -522,6 +611,7 @@ class _Workers:
                 record = self.record(person, source, contractor)
                 record["_truth"] = person.pid
                 records.append(record)
+        self._write_suffixes(records)
         _assign_ids(rng, records, {"hcm": "W", "erp": "V", "psa": "R-"})
         truth_of = [r["_truth"] for r in records]
         return _build("ps_workers", "worker", records, truth_of, self.stats)
@@ -553,6 +643,19 @@ class CompanyConfig:
     tax_id_in_erp: float = 0.85
     tax_id_in_crm: float = 0.3
     shared_email: float = 0.04  # an outsourced accounts-payable address of many clients
+    # Typed by people: a company whose CRM and PSA records hold only a name and a
+    # street address (no tax id, D-U-N-S, website, e-mail or phone), keyed by hand.
+    name_and_address_only: float = 0.3
+    typed_typo: float = 0.3  # per typed record: a keying error in a word of the name
+    typed_second_typo: float = 0.25  # ... of which a second one
+    typed_abbreviation: float = 0.5  # per abbreviable word: "Intl", "Svcs", "Mfg" ...
+    typed_word_missing: float = 0.1
+    typed_words_reordered: float = 0.1  # "Holmes & Baker", "Northwind Consulting Intl"
+    typed_lower_case: float = 0.1
+    street_number_missing: float = 0.15  # per typed record
+    street_type_abbreviated: float = 0.4  # per typed record; 0.1 elsewhere
+    placeholder_name: float = 0.01  # per record: "N/A", "Unknown", "TBD", "-"
+    branch: float = 0.06  # companies with two or three sites, one legal entity
 
 
 # Legal form -> how records write it; "" is the name with no suffix.
@@ -597,6 +700,29 @@ SHARED_EMAILS = (
     "rechnungen@buchhaltung-service.de",
 )
 GENERIC_CORES = ("Global Solutions", "United Services", "General Consulting", "Prime Partners")
+# How people shorten words of a company name when they type it.
+ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "International": ("Intl", "Int'l", "Intl."), "Services": ("Svcs", "Svcs.", "Servs"),
+    "Solutions": ("Solns", "Sol."), "Technology": ("Tech",), "Manufacturing": ("Mfg", "Mfg."),
+    "Engineering": ("Eng", "Engg."), "Consulting": ("Consult.", "Cnsltg"), "Systems": ("Sys",),
+    "Partners": ("Ptnrs",), "Group": ("Grp",), "Holdings": ("Hldgs",), "Industries": ("Inds",),
+    "Healthcare": ("Health Care", "Hlthcare"), "Logistics": ("Log.",), "Software": ("SW",),
+    "Analytics": ("Anlytcs",), "Capital": ("Cap.",), "Business": ("Bus.",),
+    "Network": ("Ntwk",), "Medical": ("Med.",), "Research": ("Rsrch",),
+    "Advanced": ("Adv.",), "General": ("Gen.",), "Consolidated": ("Consol.",),
+    "Continental": ("Cont.",), "&": ("and", "+"), "and": ("&",),
+}  # fmt: skip
+PLACEHOLDER_NAMES = ("N/A", "n/a", "Unknown", "UNKNOWN", "TBD", "-", "?", "tbc")
+# Street types as written out -> as people abbreviate them (whole words; French
+# "avenue" too), and the endings of German and Dutch compound street names.
+STREET_TYPES: dict[str, str] = {
+    "Street": "St", "Road": "Rd", "Avenue": "Ave", "Drive": "Dr", "Lane": "Ln",
+    "Boulevard": "Blvd", "Court": "Ct", "Place": "Pl", "Square": "Sq", "Terrace": "Ter",
+    "Parkway": "Pkwy", "Parkways": "Pkwys", "Highway": "Hwy", "Mountain": "Mtn",
+    "Mountains": "Mtns", "Heights": "Hts", "Crescent": "Cres", "Suite": "Ste",
+    "Apt.": "Apt", "avenue": "av.", "boulevard": "bd",
+}  # fmt: skip
+STREET_ENDINGS: dict[str, str] = {"straße": "str.", "Straße": "Str.", "straat": "str."}
 
 
 def tax_id(rng: random.Random, country: str) -> str:
@@ -626,6 +752,47 @@ def _gb_ok(number: str) -> bool:
     return gb_vat.is_valid("GB" + number)
 
 
+_CONNECTIVES = ("&", "and", "+")
+
+
+def _reordered(words: list[str]) -> list[str]:
+    """ "Baker & Holmes" -> "Holmes & Baker"; three words or more: the last two swapped."""
+    inner = [i for i, w in enumerate(words) if w in _CONNECTIVES and 0 < i < len(words) - 1]
+    if inner:
+        k = inner[0]
+        return [*words[k + 1 :], words[k], *words[:k]]
+    if len(words) >= 3:
+        return [*words[:-2], words[-1], words[-2]]
+    return words
+
+
+def _street_type_abbreviated(line1: str) -> str:
+    """ "Wood Street" -> "Wood St", "Schaafstraße 1" -> "Schaafstr. 1" (unchanged if neither)."""
+    tokens = line1.split(" ")
+    for i, token in enumerate(tokens):
+        bare = token.rstrip(",")
+        if bare in STREET_TYPES:
+            tokens[i] = STREET_TYPES[bare] + token[len(bare) :]
+            continue
+        for ending, short in STREET_ENDINGS.items():
+            if bare.endswith(ending):
+                tokens[i] = bare[: -len(ending)] + short + token[len(bare) :]
+                break
+    return " ".join(tokens)
+
+
+_LEADING_NUMBER = re.compile(r"^\d+[A-Za-z]?,?\s+(?=\D)")
+_TRAILING_NUMBER = re.compile(r"(?<=\D)\s+\d+[A-Za-z]?(?:[-/]\d+[A-Za-z]?)?$")
+
+
+def _without_street_number(line1: str) -> str:
+    """The street line without its house number: "141 Hodges Mountains", "Lolahof 7"."""
+    bare = _LEADING_NUMBER.sub("", line1, count=1)
+    if bare == line1:
+        bare = _TRAILING_NUMBER.sub("", line1, count=1)
+    return bare.strip() or line1
+
+
 def _tax_id_as_written(rng: random.Random, number: str, country: str) -> str:
     if country == "US":
         return f"{number[:2]}-{number[2:]}" if rng.random() < 0.7 else number
@@ -651,6 +818,15 @@ class _Company:
     old_address: dict[str, str]
     industry: str
     initialism: str | None
+    typed: bool = False  # CRM and PSA hold only a name and a street address, keyed by hand
+
+
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """A branch office: another address and phone number of the same company."""
+
+    address: dict[str, str]
+    phone: str
 
 
 class _Companies:
@@ -730,8 +906,7 @@ class _Companies:
             self.stats["hard negative: generic name in another city"] += 1
         return company
 
-    def name(self, company: _Company, source: str) -> str:
-        """The company's name as one record writes it."""
+    def _core_as_written(self, company: _Company) -> str:
         rng, stats = self.rng, self.stats
         core = company.core
         if company.initialism and rng.random() < 0.3:
@@ -743,6 +918,12 @@ class _Companies:
         if "&" in core and rng.random() < 0.3:
             core = core.replace("&", "and")
             stats["& written as and"] += 1
+        return core
+
+    def name(self, company: _Company, source: str) -> str:
+        """The company's name as one record writes it."""
+        rng, stats = self.rng, self.stats
+        core = self._core_as_written(company)
         variants = LEGAL_FORMS[company.country][company.legal_form]
         if source == "erp" or rng.random() < 0.5:
             suffix = variants[0] if rng.random() < 0.5 else rng.choice(variants)
@@ -761,8 +942,100 @@ class _Companies:
             name = name.upper()
         return name
 
-    def record(self, company: _Company, source: str) -> dict[str, Any]:
+    def typed_name(self, company: _Company) -> str:
+        """The name as a person keys it into CRM or PSA: abbreviated, shortened, mistyped."""
         rng, config, stats = self.rng, self.config, self.stats
+        words = self._core_as_written(company).split()
+        abbreviated = False
+        for i, word in enumerate(words):
+            if word in ABBREVIATIONS and rng.random() < config.typed_abbreviation:
+                words[i] = rng.choice(ABBREVIATIONS[word])
+                abbreviated = True
+        if abbreviated:
+            stats["typed: word abbreviated (Intl, Svcs, and/&, Mfg ...)"] += 1
+        if len(words) >= 2 and rng.random() < config.typed_word_missing:
+            del words[rng.randrange(1, len(words))]
+            while words and words[-1] in _CONNECTIVES:
+                words.pop()
+            stats["typed: a word of the name missing"] += 1
+        if rng.random() < config.typed_words_reordered:
+            reordered = _reordered(words)
+            if reordered != words:
+                words = reordered
+                stats["typed: words of the name reordered"] += 1
+        typos = 0
+        if rng.random() < config.typed_typo:
+            typos = 2 if rng.random() < config.typed_second_typo else 1
+        for _ in range(typos):
+            candidates = [i for i, w in enumerate(words) if sum(c.isalpha() for c in w) >= 3]
+            if not candidates:
+                break
+            # mostly the brand word, the one that tells the company apart
+            i = candidates[0] if rng.random() < 0.6 else rng.choice(candidates)
+            if len(words[i]) <= 6:
+                stats["typed: typo in a short word (6 letters or fewer)"] += 1
+            words[i] = typo(rng, words[i])
+            stats["typed: typo in a word of the name"] += 1
+        suffix = rng.choice(LEGAL_FORMS[company.country][company.legal_form])
+        name = " ".join([*words, suffix]).strip()
+        if rng.random() < config.typed_lower_case:
+            name = name.lower()
+            stats["typed: name in lower case"] += 1
+        return name
+
+    def _street(self, address: dict[str, str], typed: bool) -> dict[str, str]:
+        """`address` with, sometimes, an abbreviated street type or no street number."""
+        rng, config, stats = self.rng, self.config, self.stats
+        line1 = address.get("line1")
+        if not line1:
+            return address
+        rate = config.street_type_abbreviated if typed else config.street_type_abbreviated / 4
+        if rng.random() < rate:
+            short = _street_type_abbreviated(line1)
+            if short != line1:
+                line1 = short
+                stats["street type abbreviated (Street/St, Straße/Str.)"] += 1
+        if typed and rng.random() < config.street_number_missing:
+            bare = _without_street_number(line1)
+            if bare != line1:
+                line1 = bare
+                stats["typed: street number missing"] += 1
+        return {**address, "line1": line1}
+
+    def _typed_record(self, company: _Company, source: str, site: _Site | None) -> dict[str, Any]:
+        """A CRM or PSA record holding only a name and a street address."""
+        rng, config, stats = self.rng, self.config, self.stats
+        stats["name and street address only (records)"] += 1
+        if site is None and source != "crm" and rng.random() < config.moved:
+            address = _address_as_written(rng, company.old_address)
+            stats["moved address (old one kept)"] += 1
+        else:
+            address = _address_as_written(rng, site.address if site else company.address)
+        address = self._street(address, typed=True)
+        if rng.random() < 0.2:
+            del address["postal_code"]
+            stats["typed: postal code missing"] += 1
+        return {"name": self.typed_name(company), "address": address}
+
+    def record(self, company: _Company, source: str, site: _Site | None = None) -> dict[str, Any]:
+        rng, config, stats = self.rng, self.config, self.stats
+        if company.typed and source != "erp":
+            attributes = self._typed_record(company, source, site)
+        else:
+            attributes = self._full_record(company, source, site)
+        if site is not None and rng.random() < 0.25:
+            city = site.address["city"]
+            attributes["name"] += rng.choice((f" ({city})", f" - {city}", f" {city}"))
+            stats["branch office: the site's city in the name"] += 1
+        if rng.random() < config.placeholder_name:
+            attributes["name"] = rng.choice(PLACEHOLDER_NAMES)
+            stats["placeholder for the name (N/A, Unknown, TBD, -)"] += 1
+        return {"source": source, "entity": "customer", "attributes": attributes}
+
+    def _full_record(self, company: _Company, source: str, site: _Site | None) -> dict[str, Any]:
+        """A record as a system fills it in: identifiers and contacts at each source's rates."""
+        rng, config, stats = self.rng, self.config, self.stats
+        address = site.address if site else company.address
         attributes: dict[str, Any] = {"name": self.name(company, source)}
         if source == "erp" and rng.random() < 0.6:
             variants = LEGAL_FORMS[company.country][company.legal_form]
@@ -790,23 +1063,43 @@ class _Companies:
             )
             attributes["email"] = f"{box}@{company.domain}"
         if rng.random() < {"crm": 0.7, "erp": 0.35, "psa": 0.2}[source]:
-            attributes["phone"] = phone_as_written(rng, company.phone)
+            attributes["phone"] = phone_as_written(rng, site.phone if site else company.phone)
         draw = rng.random()
-        if source != "crm" and draw < config.moved:
-            attributes["address"] = _address_as_written(rng, company.old_address)
+        if site is None and source != "crm" and draw < config.moved:
+            written = _address_as_written(rng, company.old_address)
+            attributes["address"] = self._street(written, typed=False)
             stats["moved address (old one kept)"] += 1
         elif source == "psa" and draw < 0.6:
             attributes["address"] = {
-                "city": company.address["city"],
+                "city": address["city"],
                 "country": rng.choice(_COUNTRY_SPELLINGS[company.country]),
             }
         elif draw < 0.95:
-            attributes["address"] = _address_as_written(rng, company.address)
+            attributes["address"] = self._street(_address_as_written(rng, address), typed=False)
         if source == "crm":
             if rng.random() < 0.8:
                 attributes["industry"] = company.industry
             attributes["status"] = rng.choices(("active", "prospect", "inactive"), (7, 2, 1))[0]
-        return {"source": source, "entity": "customer", "attributes": attributes}
+        return attributes
+
+    def branches(self, company: _Company) -> list[dict[str, Any]]:
+        """The records of one or two branch offices of `company`: the same customer."""
+        rng = self.rng
+        self.stats["branch office: companies with two or three sites"] += 1
+        records = []
+        for _ in range(rng.choice((1, 1, 2))):
+            site = _Site(
+                _address(self.fake, company.country), phone_number(rng, company.country, "fixed")
+            )
+            sources = [
+                s for s, rate in (("crm", 0.8), ("erp", 0.4), ("psa", 0.4)) if rng.random() < rate
+            ]
+            for source in sources or ["crm"]:
+                record = self.record(company, source, site)
+                record["_truth"] = company.cid
+                records.append(record)
+                self.stats["branch office: records with the branch's address"] += 1
+        return records
 
     def generate(self) -> Dataset:
         rng, config = self.rng, self.config
@@ -817,6 +1110,9 @@ class _Companies:
                 company = self.hard_negative(i, rng.choice(self.companies))
             else:
                 company = self.company(i)
+            if rng.random() < config.name_and_address_only:
+                company.typed = True
+                self.stats["companies typed by hand in CRM and PSA (name and address only)"] += 1
             self.companies.append(company)
             sources = []
             for source, rate, duplicate in (
@@ -833,11 +1129,13 @@ class _Companies:
                 record = self.record(company, source)
                 record["_truth"] = company.cid
                 records.append(record)
+            if rng.random() < config.branch:
+                records += self.branches(company)
         _assign_ids(rng, records, {"crm": "ACC-", "erp": "K", "psa": "CL"})
         truth_of = [r["_truth"] for r in records]
         return _build("ps_companies", "customer", records, truth_of, self.stats)
 
 
 def companies(seed: int = 0, config: CompanyConfig | None = None) -> Dataset:
-    """Customer records from CRM, ERP and PSA, ~2.5 per company (5,000 for 2,000)."""
+    """Customer records from CRM, ERP and PSA, ~2.6 per company (5,200 for 2,000)."""
     return _Companies(seed, config or CompanyConfig()).generate()
