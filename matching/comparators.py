@@ -19,7 +19,9 @@ rapidfuzz can stop early. Phonetic codes (NYSIIS, jellyfish) and nickname
 groups (the `nicknames` package's hand-curated table) are computed in
 `matching.prepare`. The "address" comparator compares street lines, postal
 code and city as one field, since they are not independent evidence; its
-outcome is null when the two addresses share no part to compare.
+outcome is null when the two addresses share no part to compare. Streets are
+compared without their house numbers, and two different house numbers make the
+same street no same address; a number missing on one side does not.
 """
 
 from __future__ import annotations
@@ -268,14 +270,39 @@ def _similar(x: str | None, y: str | None, t: float) -> bool:
     return x == y or JaroWinkler.similarity(x, y, processor=None, score_cutoff=t) >= t
 
 
+def _street_name(f: Features) -> str | None:
+    # "st": line 1 without its house number; records prepared before it had only "l1".
+    if "st" in f:
+        return f["st"]
+    line = f.get("l1")
+    if not line:
+        return None
+    return " ".join(w for w in line.split() if not any(c.isdigit() for c in w)) or None
+
+
+def _house_number(f: Features) -> str | None:
+    if "st" in f:
+        return f.get("hn")
+    line = f.get("l1") or ""
+    return next((w for w in line.split() if any(c.isdigit() for c in w)), None)
+
+
 def _street(t: float) -> Predicate:
-    # The lines agree, or are swapped (line 1 of one is line 2 of the other).
+    # The streets agree, house numbers left out (they are weighed by `_same_address`), or
+    # the lines are swapped (line 1 of one is line 2 of the other).
     def holds(a: Features, b: Features) -> bool:
-        if _similar(a.get("l1"), b.get("l1"), t):
+        if _similar(_street_name(a), _street_name(b), t):
             return True
         return _similar(a.get("l1"), b.get("l2"), t) and _similar(a.get("l2"), b.get("l1"), t)
 
     return holds
+
+
+def _numbers_differ(a: Features, b: Features) -> bool:
+    """Both street lines hold a house number, and not the same one. A number missing
+    on one side is no disagreement: the same street and locality is the same address."""
+    x, y = _house_number(a), _house_number(b)
+    return bool(x and y and x != y)
 
 
 def _locality(a: Features, b: Features) -> bool:
@@ -289,7 +316,7 @@ def _same_address(threshold: float | None) -> Predicate:
     street = _street(STREET_SIMILARITY if threshold is None else threshold)
 
     def holds(a: Features, b: Features) -> bool:
-        return street(a, b) and _locality(a, b)
+        return street(a, b) and _locality(a, b) and not _numbers_differ(a, b)
 
     return holds
 
@@ -440,6 +467,11 @@ COMPARATORS: dict[str, Comparator] = {
             },
             "a postal address as one comparison: street lines, postal code, city",
             _address_comparable,
+        ),
+        Comparator(
+            "generation",
+            {"exact": _STRING["exact"]},
+            "a generational suffix of a person's name (jr, sr, ii, iii, iv)",
         ),
         Comparator(
             "domain",

@@ -119,15 +119,20 @@ class Identity(_Base, frozen=True):
       name agrees (both names replaced, a company renamed): a relative's or a
       housemate's number comes with another birth date, another company's tax
       id with another address. The weights then decide.
+    - `decisive`: fields whose outright disagreement is another entity whatever
+      else agrees, identifiers included (the generational suffix: a junior and a
+      senior of one name and address; a form of the son carrying the father's
+      national id is no reason to join them).
     """
 
     names: tuple[str, ...] = ()
     distinguishing: tuple[str, ...] = ()
     identifiers: tuple[str, ...] = ()
     corroborating: tuple[str, ...] = ()
+    decisive: tuple[str, ...] = ()
 
 
-IDENTITY_PARTS = ("names", "distinguishing", "identifiers", "corroborating")
+IDENTITY_PARTS = ("names", "distinguishing", "identifiers", "corroborating", "decisive")
 
 
 class Thresholds(_Base, frozen=True):

@@ -24,13 +24,21 @@ again.
 
 Features, by comparator ("v" is always the compared value):
 
-- person_name: v folded; ph NYSIIS code of v without spaces; nk (only with a
-  "nickname" level) the first token and the names it is a nickname of;
-  alt (when `source` has a second path) the other name, folded.
+- person_name: v folded, without a generational suffix ("smith jr" ->
+  "smith"); ph NYSIIS code of v without spaces; nk (only with a "nickname"
+  level) the first token and the names it is a nickname of; alt (when
+  `source` has a second path) the other name, folded, without its suffix.
+  A placeholder ("N/A", "Unknown": `matching.names`) is no name.
+- generation: v the generational suffix ("jr", "sr", "ii", "iii", "iv") at the
+  end of the first source value that has one (family name, given name).
 - company_name: keys the company keys (`company_key`) of every source
-  value; v the first; tok v's tokens without stop words; acr the initials of
-  v when it has two or more tokens; bk the keys and acr (for blocking, so
-  that "IBM" meets "International Business Machines").
+  value that is not a placeholder; v the first; tok v's tokens without stop
+  words; acr the initials of v when it has two or more tokens; bk the keys
+  and acr (for blocking, so that "IBM" meets "International Business
+  Machines"); del the first token and, when it has 3 to 8 letters, every
+  string it leaves with one letter taken out (for blocking: "marlow" and
+  "marlwo" both leave "marlo", so one typo in a short name still meets its
+  twin).
 - text: v the first source folded; tok its tokens without stop words; num its
   first all-digit token (a house number); alt the second source folded.
 - exact: v folded.
@@ -42,7 +50,9 @@ Features, by comparator ("v" is always the compared value):
 - phone, postal_code: v digits only / upper case without spaces.
 - address (source: line 1, line 2, postal code, city): l1, l2 the street
   lines folded, pc the postal code without spaces, c the city folded, num
-  the first all-digit token of the street lines; v all of them joined.
+  the first all-digit token of the street lines; st the street of line 1
+  without its house number (the words holding a digit), hn that number
+  (the first word of line 1 holding a digit); v all of them joined.
 - domain: all web domains of the sources (websites and e-mail domains, free
   mail domains left out); v the first.
 - money: a the amount (float), c the currency; v "amount currency".
@@ -61,6 +71,7 @@ import jellyfish
 from nicknames import name_triplets
 
 from matching.model import FieldComparison, MatchModel
+from matching.names import is_placeholder, split_generation
 from matching.standardize import company_key, website_domain
 from matching.text import fold
 
@@ -83,6 +94,11 @@ _ID_DROP = str.maketrans(dict.fromkeys(" .-/_\t", None))
 
 # Tokens kept per name (each may become a blocking key).
 MAX_TOKENS = 5
+
+# A company name's first token gets its deletion neighbourhood (`deletions`) when it
+# has this many letters: shorter ones leave strings too common, longer ones too many keys.
+DELETIONS_MIN = 3
+DELETIONS_MAX = 8
 
 
 @functools.lru_cache(maxsize=1)
@@ -142,23 +158,51 @@ def _tokens(folded: str) -> list[str]:
 # --- one function per comparator: source values in, features (or None) out ---------
 
 
+def _person_name(value: Any) -> str:
+    """A person's name folded, without a generational suffix; "" for a placeholder."""
+    text = _text(value)
+    if not text or is_placeholder(text, person=True):
+        return ""
+    return split_generation(fold(text))[0]
+
+
 def _person(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
-    v = _folded(raw[0])
+    v = _person_name(raw[0])
     if not v:
         return None
     out: dict[str, Any] = {"v": v, "ph": jellyfish.nysiis(v.replace(" ", ""))}
     if any(level.label == "nickname" for level in f.levels):
         out["nk"] = nickname_group(v)
-    if len(raw) > 1 and (alt := _folded(raw[1])):
+    if len(raw) > 1 and (alt := _person_name(raw[1])):
         out["alt"] = alt
     return out
+
+
+def _generation(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
+    for value in raw:
+        text = _text(value)
+        if text and (generation := split_generation(fold(text))[1]):
+            return {"v": generation}
+    return None
+
+
+def deletions(token: str) -> list[str]:
+    """`token` and every string it leaves with one character taken out, sorted.
+
+    Two tokens one edit apart (a letter replaced, added, dropped, or two
+    neighbours swapped) share one of these: "marlow" and "marlwo" share "marlo".
+    """
+    return sorted({token, *(token[:i] + token[i + 1 :] for i in range(len(token)))})
 
 
 def _company(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
     keys: list[str] = []
     for value in raw:
         text = _text(value)
-        if text and (key := company_key(text)) and key not in keys:
+        if not text:
+            continue
+        key = company_key(text)
+        if key and key not in keys and not is_placeholder(key):
             keys.append(key)
     if not keys:
         return None
@@ -169,6 +213,9 @@ def _company(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
         out["acr"] = "".join(t[0] for t in tokens if t not in STOP_WORDS)
         if out["acr"] not in out["bk"]:
             out["bk"].append(out["acr"])
+    if out["tok"]:
+        first = out["tok"][0]
+        out["del"] = deletions(first) if DELETIONS_MIN <= len(first) <= DELETIONS_MAX else [first]
     return out
 
 
@@ -259,7 +306,22 @@ def _address(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
     number = next((t for t in f"{l1} {l2}".split() if t.isdigit()), None)
     if number:
         out["num"] = number
+    if l1:
+        street, house = street_and_number(l1)
+        if street:
+            out["st"] = street
+        if house:
+            out["hn"] = house
     return out
+
+
+def street_and_number(line: str) -> tuple[str, str | None]:
+    """A folded street line's street (its words without a digit) and house number (its
+    first word with a digit): "12a rosenweg" -> ("rosenweg", "12a")."""
+    words = line.split()
+    street = " ".join(w for w in words if not any(c.isdigit() for c in w))
+    house = next((w for w in words if any(c.isdigit() for c in w)), None)
+    return street, house
 
 
 def _domains(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
@@ -292,6 +354,7 @@ def _money(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
 
 _FEATURES: dict[str, Callable[[FieldComparison, Sequence[Any]], dict[str, Any] | None]] = {
     "person_name": _person,
+    "generation": _generation,
     "company_name": _company,
     "text": _text_features,
     "exact": _exact,
@@ -306,6 +369,10 @@ _FEATURES: dict[str, Callable[[FieldComparison, Sequence[Any]], dict[str, Any] |
 }
 
 
+# Comparators that read every source path, not only the first.
+_ANY_SOURCE = frozenset({"company_name", "domain", "address", "generation"})
+
+
 def prepare(model: MatchModel, entity: str, values: Mapping[str, Any]) -> Prepared:
     """Features of one record's standardized `values` for every field of `model`."""
     if entity != model.entity:
@@ -313,7 +380,7 @@ def prepare(model: MatchModel, entity: str, values: Mapping[str, Any]) -> Prepar
     out: Prepared = {}
     for f in model.fields:
         raw = [_get(values, path) for path in f.source]
-        if raw[0] is None and f.comparator not in ("company_name", "domain", "address"):
+        if raw[0] is None and f.comparator not in _ANY_SOURCE:
             continue
         features = _FEATURES[f.comparator](f, raw)
         if features is not None:

@@ -200,6 +200,7 @@ class CompiledModel:
     distinguishing: tuple[int, ...] = ()
     identifiers: tuple[int, ...] = ()
     corroborating: tuple[int, ...] = ()
+    decisive: tuple[int, ...] = ()
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -234,6 +235,7 @@ def compile_model(model: MatchModel) -> CompiledModel:
         distinguishing=tuple(column[n] for n in identity.distinguishing),
         identifiers=tuple(column[n] for n in identity.identifiers),
         corroborating=tuple(column[n] for n in identity.corroborating),
+        decisive=tuple(column[n] for n in identity.decisive),
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
@@ -298,6 +300,8 @@ def conflict(
     """Why `a`, compared with `b` at `levels` (one per field, NULL where missing), is
     another entity whatever its weight, or None (the model's `identity`):
 
+    - a decisive field disagrees outright: "<field> disagrees" (a junior and a
+      senior: their generational suffixes), whatever else agrees;
     - every name compared disagrees outright, crossed too (a given name against
       the other's family name, for swapped names with a typo): "no name agrees"
       (an identifier agreeing with it is a relative's or a housemate's number),
@@ -308,6 +312,8 @@ def conflict(
       name, a junior and a senior on the birth date).
     """
     fields = compiled.fields
+    if (decided := _decisive_disagreement(compiled, levels)) is not None:
+        return decided
     identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers)
     if _no_name_agrees(compiled, levels, a, b) and not (
         # a corroborating field agreeing outright: at its first level
@@ -319,6 +325,13 @@ def conflict(
     for i in compiled.distinguishing:
         if levels[i] == fields[i].else_index:
             return f"{fields[i].name} disagrees"
+    return None
+
+
+def _decisive_disagreement(compiled: CompiledModel, levels: Sequence[int]) -> str | None:
+    for i in compiled.decisive:
+        if levels[i] == compiled.fields[i].else_index:
+            return f"{compiled.fields[i].name} disagrees"
     return None
 
 
@@ -337,10 +350,13 @@ def _no_name_agrees(
 def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
     """Whether an identifier of `a` and `b` agrees and so does one of their names (given or
     family name at any level but "else": fuzzy, nickname, phonetic, swapped, or one
-    name against the other's other name): the strong identifiers may then link them
-    without the model (mdm.services.ingest)."""
+    name against the other's other name), and no decisive field disagrees (a junior
+    and a senior): the strong identifiers may then link them without the model
+    (mdm.services.ingest)."""
     compiled = compile_model(model)
     levels = [f.level(a, b) for f in compiled.fields]
+    if _decisive_disagreement(compiled, levels) is not None:
+        return False
     if not any(_identifies(compiled, levels, i) for i in compiled.identifiers):
         return False
     return any(_agrees(compiled, levels, i) for i in compiled.names) or _names_crossed(

@@ -28,6 +28,7 @@ from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError
 from stdnum.util import get_cc_module
 
+from matching.names import is_placeholder
 from matching.text import clean_text, fold
 
 __all__ = [
@@ -56,14 +57,18 @@ __all__ = [
 
 INVALID = "invalid"
 UNVERIFIED = "unverified"
+# A name that stands for no name ("N/A", "Unknown"): kept, read as missing by matching.
+PLACEHOLDER = "placeholder"
 
 
 @dataclass(frozen=True, slots=True)
 class Standardized:
     """A standardized value and, when the raw value was bad or unverifiable, why.
 
-    `code` is "invalid" (the value is wrong) or "unverified" (it could not be
-    checked, e.g. a tax id without a country); it is None when `warning` is.
+    `code` is "invalid" (the value is wrong), "unverified" (it could not be
+    checked, e.g. a tax id without a country) or "placeholder" (a name that
+    stands for no name, "N/A": kept, and missing for matching); it is None when
+    `warning` is.
     """
 
     value: Any
@@ -83,6 +88,10 @@ def _unverified(value: Any, message: str) -> Standardized:
     return Standardized(value, message, UNVERIFIED)
 
 
+def _placeholder(value: str) -> Standardized:
+    return Standardized(value, "a placeholder, not a name: not used for matching", PLACEHOLDER)
+
+
 # --- names -----------------------------------------------------------------
 
 
@@ -94,6 +103,8 @@ def person_name(raw: str) -> Standardized:
     value = clean_text(raw)
     if value and not any(c.isalpha() for c in value):
         return _invalid(value, "name contains no letter")
+    if value and is_placeholder(value, person=True):
+        return _placeholder(value)
     return _ok(value)
 
 
@@ -102,6 +113,8 @@ def company_name(raw: str) -> Standardized:
     value = clean_text(raw)
     if value and not any(c.isalnum() for c in value):
         return _invalid(value, "company name contains no letter or digit")
+    if value and is_placeholder(company_key(value)):
+        return _placeholder(value)
     return _ok(value)
 
 

@@ -160,6 +160,21 @@ def test_identifier_levels(left: str, right: str, level: str) -> None:
             {"line1": "12 Main Street", "city": "Hamburg"},
             "same_street",
         ),
+        (  # the house number missing on one side, before or after the street
+            {"line1": "12 Main Street", "postal_code": "10115"},
+            {"line1": "Main Street", "postal_code": "10115"},
+            "same_address",
+        ),
+        (
+            {"line1": "Rosenweg 12a", "postal_code": "79098"},
+            {"line1": "Rosenweg", "postal_code": "79098"},
+            "same_address",
+        ),
+        (  # two house numbers of one street: neighbours
+            {"line1": "Rosenweg 12", "postal_code": "79098"},
+            {"line1": "Rosenweg 14", "postal_code": "79098"},
+            "same_street",
+        ),
         (
             {"line1": "12 Main Street", "postal_code": "10115"},
             {"line1": "7 Side Road", "postal_code": "10115"},
@@ -172,6 +187,19 @@ def test_identifier_levels(left: str, right: str, level: str) -> None:
 )
 def test_address_levels(left: dict[str, str], right: dict[str, str], level: str) -> None:
     assert _level("worker", "address", _worker(address=left), _worker(address=right)) == level
+
+
+def test_address_features_stored_before_the_street_and_number_compare_alike() -> None:
+    # Records prepared before "st" and "hn" existed hold only "l1".
+    model = default_model("customer")
+    index = [f.name for f in model.fields].index("address")
+    labels = [level.label for level in model.fields[index].levels]
+    for left, right in (("Rosenweg 12", "Rosenweg"), ("Rosenweg 12", "Rosenweg 14")):
+        a = _prepared("customer", {"address": {"line1": left, "postal_code": "79098"}})
+        b = _prepared("customer", {"address": {"line1": right, "postal_code": "79098"}})
+        old = {**a, "address": {k: v for k, v in a["address"].items() if k not in ("st", "hn")}}
+        new_level = comparison_levels(model, a, b)[index]
+        assert comparison_levels(model, old, b)[index] == new_level, labels[new_level]
 
 
 @pytest.mark.parametrize(

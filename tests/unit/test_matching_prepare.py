@@ -84,6 +84,8 @@ def test_worker_features() -> None:
         "pc": "10115",
         "c": "berlin",
         "num": "12",
+        "st": "main street",
+        "hn": "12",
     }
 
 
