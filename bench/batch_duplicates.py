@@ -1,8 +1,8 @@
 """The batch path on data with clusters of many duplicates, against unique records.
 
-Ingests, through `POST /v1/sources/{source}/worker/batch` (the hub's app in
-process over ASGI, as bench/hub_runner.py runs it; the packaged model; batches
-of 200), each into its own scratch database:
+Ingests, through `POST /v1/sources/hcm/worker/batch` (the hub's app in process
+over ASGI, as bench/hub_runner.py runs it, or `mdm serve`; batches of 200), each
+into its own scratch database:
 
 - "dup":    FEBRL3, 5,000 records of 2,000 people (clusters of up to ten records);
 - "unique": 5,000 records of 5,000 people of the same shape: FEBRL3's 2,000
@@ -14,7 +14,15 @@ The two alternate (dup, unique, dup, unique, ...) for `--pairs` pairs, and
 records/s of each run and the ratio dup/unique of each pair are printed: the
 machine is shared, so only ratios within one run mean much.
 
-    python bench/batch_duplicates.py [--pairs 3] [--profile dup|unique] [--check]
+    python bench/batch_duplicates.py [--pairs 3] [--model trained|packaged] [--serve]
+        [--check] [--copies 1] [--profile dup|unique [--profile-out FILE]]
+
+`--model trained` (the default) puts in force, in every database, the model
+that `mdm train` fits on FEBRL3 once it is ingested (done once at the start):
+both kinds run under the same model, with the prior of duplicated data, as
+after the hub's own training. `--model packaged` leaves the packaged model.
+`--serve` posts to `mdm serve` (one worker, its relay publishing to NATS) over
+HTTP instead of to the app in process.
 
 `--profile KIND` runs one more ingestion of KIND under cProfile and prints the
 top functions by cumulative and own time. `--check` prints, for each run, an md5
@@ -64,7 +72,7 @@ from publishers.testing import scratch_database  # noqa: E402
 Record = dict[str, Any]
 
 
-def datasets() -> dict[str, list[Record]]:
+def datasets(copies: int = 1) -> dict[str, list[Record]]:
     febrl3 = load_febrl(3).records
     febrl2 = load_febrl(2).records
     originals3 = [r for r in febrl3 if r["source_id"].endswith("-org")]
@@ -72,7 +80,12 @@ def datasets() -> dict[str, list[Record]]:
     unique = originals3 + [
         {**r, "source_id": "f2-" + r["source_id"]} for r in originals2[: 5000 - len(originals3)]
     ]
-    return {"dup": febrl3, "unique": unique}
+    dup = [
+        {**r, "source_id": r["source_id"] + (f"~{k}" if k else "")}
+        for k in range(copies)
+        for r in febrl3
+    ]
+    return {"dup": dup, "unique": unique}
 
 
 async def _post_all(client: httpx.AsyncClient, records: list[Record]) -> int:
@@ -251,6 +264,13 @@ async def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--check", action="store_true")
     parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="send FEBRL3 this many times (copy k's source ids end in ~k): clusters of up to "
+        "10 x COPIES records; unique stays 5,000 records, so compare records/s, not totals",
+    )
+    parser.add_argument(
         "--serve",
         action="store_true",
         help="post to `mdm serve` (one worker, relay on) over HTTP, not to the app in process",
@@ -266,7 +286,7 @@ async def main() -> None:
         os.environ.get("MDM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
     assert server is not None
-    data = datasets()
+    data = datasets(args.copies)
     print(
         f"{platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"batches of {BATCH} through POST /v1/sources/hcm/worker/batch "
@@ -274,7 +294,7 @@ async def main() -> None:
     )
     for kind, records in data.items():
         print(f"  {kind}: {len(records)} records")
-    model = await trained_model(data["dup"], server) if args.model == "trained" else None
+    model = await trained_model(data["dup"][:5000], server) if args.model == "trained" else None
     ratios = []
     for pair in range(1, args.pairs + 1):
         rates = {}
