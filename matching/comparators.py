@@ -20,8 +20,9 @@ groups (the `nicknames` package's hand-curated table) are computed in
 `matching.prepare`. The "address" comparator compares street lines, postal
 code and city as one field, since they are not independent evidence; its
 outcome is null when the two addresses share no part to compare. Streets are
-compared without their house numbers, and two different house numbers make the
-same street no same address; a number missing on one side does not.
+compared without their house numbers; the same address needs the same house
+number (or none on either side): a number missing on one side, or two different
+numbers, make the same street (a street holds many homes and offices).
 """
 
 from __future__ import annotations
@@ -281,10 +282,15 @@ def _street_name(f: Features) -> str | None:
 
 
 def _house_number(f: Features) -> str | None:
-    if "st" in f:
-        return f.get("hn")
-    line = f.get("l1") or ""
-    return next((w for w in line.split() if any(c.isdigit() for c in w)), None)
+    # The prepared number of line 1 ("hn"), else the first token with a digit of either
+    # line (records prepared before "hn"; a number on line 2 when the lines are swapped).
+    if f.get("hn"):
+        return str(f["hn"])
+    for line in (f.get("l1"), f.get("l2")):
+        found = next((w for w in (line or "").split() if any(c.isdigit() for c in w)), None)
+        if found:
+            return found
+    return None
 
 
 def _street(t: float) -> Predicate:
@@ -299,10 +305,9 @@ def _street(t: float) -> Predicate:
 
 
 def _numbers_differ(a: Features, b: Features) -> bool:
-    """Both street lines hold a house number, and not the same one. A number missing
-    on one side is no disagreement: the same street and locality is the same address."""
-    x, y = _house_number(a), _house_number(b)
-    return bool(x and y and x != y)
+    """The street lines do not hold the same house number: two different ones, or one
+    on one side only (the same street, not yet the same door)."""
+    return _house_number(a) != _house_number(b)
 
 
 def _locality(a: Features, b: Features) -> bool:

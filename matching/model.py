@@ -130,9 +130,23 @@ class Identity(_Base, frozen=True):
     identifiers: tuple[str, ...] = ()
     corroborating: tuple[str, ...] = ()
     decisive: tuple[str, ...] = ()
+    # One per holder, so an outright disagreement is another entity (a national id
+    # more than a typo or a transposition apart), unless a `confirming` field agrees
+    # outright in the same record (one person with an old and a new number, at one
+    # home address).
+    exclusive: tuple[str, ...] = ()
+    confirming: tuple[str, ...] = ()
 
 
-IDENTITY_PARTS = ("names", "distinguishing", "identifiers", "corroborating", "decisive")
+IDENTITY_PARTS = (
+    "names",
+    "distinguishing",
+    "identifiers",
+    "corroborating",
+    "decisive",
+    "exclusive",
+    "confirming",
+)
 
 
 class Thresholds(_Base, frozen=True):

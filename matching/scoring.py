@@ -201,6 +201,8 @@ class CompiledModel:
     identifiers: tuple[int, ...] = ()
     corroborating: tuple[int, ...] = ()
     decisive: tuple[int, ...] = ()
+    exclusive: tuple[int, ...] = ()
+    confirming: tuple[int, ...] = ()
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -236,6 +238,8 @@ def compile_model(model: MatchModel) -> CompiledModel:
         identifiers=tuple(column[n] for n in identity.identifiers),
         corroborating=tuple(column[n] for n in identity.corroborating),
         decisive=tuple(column[n] for n in identity.decisive),
+        exclusive=tuple(column[n] for n in identity.exclusive),
+        confirming=tuple(column[n] for n in identity.confirming),
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
@@ -306,7 +310,13 @@ def conflict(
       the other's family name, for swapped names with a typo): "no name agrees"
       (an identifier agreeing with it is a relative's or a housemate's number),
       unless an identifier and a corroborating field (the birth date; for a
-      company its address) agree with it: the names were replaced;
+      company its address) agree with it: the names were replaced. The
+      corroborating field agrees outright (its first level), and so does the
+      identifier, or else (one typo away) a confirming field (the home address)
+      agrees outright too;
+    - an exclusive identifier (the national id) disagrees outright: "<field>
+      disagrees", unless a confirming field (the home address) agrees outright:
+      one person with an old and a new number;
     - else, unless an identifier agrees, a distinguishing field disagreeing
       outright: "<field> disagrees" (siblings and twins differ on the given
       name, a junior and a senior on the birth date).
@@ -315,17 +325,29 @@ def conflict(
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
         return decided
     identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers)
-    if _no_name_agrees(compiled, levels, a, b) and not (
-        # a corroborating field agreeing outright: at its first level
-        identified and any(levels[i] == 0 for i in compiled.corroborating)
-    ):
+    if _no_name_agrees(compiled, levels, a, b) and not _names_replaced(compiled, levels):
         return "no name agrees"
+    for i in compiled.exclusive:
+        if levels[i] == fields[i].else_index and not any(
+            levels[j] == 0 for j in compiled.confirming
+        ):
+            return f"{fields[i].name} disagrees"
     if identified:
         return None
     for i in compiled.distinguishing:
         if levels[i] == fields[i].else_index:
             return f"{fields[i].name} disagrees"
     return None
+
+
+def _names_replaced(compiled: CompiledModel, levels: Sequence[int]) -> bool:
+    """An identifier and a corroborating field vouch for a record whose names all differ."""
+    if not any(levels[i] == 0 for i in compiled.corroborating):
+        return False
+    agreeing = [i for i in compiled.identifiers if _identifies(compiled, levels, i)]
+    return any(levels[i] == 0 for i in agreeing) or (
+        bool(agreeing) and any(levels[j] == 0 for j in compiled.confirming)
+    )
 
 
 def _decisive_disagreement(compiled: CompiledModel, levels: Sequence[int]) -> str | None:

@@ -6,7 +6,8 @@ consultant in HCM and PSA (same e-mail, different case), a contractor in ERP and
 PSA, the group's legal entity in ERP and HCM. No identifier, left to the
 probabilistic matcher: PSA's client record for Acme (same website, phone and
 address as CRM's) and one project in PSA and ERP. Uncertain, for a steward: PSA's
-"Initech Conseil" shares only Initech's switchboard number and part of its name.
+"Initech Conseil" shares only part of Initech's name and a phone number ending as
+Initech's switchboard number does (another line of the same exchange).
 
 The demo prints, per record, what the hub returned and stored: the ingest
 outcome, the link rule and match probability, and the review tasks opened.
@@ -102,7 +103,7 @@ SAMPLE: list[tuple[str, str, str, dict[str, Any], str | None]] = [
         "psa",
         "customer",
         "client-14",
-        {"name": "Initech Conseil", "phone": "+33 1 23 45 67 89", "status": "active"},
+        {"name": "Initech Conseil", "phone": "+33 9 23 45 67 89", "status": "active"},
         None,
     ),
     (

@@ -1,4 +1,5 @@
-"""Worker pairs that each open exactly one review task: same name and town, one birth date."""
+"""Worker pairs that each open exactly one review task: the same full name, one birth date
+and one town (the other record has neither)."""
 
 from __future__ import annotations
 
@@ -47,14 +48,17 @@ def family_name(i: int) -> str:
 
 
 def pair(i: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(HCM's record with a birth date, PSA's without): enough to ask, not to link."""
+    """(HCM's record with a birth date and a town, PSA's with the country only): the same
+    full name is enough to ask, not to link, in a store of some thousand records or fewer
+    (the prior at its cap, matching.model.PRIOR_CAP)."""
     city, postal = _CITIES[i % len(_CITIES)]
-    base = {
-        "given_name": _GIVEN[i % len(_GIVEN)],
-        "family_name": family_name(i),
+    base = {"given_name": _GIVEN[i % len(_GIVEN)], "family_name": family_name(i)}
+    hcm = {
+        **base,
+        "date_of_birth": f"19{50 + i % 45}-0{1 + i % 9}-1{i % 9}",
         "address": {"city": city, "postal_code": postal, "country": "DE"},
     }
-    return {**base, "date_of_birth": f"19{50 + i % 45}-0{1 + i % 9}-1{i % 9}"}, dict(base)
+    return hcm, {**base, "address": {"country": "DE"}}
 
 
 def batches(n: int, start: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -52,7 +52,7 @@ async def test_a_placeholder_named_company_is_found_by_its_street_and_held_for_r
     (task,) = await open_reviews(client, "customer")
     assert (task["golden_id"], task["candidate_id"]) == (other["golden_id"], held["golden_id"])
     fields = {f["field"]: f["level"] for f in task["explanation"]["fields"]}
-    assert fields["name"] == "null" and fields["address"] == "same_address"
+    assert fields["name"] == "null" and fields["address"] == "same_street"
 
 
 async def test_placeholder_names_link_nothing_and_a_placeholder_links_on_its_identifiers(

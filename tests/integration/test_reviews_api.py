@@ -215,15 +215,13 @@ async def test_not_a_match_is_stored_and_never_proposed_again(
         street = "Kastanienallee 41" if decide else "Am Brühl 7"
         home = {"address": {"line1": street, "city": "Görlitz", "country": "DE"}}
         g1 = await put(client, "hcm", f"{prefix}-1", {**person, **dob})
-        g2 = await put(client, "erp", f"{prefix}-2", {**person, **home})
+        g2 = await put(client, "erp", f"{prefix}-2", {**person, **home})  # asks about g1
         both = {g1["golden_id"], g2["golden_id"]}
         assert len(both) == 2
         third = await put(client, "psa", f"{prefix}-3", {**person, **dob, **home})
         assert {third["golden_id"], *third["review"]} == both
-        (task,) = (await client.get("/v1/reviews", params={"golden_id": g1["golden_id"]})).json()[
-            "tasks"
-        ]
-        assert task["reason"] == "several_matches"
+        tasks = (await client.get("/v1/reviews", params={"golden_id": g1["golden_id"]})).json()
+        (task,) = [t for t in tasks["tasks"] if t["reason"] == "several_matches"]
         if decide:
             response = await client.post(
                 f"/v1/reviews/{task['id']}/decision",

@@ -414,10 +414,11 @@ async def test_a_review_shows_no_comparison_of_sensitive_values_without_the_gran
     client: AsyncTestClient, make_client: MakeClient
 ) -> None:
     hcm, psa = pair(12)
-    # The same person as far as names go, a birth date one digit off, no address:
+    # The same person as far as names go, a birth date a year and a day off, no address:
     # a review task whose waterfall compares the birth dates.
     psa = {"given_name": hcm["given_name"], "family_name": hcm["family_name"]}
-    psa["date_of_birth"] = hcm["date_of_birth"][:-1] + "9"
+    year = int(hcm["date_of_birth"][:4]) + 1
+    psa["date_of_birth"] = f"{year}{hcm['date_of_birth'][4:-1]}9"
     await _put(client, "hcm", "H-12", hcm)
     await _put(client, "psa", "P-12", psa)
     (task,) = (await client.get("/v1/reviews")).json()["tasks"]

@@ -160,15 +160,16 @@ def test_identifier_levels(left: str, right: str, level: str) -> None:
             {"line1": "12 Main Street", "city": "Hamburg"},
             "same_street",
         ),
-        (  # the house number missing on one side, before or after the street
+        (  # the house number missing on one side, before or after the street: the
+            # same street, not yet the same door
             {"line1": "12 Main Street", "postal_code": "10115"},
             {"line1": "Main Street", "postal_code": "10115"},
-            "same_address",
+            "same_street",
         ),
         (
             {"line1": "Rosenweg 12a", "postal_code": "79098"},
             {"line1": "Rosenweg", "postal_code": "79098"},
-            "same_address",
+            "same_street",
         ),
         (  # two house numbers of one street: neighbours
             {"line1": "Rosenweg 12", "postal_code": "79098"},

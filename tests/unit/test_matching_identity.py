@@ -198,19 +198,27 @@ def test_evidence_from_a_member_of_another_name_does_not_count() -> None:
 
 
 def test_a_member_agreeing_on_no_name_is_weighed_apart_from_one_agreeing_on_a_name() -> None:
-    # The second member agrees on the birth date and (one digit off) the national id,
-    # on no name: it may be the same person with both names replaced, and is weighed
-    # as such, on its own; the first member's name does not add to it.
+    # The second member agrees on the birth date and the national id, on no name: it
+    # may be the same person with both names replaced, and is weighed as such, on its
+    # own; the first member's name does not add to it.
     named = _worker(given_name="Jonas", family_name="Keller")
     renamed = _worker(given_name="Miriam", family_name="Okafor", date_of_birth="1961-05-02",
-                      national_id="12345678907")  # fmt: skip
+                      national_id=NID)  # fmt: skip
     incoming = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                        national_id=NID, address=HOME)  # fmt: skip
     score = _score(incoming, [named, renamed])
     assert score.conflict is None
     assert {f.field: f.level for f in score.fields}["given_name"] == "else"
     assert score.weight == _score(incoming, [renamed]).weight
-    assert _outcome(WORKER, incoming, [named, renamed]) == "review"
+    # With the national id one digit off, and no home address to confirm it, the
+    # renamed member is another person: only the named member's evidence counts.
+    typo = _worker(given_name="Miriam", family_name="Okafor", date_of_birth="1961-05-02",
+                   national_id="12345678907")  # fmt: skip
+    assert _score(incoming, [typo]).conflict == "no name agrees"
+    score = _score(incoming, [named, typo])
+    assert {f.field: f.level for f in score.fields}["national_id"] == "null"
+    assert score.weight == _score(incoming, [named]).weight
+    assert _outcome(WORKER, incoming, [named, typo]) != "link"
 
 
 def test_two_golden_records_of_a_household_are_not_merged_on_their_own() -> None:
@@ -275,3 +283,23 @@ def test_a_model_stored_without_identity_takes_the_packaged_one() -> None:
     held = _worker(given_name="Jonas", family_name="Keller", national_id=NID)
     form = _worker(given_name="Miriam", family_name="Okafor", national_id=NID)
     assert score_cluster(older, form, [held]).conflict == "no name agrees"
+
+
+def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> None:
+    held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                   national_id=NID)  # fmt: skip
+    apart = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                    national_id="63897604266")  # fmt: skip
+    assert _score(apart, [held]).conflict == "national_id disagrees"
+    assert _outcome(WORKER, apart, [held]) != "link"
+    # One digit off is a typo, not another number.
+    typo = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                   national_id="12345678907")  # fmt: skip
+    assert _score(typo, [held]).conflict is None
+    # At one home address, an old and a new number of one person.
+    at_home = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                      national_id=NID, address=HOME)  # fmt: skip
+    renumbered = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
+                         national_id="63897604266", address=HOME)  # fmt: skip
+    assert _score(renumbered, [at_home]).conflict is None
+    assert _outcome(WORKER, renumbered, [at_home]) == "link"

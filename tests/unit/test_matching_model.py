@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from matching.model import (
     ENTITIES,
+    PRIOR_CAP,
+    PRIOR_MIN,
     BlockingRule,
     FieldComparison,
     Level,
@@ -20,6 +22,7 @@ from matching.model import (
     ModelError,
     Thresholds,
     default_model,
+    rounded_size,
 )
 from schemas.entities import ENTITY_TYPES, Address
 
@@ -186,3 +189,36 @@ def test_with_parameters_keeps_shape_and_validates() -> None:
     broken = msgspec.structs.replace(model.fields[0], comparator="nope")
     with pytest.raises(ModelError):
         model.with_parameters(version=2, prior=0.01, fields=(broken, *model.fields[1:]))
+
+
+def test_the_prior_follows_the_store_size() -> None:
+    worker = default_model("worker")
+    assert worker.matches_per_record == 1.0
+    # r / (N - 1), with N rounded to steps of 2^(1/8).
+    assert worker.prior_at(10_000) == pytest.approx(1 / (rounded_size(10_000) - 1))
+    assert abs(rounded_size(10_000) - 10_000) / 10_000 < 0.05
+    assert worker.prior_at(100_000) < worker.prior_at(10_000) < worker.prior_at(2_000)
+    # A small store is judged as though it held some thousand records; a huge one
+    # never below the floor.
+    assert worker.prior_at(0) == worker.prior_at(50) == PRIOR_CAP
+    assert worker.prior_at(10**12) == PRIOR_MIN
+    # Records held a few apart give one prior (and one compiled model per step).
+    assert worker.prior_at(10_000) == worker.prior_at(10_020)
+    sized = worker.at_size(10_000)
+    assert (sized.version, sized.prior) == (worker.version, worker.prior_at(10_000))
+    # A model without matches_per_record keeps its fixed prior.
+    fixed = msgspec.structs.replace(worker, matches_per_record=None)
+    assert fixed.prior_at(10_000) == fixed.prior == worker.prior
+
+
+def test_training_measures_the_matches_per_record() -> None:
+    worker = default_model("worker")
+    trained = worker.with_parameters(
+        version=2, prior=0.001, fields=worker.fields, matches_per_record=2.5
+    )
+    assert trained.matches_per_record == 2.5
+    assert MatchModel.validated(trained.to_dict()).prior_at(5_001) == pytest.approx(
+        2.5 / (rounded_size(5_001) - 1)
+    )
+    with pytest.raises(ModelError):
+        msgspec.structs.replace(worker, matches_per_record=-1.0).validate()
