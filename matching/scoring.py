@@ -317,9 +317,12 @@ def conflict(
     - an exclusive identifier (the national id) disagrees outright: "<field>
       disagrees", unless a confirming field (the home address) agrees outright:
       one person with an old and a new number;
-    - else, unless an identifier agrees, a distinguishing field disagreeing
-      outright: "<field> disagrees" (siblings and twins differ on the given
-      name, a junior and a senior on the birth date).
+    - else a distinguishing field disagreeing outright: "<field> disagrees"
+      (siblings and twins differ on the given name, a junior and a senior on the
+      birth date), unless an identifier and a corroborating field (the birth
+      date) agree: a replaced given name. An identifier alone excuses nothing: a
+      form filled in with a relative's number carries the relative's family name
+      and address too.
     """
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
@@ -332,10 +335,12 @@ def conflict(
             levels[j] == 0 for j in compiled.confirming
         ):
             return f"{fields[i].name} disagrees"
-    if identified:
+    if identified and any(levels[i] == 0 for i in compiled.corroborating):
         return None
     for i in compiled.distinguishing:
-        if levels[i] == fields[i].else_index:
+        if levels[i] == fields[i].else_index and not (
+            i in compiled.names and _names_crossed(compiled, a, b)  # swapped, one mistyped
+        ):
             return f"{fields[i].name} disagrees"
     return None
 

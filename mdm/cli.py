@@ -310,7 +310,10 @@ async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> 
             )
     finally:
         await engine.dispose()
-    print(f"run {final.id}: merged {final.merged:,}, review tasks opened {final.reviews:,}")
+    print(
+        f"run {final.id}: merged {final.merged:,}, review tasks opened {final.reviews:,}, "
+        f"withdrawn {final.withdrawn:,}"
+    )
 
 
 def cmd_rematch(args: argparse.Namespace) -> int:

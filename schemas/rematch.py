@@ -18,6 +18,7 @@ class RematchRunView(msgspec.Struct, kw_only=True):
     total: int
     merged: int
     reviews: int  # review tasks opened
+    withdrawn: int  # open review tasks of an older model closed: their pair is below the band
     started_at: dt.datetime
     finished_at: dt.datetime | None
 

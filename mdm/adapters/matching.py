@@ -280,7 +280,7 @@ class CachedModels:
     bulk load: the records held once its file is in).
     """
 
-    def __init__(self, ttl: float = 5.0, size_ttl: float = 30.0) -> None:
+    def __init__(self, ttl: float = 5.0, size_ttl: float = 5.0) -> None:
         self.ttl = ttl
         self.size_ttl = size_ttl
         self._by_entity: dict[str, tuple[float, ActiveModel]] = {}

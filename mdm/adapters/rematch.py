@@ -46,6 +46,7 @@ class Run:
     started_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    withdrawn: int = 0  # open review tasks closed: their pair now below the band
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,9 @@ class RematchStore:
             .values(status="abandoned", updated_at=func.now())
         )
 
-    async def advance(self, run_id: int, cursor: str, done: int, merged: int, reviews: int) -> None:
+    async def advance(
+        self, run_id: int, cursor: str, done: int, merged: int, reviews: int, withdrawn: int = 0
+    ) -> None:
         """A chunk is done (in its transaction): the cursor moves past it."""
         rr = rematch_run.c
         await self.conn.execute(
@@ -140,6 +143,7 @@ class RematchStore:
                 done=rr.done + done,
                 merged=rr.merged + merged,
                 reviews=rr.reviews + reviews,
+                withdrawn=rr.withdrawn + withdrawn,
                 updated_at=func.now(),
             )
         )

@@ -371,6 +371,7 @@ rematch_run = Table(
     Column("total", BigInteger, nullable=False, server_default=text("0")),
     Column("merged", BigInteger, nullable=False, server_default=text("0")),
     Column("reviews", BigInteger, nullable=False, server_default=text("0")),
+    Column("withdrawn", BigInteger, nullable=False, server_default=text("0")),
     Column("started_at", TS, nullable=False, server_default=func.now()),
     Column("updated_at", TS, nullable=False, server_default=func.now()),
     Column("finished_at", TS, nullable=True),

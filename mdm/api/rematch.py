@@ -44,6 +44,7 @@ def run_view(run: Run) -> RematchRunView:
         total=run.total,
         merged=run.merged,
         reviews=run.reviews,
+        withdrawn=run.withdrawn,
         started_at=run.started_at,
         finished_at=run.finished_at,
     )

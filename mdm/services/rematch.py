@@ -51,7 +51,7 @@ from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
 from mdm.services.matcher import GENERIC_KEY_CAP, MAX_REVIEWS, BatchPool, explanation
-from mdm.services.reviews import announce_opened
+from mdm.services.reviews import announce_opened, withdraw
 
 #: Golden records per transaction.
 CHUNK = 500
@@ -71,6 +71,7 @@ class AlreadyRunning(Conflict):
 class ChunkResult:
     merged: int = 0
     reviews: int = 0
+    withdrawn: int = 0
 
 
 def _engine_transaction(engine: AsyncEngine) -> Transaction:
@@ -150,7 +151,12 @@ class Rematch:
                     else:
                         result = await rematch_chunk(repo, self.rules, self.entity, goldens)
                         await runs.advance(
-                            self.state.id, goldens[-1], len(goldens), result.merged, result.reviews
+                            self.state.id,
+                            goldens[-1],
+                            len(goldens),
+                            result.merged,
+                            result.reviews,
+                            result.withdrawn,
                         )
                     state = await runs.latest(self.entity)
                 assert state is not None and state.id == self.state.id
@@ -283,6 +289,8 @@ async def _step(
         score = score_clusters(active.model, left, right, active.frequencies)
         if score.probability >= thresholds.review:
             scored.append((score.probability, candidate, score))
+        elif frozenset((golden_id, candidate)) in view.undecided:
+            result.withdrawn += await _withdraw(repo, active, golden_id, candidate, score, ctx)
     scored.sort(key=lambda s: (-s[0], s[1]))
     strong = [(c, s) for _, c, s in scored if s.links(active.model)]
     for candidate, score in strong:
@@ -306,6 +314,32 @@ async def _step(
     band = [(c, s) for _, c, s in scored if not s.links(active.model)]
     result.reviews += await _open_reviews(repo, active, entity, view, golden_id, band, ctx)
     return None
+
+
+async def _withdraw(
+    repo: Repository,
+    active: ActiveModel,
+    golden_id: str,
+    candidate: str,
+    score: ClusterScore,
+    ctx: RequestContext,
+) -> int:
+    """Close the open tasks an older model opened about a pair the model in force puts
+    below the review band: the question is no longer asked. A deferred task, which a
+    steward has taken up, stays; so does any task of the model in force."""
+    store = ReviewStore(repo.conn)
+    stale = [
+        task
+        for task in await store.undecided_between(golden_id, candidate, exclude=0)
+        if task["status"] == "open" and task["model_version"] < active.model.version
+    ]
+    why = (
+        f"re-matched under model version {active.model.version}: probability "
+        f"{score.probability:.6f}, below the review band"
+    )
+    for task in stale:
+        await withdraw(store, task, ACTOR, why, ctx)
+    return len(stale)
 
 
 async def _open_reviews(

@@ -180,6 +180,20 @@ class Decided:
     also_superseded: list[int] = field(default_factory=list)
 
 
+async def withdraw(
+    store: ReviewStore, task: Mapping[str, Any], actor: str, why: str, ctx: RequestContext
+) -> None:
+    """Close an open task that no longer asks anything (the matcher re-scored its pair
+    under a newer model below the review band): superseded, with no steward's decision,
+    and its review.resolved event carries the system's reason."""
+    await store.set_status([task["id"]], "superseded", actor, why, ctx.received_at)
+    # The task's events count its opening and each decision; this closing is one more.
+    version = 2 + await store.decision_count(task["id"])
+    cause = Causation(kind="system", actor=actor, reason=why, review_id=task["id"])
+    event = review_event(task, "review.resolved", version, "superseded", ctx, cause, comment=why)
+    await store.add_events([outbox_row(event)])
+
+
 async def _close(
     store: ReviewStore,
     task: Mapping[str, Any],

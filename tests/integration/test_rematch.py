@@ -490,3 +490,68 @@ async def test_a_run_in_another_database_is_not_a_run_here(
     finally:
         await elsewhere.dispose()
         await here.dispose()
+
+
+async def test_rematch_withdraws_open_questions_the_model_in_force_no_longer_asks(
+    client: AsyncTestClient, db: AsyncConnection, database_url: str
+) -> None:
+    # Under the packaged model in a small store, the same full name alone is asked
+    # about; under a model that weighs it below the band (here the packaged weights
+    # with the prior of a hundred thousand workers), the question goes: unless a
+    # steward has taken it up (deferred).
+    opened = {}
+    people = (("kept", "Katarzyna", "Wieczorek-Lindqvist"), ("taken up", "Tomasz", "Grabowski"))
+    for name, given, family in people:
+        base = {"given_name": given, "family_name": family}
+        await put(client, "hcm", f"H-{given}", {**base, "date_of_birth": "1979-06-02"})
+        response = await client.put(f"/v1/sources/psa/worker/P-{given}", json={"attributes": base})
+        assert len(response.json()["review"]) == 1, response.text
+        (task,) = (
+            await client.get("/v1/reviews", params={"golden_id": response.json()["golden_id"]})
+        ).json()["tasks"]
+        opened[name] = task["id"]
+    deferred = await client.post(
+        f"/v1/reviews/{opened['taken up']}/decision",
+        json={"decision": "defer", "actor": "steward.lee"},
+    )
+    assert deferred.status_code == 200, deferred.text
+    fixed = default_model("worker").to_dict()
+    del fixed["matches_per_record"]  # the packaged fixed prior, 1e-5
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await MatchStore(conn).add_model("worker", fixed, {}, 4)
+    await engine.dispose()
+    client.app.state.hub.rules.models.forget()
+
+    run = await rematch(database_url, client.app.state.hub)
+
+    assert (run.merged, run.reviews, run.withdrawn) == (0, 0, 1)
+    rows = {
+        r.id: r
+        for r in await db.execute(
+            text("SELECT id, status, decided_by, comment FROM review_task ORDER BY id")
+        )
+    }
+    kept = rows[opened["kept"]]
+    assert (kept.status, kept.decided_by) == ("superseded", "matcher")
+    assert kept.comment.startswith("re-matched under model version 2: probability")
+    assert rows[opened["taken up"]].status == "deferred"
+    resolved = (
+        (
+            await db.execute(
+                text(
+                    "SELECT envelope FROM outbox WHERE type = 'review.resolved' "
+                    "AND (envelope->>'review_id')::int = :id"
+                ),
+                {"id": opened["kept"]},
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert len(resolved) == 1
+    assert resolved[0]["causation"]["kind"] == "system"
+    assert resolved[0]["payload"]["status"] == "superseded"
+    # A second run withdraws nothing more.
+    again = await rematch(database_url, client.app.state.hub)
+    assert again.withdrawn == 0

@@ -303,3 +303,18 @@ def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> N
                          national_id="63897604266", address=HOME)  # fmt: skip
     assert _score(renumbered, [at_home]).conflict is None
     assert _outcome(WORKER, renumbered, [at_home]) == "link"
+
+
+def test_a_relatives_number_does_not_excuse_another_given_name() -> None:
+    # A form filled in with a housemate's national id: another given name, the family
+    # name and the number agree, no birth date to say it is one person.
+    held = _worker(given_name="Thomas", family_name="Lamotte", date_of_birth="1979-07-08",
+                   national_id=NID, address=HOME)  # fmt: skip
+    form = _worker(given_name="Robert", family_name="Lamotte", national_id=NID)
+    assert _score(form, [held]).conflict == "given_name disagrees"
+    assert _outcome(WORKER, form, [held]) != "link"
+    # ... nor another birth date (a son born decades later, the father's number).
+    son = _worker(given_name="Steven", family_name="Lamotte", date_of_birth="1994-04-09",
+                  national_id=NID, address=HOME)  # fmt: skip
+    assert _score(son, [held]).conflict is not None
+    assert _outcome(WORKER, son, [held]) != "link"
