@@ -377,12 +377,12 @@ def _no_name_agrees(
 def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
     """Whether an identifier of `a` and `b` agrees and so does one of their names (given or
     family name at any level but "else": fuzzy, nickname, phonetic, swapped, or one
-    name against the other's other name), and no decisive field disagrees (a junior
-    and a senior): the strong identifiers may then link them without the model
-    (mdm.services.ingest)."""
+    name against the other's other name), and they are not another entity (`conflict`:
+    a junior and a senior, a housemate's number on a form of another given name): the
+    strong identifiers may then link them without the model (mdm.services.ingest)."""
     compiled = compile_model(model)
     levels = [f.level(a, b) for f in compiled.fields]
-    if _decisive_disagreement(compiled, levels) is not None:
+    if conflict(compiled, levels, a, b) is not None:
         return False
     if not any(_identifies(compiled, levels, i) for i in compiled.identifiers):
         return False

@@ -318,3 +318,14 @@ def test_a_relatives_number_does_not_excuse_another_given_name() -> None:
                   national_id=NID, address=HOME)  # fmt: skip
     assert _score(son, [held]).conflict is not None
     assert _outcome(WORKER, son, [held]) != "link"
+
+
+def test_a_relatives_number_with_the_family_name_is_no_strong_key() -> None:
+    # The family name agrees and so does the number, but the given name is another:
+    # not the strong-key shortcut (nor, without a birth date, a link by the model).
+    held = _worker(given_name="Thomas", family_name="Lamotte", national_id=NID)
+    form = _worker(given_name="Robert", family_name="Lamotte", national_id=NID)
+    assert not vouches(WORKER, form, held)
+    assert _outcome(WORKER, form, [held]) != "link"
+    # A nickname is the same given name: the shortcut holds.
+    assert vouches(WORKER, _worker(given_name="Tom", family_name="Lamotte", national_id=NID), held)
