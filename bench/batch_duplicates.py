@@ -62,6 +62,7 @@ from sqlalchemy import text  # noqa: E402
 
 from bench.datasets import load_febrl  # noqa: E402
 from bench.hub_runner import ADMIN_KEY, BATCH, _settings  # noqa: E402
+from bench.ingest_batch import wait_healthy  # noqa: E402
 from mdm.adapters.matching import MatchStore, StoredModel  # noqa: E402
 from mdm.api.app import create_app  # noqa: E402
 from mdm.bootstrap import make_engine  # noqa: E402
@@ -205,13 +206,7 @@ async def ingest_served(
                 timeout=300,
                 headers={"X-API-Key": ADMIN_KEY},
             ) as client:
-                for _ in range(300):
-                    try:
-                        if (await client.get("/health")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await wait_healthy(client, 300)
                 await client.post("/v1/sources/hcm/worker/batch", json=[])
                 started = time.perf_counter()
                 rejected = await _post_all(client, records)

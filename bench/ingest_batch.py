@@ -128,6 +128,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def wait_healthy(client: httpx.AsyncClient, attempts: int) -> None:
+    """Poll GET /health every 0.1 s until the hub answers 200 (at most `attempts` times)."""
+    for _ in range(attempts):
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+
+
 async def run(records: int, concurrency: int, batch_size: int, workers: int) -> dict[str, float]:
     server = normalize_database_url(
         os.environ.get("MDM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -158,13 +169,7 @@ async def run(records: int, concurrency: int, batch_size: int, workers: int) -> 
         async with httpx.AsyncClient(
             base_url=base, timeout=120, headers={"X-API-Key": admin_key}
         ) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_healthy(client, 100)
             data = generate(records)
             batches: list[tuple[str, list[dict]]] = []
             for source in ("hcm", "psa"):
