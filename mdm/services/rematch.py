@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from matching.scoring import ClusterScore, score_clusters
+from matching.scoring import ClusterScore, score_cluster, score_clusters
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.rematch import RematchStore, Run
@@ -292,7 +292,11 @@ async def _step(
         elif frozenset((golden_id, candidate)) in view.undecided:
             result.withdrawn += await _withdraw(repo, active, golden_id, candidate, score, ctx)
     scored.sort(key=lambda s: (-s[0], s[1]))
-    strong = [(c, s) for _, c, s in scored if s.links(active.model)]
+    strong = [
+        (c, s)
+        for _, c, s in scored
+        if s.links(active.model) and not _strangers(active, own, pool.members[c])
+    ]
     for candidate, score in strong:
         if frozenset((golden_id, candidate)) in view.apart:
             continue  # a steward said these are not the same: neither merge nor ask
@@ -311,9 +315,20 @@ async def _step(
         )
         result.merged += 1
         return survivor
-    band = [(c, s) for _, c, s in scored if not s.links(active.model)]
+    linked = {c for c, _ in strong}
+    band = [(c, s) for _, c, s in scored if c not in linked]
     result.reviews += await _open_reviews(repo, active, entity, view, golden_id, band, ctx)
     return None
+
+
+def _strangers(active: ActiveModel, left: Sequence[Any], right: Sequence[Any]) -> bool:
+    """Whether a source record of one golden record is another entity than every source
+    record of the other (matching.scoring.conflict): merged, the two would hold two
+    people (or companies), however well their best members agree. A steward decides."""
+    model, tf = active.model, active.frequencies
+    return any(score_cluster(model, r, right, tf).conflict is not None for r in left) or any(
+        score_cluster(model, r, left, tf).conflict is not None for r in right
+    )
 
 
 async def _withdraw(

@@ -555,3 +555,41 @@ async def test_rematch_withdraws_open_questions_the_model_in_force_no_longer_ask
     # A second run withdraws nothing more.
     again = await rematch(database_url, client.app.state.hub)
     assert again.withdrawn == 0
+
+
+async def test_rematch_does_not_merge_a_golden_record_holding_a_stranger(
+    client: AsyncTestClient, db: AsyncConnection, database_url: str
+) -> None:
+    # Thomas twice, split under a strict version 1; a steward merged his brother
+    # Robert (another given name and birth date, the same address) into one of the
+    # two. The two Thomases match, but merging would put Robert with the other
+    # Thomas too: a steward decides.
+    home = {"line1": "Abelhof 58", "city": "Grootschermer", "postal_code": "4534 OG",
+            "country": "NL"}  # fmt: skip
+    thomas = {"given_name": "Thomas", "family_name": "Lamotte", "date_of_birth": "1979-07-08"}
+    strict = default_model("worker").to_dict()
+    strict["thresholds"] = {"auto_link": 0.99999999, "review": 0.9999999}
+    del strict["matches_per_record"]
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await MatchStore(conn).ensure_model("worker", 1, strict)
+    await engine.dispose()
+    client.app.state.hub.rules.models.forget()
+    hcm = await put(client, "hcm", "H-thomas", {**thomas, "address": home})
+    psa = await put(client, "psa", "P-thomas", thomas)
+    robert = await put(client, "erp", "V-robert", {"given_name": "Robert",
+                       "family_name": "Lamotte", "date_of_birth": "1986-11-20",
+                       "address": home})  # fmt: skip
+    merged = await client.post(
+        "/v1/golden/worker/merge",
+        json={"survivor_id": psa, "loser_ids": [robert], "actor": "steward.anna", "reason": "x"},
+    )
+    assert merged.status_code == 200, merged.text
+    await fit_packaged(client, database_url)
+
+    run = await rematch(database_url, client.app.state.hub)
+
+    assert (run.merged, run.reviews) == (0, 1)
+    assert await xref_golden(client, "hcm", "H-thomas") == hcm != psa
+    task = (await db.execute(text("SELECT golden_id, candidate_id FROM review_task"))).one()
+    assert tuple(task) == tuple(sorted((hcm, psa), reverse=True))
