@@ -319,10 +319,11 @@ def conflict(
       one person with an old and a new number;
     - else a distinguishing field disagreeing outright: "<field> disagrees"
       (siblings and twins differ on the given name, a junior and a senior on the
-      birth date), unless an identifier and a corroborating field (the birth
-      date) agree: a replaced given name. An identifier alone excuses nothing: a
-      form filled in with a relative's number carries the relative's family name
-      and address too.
+      birth date), unless an identifier and every other distinguishing field
+      agree: a replaced given name with the same birth date, a mistyped birth
+      date with the same given name. An identifier alone excuses nothing: a form
+      filled in with a relative's number carries the relative's family name and
+      address too.
     """
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
@@ -335,13 +336,15 @@ def conflict(
             levels[j] == 0 for j in compiled.confirming
         ):
             return f"{fields[i].name} disagrees"
-    if identified and any(levels[i] == 0 for i in compiled.corroborating):
-        return None
     for i in compiled.distinguishing:
-        if levels[i] == fields[i].else_index and not (
-            i in compiled.names and _names_crossed(compiled, a, b)  # swapped, one mistyped
-        ):
-            return f"{fields[i].name} disagrees"
+        if levels[i] != fields[i].else_index:
+            continue
+        if i in compiled.names and _names_crossed(compiled, a, b):
+            continue  # the names swapped, one of them mistyped
+        others = [j for j in compiled.distinguishing if j != i]
+        if identified and others and all(_agrees(compiled, levels, j) for j in others):
+            continue  # one of them replaced or mistyped: the identifier and the rest agree
+        return f"{fields[i].name} disagrees"
     return None
 
 
