@@ -56,8 +56,13 @@ class ModelInfo:
     trained_on: int | None
 
 
-def _lock_args(entity: str) -> dict[str, int]:
-    return {"k1": _LOCK_CLASS, "k2": ENTITIES.index(entity)}
+#: The advisory lock a hub's automatic training of an entity holds while its `mdm train`
+#: child runs (mdm/api/retrain.py); the second key: the entity's position in ENTITIES.
+TRAINING_LOCK_CLASS = 0x4D444D54  # "MDMT"
+
+
+def _lock_args(entity: str, lock_class: int | None = None) -> dict[str, int]:
+    return {"k1": _LOCK_CLASS if lock_class is None else lock_class, "k2": ENTITIES.index(entity)}
 
 
 class RematchStore:
@@ -76,8 +81,9 @@ class RematchStore:
     async def unlock(self, entity: str) -> None:
         await self.conn.execute(text("SELECT pg_advisory_unlock(:k1, :k2)"), _lock_args(entity))
 
-    async def locked(self, entity: str) -> bool:
-        """Whether some session holds the entity's run lock: a run is alive."""
+    async def locked(self, entity: str, lock_class: int | None = None) -> bool:
+        """Whether some session holds the entity's run lock: a run is alive (with
+        `TRAINING_LOCK_CLASS`: its automatic training)."""
         found = await self.conn.execute(
             text(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
@@ -86,7 +92,7 @@ class RematchStore:
                 " AND database = (SELECT oid FROM pg_database"
                 " WHERE datname = current_database()))"
             ),
-            _lock_args(entity),
+            _lock_args(entity, lock_class),
         )
         return bool(found.scalar_one())
 

@@ -20,13 +20,14 @@ import sys
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mdm.adapters.rematch import TRAINING_LOCK_CLASS
 from mdm.domain.sources import ENTITIES
 from mdm.services.adoption import retrain_due
 from mdm.settings import Settings
 
 log = logging.getLogger("mdm.retrain")
 
-_LOCK_CLASS = 0x4D444D54  # "MDMT"; the second key: the entity's position in ENTITIES
+_LOCK_CLASS = TRAINING_LOCK_CLASS  # the second key: the entity's position in ENTITIES
 
 
 class Retrainer:

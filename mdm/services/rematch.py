@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from matching.scoring import ClusterScore, score_cluster, score_clusters
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
-from mdm.adapters.rematch import RematchStore, Run
+from mdm.adapters.rematch import TRAINING_LOCK_CLASS, RematchStore, Run
 from mdm.adapters.repository import Repository
 from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import Conflict
@@ -417,15 +417,18 @@ class Status:
     trained_on: int | None  # the records the model was fitted on (None: the packaged one)
     records: int  # live source records now
     records_since_fit: int  # of them, received after the model was fitted
-    state: str  # idle | pending | running
+    state: str  # idle | pending | running | training
     run: Run | None  # the latest run
 
 
 async def status(conn: AsyncConnection, rules: MasteringRules, entity: str) -> Status:
     """Where re-matching stands for `entity`.
 
-    Pending: a run was interrupted, or the model in force was fitted (not the
-    packaged one) after records were held and no run under it has finished.
+    Running: a re-matching run works. Training: the hub's automatic training of the
+    entity (mdm serve's retraining check) is fitting and checking a model, and
+    re-matching after it if it adopts one. Pending: a run was interrupted, or the
+    model in force was fitted (not the packaged one) after records were held and no
+    run under it has finished.
     """
     check_entity(entity)
     await rules.models.current(conn, entity)  # stores the packaged model if none is
@@ -435,6 +438,8 @@ async def status(conn: AsyncConnection, rules: MasteringRules, entity: str) -> S
     last = await store.latest(entity)
     if await store.locked(entity):
         state = "running"
+    elif await store.locked(entity, TRAINING_LOCK_CLASS):
+        state = "training"
     elif last is not None and last.status == "running":
         state = "pending"
     else:

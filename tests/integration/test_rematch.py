@@ -593,3 +593,27 @@ async def test_rematch_does_not_merge_a_golden_record_holding_a_stranger(
     assert await xref_golden(client, "hcm", "H-thomas") == hcm != psa
     task = (await db.execute(text("SELECT golden_id, candidate_id FROM review_task"))).one()
     assert tuple(task) == tuple(sorted((hcm, psa), reverse=True))
+
+
+async def test_the_status_says_training_while_the_hub_trains_the_entity(
+    client: AsyncTestClient, database_url: str
+) -> None:
+    from mdm.adapters.rematch import TRAINING_LOCK_CLASS
+    from mdm.domain.sources import ENTITIES
+
+    await put(client, "hcm", "H-1", {"given_name": "Ada", "family_name": "Lovelace"})
+    assert (await client.get("/v1/match/worker/status")).json()["state"] == "idle"
+    # What the retraining check holds while its `mdm train` child runs (mdm/api/retrain.py).
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            keys = {"k1": TRAINING_LOCK_CLASS, "k2": ENTITIES.index("worker")}
+            await conn.execute(text("SELECT pg_advisory_lock(:k1, :k2)"), keys)
+            status = (await client.get("/v1/match/worker/status")).json()
+            assert status["state"] == "training"
+            other = (await client.get("/v1/match/customer/status")).json()
+            assert other["state"] == "idle"
+            await conn.execute(text("SELECT pg_advisory_unlock(:k1, :k2)"), keys)
+    finally:
+        await engine.dispose()
+    assert (await client.get("/v1/match/worker/status")).json()["state"] == "idle"
