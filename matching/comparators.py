@@ -133,6 +133,20 @@ def _nickname(a: Features, b: Features) -> bool:
     return any(name in other for name in group)
 
 
+def _nickname_typo(a: Features, b: Features) -> bool:
+    # "nt" is the nickname group of the known names a mistyped name is one edit from
+    # ("rchard" -> richard, dick): it meets the other side's group ("rick").
+    # Both mistyped ("jerr" / "gerals"): their groups meet.
+    for x, y in ((a, b), (b, a)):
+        near = x.get("nt")
+        if not near:
+            continue
+        other = y.get("nk") or ()
+        if any(name in other for name in near) or any(name in y.get("nt", ()) for name in near):
+            return True
+    return False
+
+
 def _initial(a: Features, b: Features) -> bool:
     x, y = a["v"], b["v"]
     if len(x) != 1 and len(y) != 1:
@@ -416,6 +430,7 @@ COMPARATORS: dict[str, Comparator] = {
                 **_STRING,
                 "phonetic": (None, _plain(_phonetic)),
                 "nickname": (None, _plain(_nickname)),
+                "nickname_typo": (None, _plain(_nickname_typo)),
                 "initial": (None, _plain(_initial)),
                 "swapped": (">=", _swapped_factory),
             },

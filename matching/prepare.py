@@ -26,7 +26,10 @@ Features, by comparator ("v" is always the compared value):
 
 - person_name: v folded, without a generational suffix ("smith jr" ->
   "smith"); ph NYSIIS code of v without spaces; nk (only with a "nickname"
-  level) the first token and the names it is a nickname of; alt (when
+  or "nickname_typo" level) the first token and the names it is a nickname
+  of; nt (only with a "nickname_typo" level, and only for a first token that
+  is no known name) the nickname groups of the known names one edit away
+  (`typo_neighbours`): "rchard" -> [dick, richard]; alt (when
   `source` has a second path) the other name, folded, without its suffix.
   A placeholder ("N/A", "Unknown": `matching.names`) is no name.
 - generation: v the generational suffix ("jr", "sr", "ii", "iii", "iv") at the
@@ -64,11 +67,14 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jellyfish
 from nicknames import name_triplets
+from rapidfuzz.distance import OSA
 
 from matching.model import FieldComparison, MatchModel
 from matching.names import is_placeholder, split_generation
@@ -101,13 +107,34 @@ DELETIONS_MIN = 3
 DELETIONS_MAX = 8
 
 
+# Short forms the `nicknames` package's table (American English) lacks: German, Dutch,
+# French, Italian, Spanish and Scandinavian ones (formal name -> its short forms).
+DIMINUTIVES = Path(__file__).with_name("defaults") / "nicknames.toml"
+# Given names of the 1990 US census, beside those of the nickname tables: names that are
+# taken as written (`typo_neighbours`).
+GIVEN_NAMES = Path(__file__).with_name("defaults") / "given_names.txt"
+
+# A given name shorter than this is not read as a mistyped known name: one edit
+# from a two- or three-letter string reaches too many names to say which was meant.
+TYPO_MIN = 4
+# At most this many known names one edit away are kept for a mistyped name.
+TYPO_NEIGHBOURS = 6
+
+
 @functools.lru_cache(maxsize=1)
 def _nickname_canonicals() -> dict[str, tuple[str, ...]]:
-    """Nickname -> the names it is a nickname of, from the `nicknames` package's table."""
+    """Nickname -> the names it is a nickname of: the `nicknames` package's table and
+    the diminutives of `DIMINUTIVES`."""
     table: dict[str, set[str]] = {}
     for canonical, relation, nickname in name_triplets():
         if relation == "has_nickname":
             table.setdefault(nickname, set()).add(canonical)
+    with DIMINUTIVES.open("rb") as fh:
+        for language in tomllib.load(fh).values():
+            for canonical, short_forms in language.items():
+                table.setdefault(canonical, set())
+                for short in short_forms:
+                    table.setdefault(short, set()).add(canonical)
     return {k: tuple(sorted(v)) for k, v in table.items()}
 
 
@@ -121,6 +148,45 @@ def nickname_group(name: str) -> list[str]:
     if not first:
         return []
     return sorted({first, *_nickname_canonicals().get(first, ())})
+
+
+@functools.lru_cache(maxsize=1)
+def _known_names() -> frozenset[str]:
+    """Every name of the nickname tables (nickname or formal) and of `GIVEN_NAMES`."""
+    table = _nickname_canonicals()
+    census = (
+        line.strip()
+        for line in GIVEN_NAMES.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    return frozenset(table).union(*table.values(), census)
+
+
+@functools.lru_cache(maxsize=1)
+def _known_by_deletion() -> dict[str, tuple[str, ...]]:
+    """Every name of the nickname tables under each string it leaves with at most one
+    letter taken out (`deletions`): two names one edit apart share one of them."""
+    index: dict[str, set[str]] = {}
+    for name in _known_names():
+        for key in deletions(name):
+            index.setdefault(key, set()).add(name)
+    return {k: tuple(sorted(v)) for k, v in index.items()}
+
+
+def typo_neighbours(name: str) -> list[str]:
+    """The known given names (`_known_names`) one edit from `name`'s first token (a letter replaced, added, dropped, or two neighbours swapped), when that
+    token is no known name itself and has at least `TYPO_MIN` letters; else [].
+
+    A name that is known is taken as written: "joy" is not a mistyped "jay". An
+    unknown one is read as each name it may have been meant to be: "rchard" ->
+    [richard], "bejamin" -> [benjamin].
+    """
+    first = name.split(" ", 1)[0]
+    if len(first) < TYPO_MIN or first in _known_names():
+        return []
+    index = _known_by_deletion()
+    near = {known for key in deletions(first) for known in index.get(key, ())}
+    return sorted(n for n in near if OSA.distance(first, n) <= 1)[:TYPO_NEIGHBOURS]
 
 
 def _get(values: Mapping[str, Any], path: str) -> Any:
@@ -171,8 +237,11 @@ def _person(f: FieldComparison, raw: Sequence[Any]) -> dict[str, Any] | None:
     if not v:
         return None
     out: dict[str, Any] = {"v": v, "ph": jellyfish.nysiis(v.replace(" ", ""))}
-    if any(level.label == "nickname" for level in f.levels):
+    labels = {level.label for level in f.levels}
+    if "nickname" in labels or "nickname_typo" in labels:
         out["nk"] = nickname_group(v)
+    if "nickname_typo" in labels and (near := typo_neighbours(v)):
+        out["nt"] = sorted({n for name in near for n in nickname_group(name)})
     if len(raw) > 1 and (alt := _person_name(raw[1])):
         out["alt"] = alt
     return out

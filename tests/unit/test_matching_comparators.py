@@ -51,6 +51,26 @@ def _worker(**attrs: Any) -> dict[str, Any]:
         ("J", "John", "initial"),
         ("Christina", "Kristina", "jaro_winkler>=0.8"),
         ("Michael", "Zoe", "else"),
+        # Short forms beyond the American table (matching/defaults/nicknames.toml).
+        ("Friedrich", "Fritz", "nickname"),
+        ("Cornelis", "Kees", "nickname"),
+        ("Johannes", "Hans", "nickname"),
+        ("Alexandra", "Sasha", "nickname"),
+        ("Catherine", "Kate", "nickname"),
+        # A mistyped name that is one edit from a nickname group meeting the other's.
+        ("Rchard", "Rick", "nickname_typo"),
+        ("Bejamin", "Ben", "nickname_typo"),
+        ("Tony", "Antthony", "nickname_typo"),
+        ("Jerr", "Gerals", "nickname_typo"),  # both mistyped: Jerry and Gerald
+        # A known name is taken as written: Joy is no mistyped Jay, nor Dana a mistyped Dan
+        # (a nickname of Daniel): only their letters are compared.
+        ("Joy", "Jay", "else"),
+        ("Dana", "Daniel", "jaro_winkler>=0.8"),
+        # Too short to say which name was meant.
+        ("Hnk", "Hendrik", "else"),
+        # Siblings' names stay apart.
+        ("Joseph", "Gerald", "else"),
+        ("Catherine", "Antonio", "else"),
     ],
 )
 def test_given_name_levels(left: str, right: str, level: str) -> None:

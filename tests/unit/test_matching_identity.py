@@ -329,3 +329,19 @@ def test_a_relatives_number_with_the_family_name_is_no_strong_key() -> None:
     assert _outcome(WORKER, form, [held]) != "link"
     # A nickname is the same given name: the shortcut holds.
     assert vouches(WORKER, _worker(given_name="Tom", family_name="Lamotte", national_id=NID), held)
+
+
+def test_a_mistyped_short_form_of_the_given_name_is_the_same_given_name() -> None:
+    # "Rchard" is no name; one edit away is Richard, of whom Rick is a short form. The
+    # work e-mail and the family name agree: one person, linked.
+    held = _worker(given_name="Rick", family_name="Segebahn", email="r.segebahn@acme.example",
+                   address=HOME)  # fmt: skip
+    form = _worker(given_name="Rchard", family_name="Segebahn", email="r.segebahn@acme.example",
+                   address=HOME)  # fmt: skip
+    score = _score(form, [held])
+    assert {f.field: f.level for f in score.fields}["given_name"] == "nickname_typo"
+    assert score.conflict is None
+    assert _outcome(WORKER, form, [held]) == "link"
+    # A sibling's name at the same address is still another person's.
+    sibling = _worker(given_name="Gerald", family_name="Segebahn", address=HOME)
+    assert _score(sibling, [held]).conflict == "given_name disagrees"

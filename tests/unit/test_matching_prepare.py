@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from matching import standardize_record
 from matching.blocking import MAX_PART_LENGTH, blocking_keys, candidate_pairs, rule_keys
 from matching.model import ENTITIES, BlockingRule, default_model
-from matching.prepare import MAX_TOKENS, feature_fingerprint, nickname_group, prepare
+from matching.prepare import (
+    MAX_TOKENS,
+    feature_fingerprint,
+    nickname_group,
+    prepare,
+    typo_neighbours,
+)
 
 
 def _prepared(entity: str, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -240,3 +246,18 @@ def test_candidate_pairs() -> None:
     assert candidate_pairs(keys, max_block_size=2).tolist() == [[0, 2], [2, 3]]
     assert candidate_pairs([["a", "a"]]).shape == (0, 2)
     assert candidate_pairs([]).dtype == np.int64
+
+
+def test_a_mistyped_given_name_is_read_as_the_known_names_one_edit_away() -> None:
+    assert typo_neighbours("rchard") == ["richard"]
+    assert typo_neighbours("bejamin") == ["benjamin"]
+    assert typo_neighbours("firtz") == ["fritz"]  # two letters swapped
+    # Known names (the nickname tables, the census list) are taken as written.
+    assert typo_neighbours("dana") == typo_neighbours("lara") == typo_neighbours("kees") == []
+    assert typo_neighbours("hnk") == []  # too short to say which name was meant
+    assert typo_neighbours("qwertz") == []  # nothing known is near
+    # The feature holds the nickname groups of those names.
+    model = default_model("worker")
+    given = prepare(model, "worker", {"given_name": "Rchard", "family_name": "Segebahn"})
+    assert given["given_name"]["nt"] == ["dick", "richard"]
+    assert "nt" not in prepare(model, "worker", {"given_name": "Richard"})["given_name"]
