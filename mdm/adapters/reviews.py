@@ -152,6 +152,22 @@ class ReviewStore:
         )
         return [dict(r._mapping) for r in rows]
 
+    async def undecided_within(self, golden_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The open or deferred tasks both of whose golden records are among `golden_ids`,
+        locked as `undecided_between` locks them."""
+        ids = sorted(set(golden_ids))
+        if len(ids) < 2:
+            return []
+        rt, sr = review_task.c, source_record.c
+        rows = await self.conn.execute(
+            select(*_columns())
+            .select_from(review_task.join(source_record, sr.id == rt.record_id))
+            .where(rt.status.in_(UNDECIDED), rt.golden_id.in_(ids), rt.candidate_id.in_(ids))
+            .order_by(rt.id)
+            .with_for_update(of=review_task)
+        )
+        return [dict(r._mapping) for r in rows]
+
     async def undecided_pairs(self, golden_ids: Sequence[str]) -> set[frozenset[str]]:
         """The pairs (golden id, candidate id) of the open or deferred tasks with a side
         among `golden_ids`, locked as `undecided_between` locks them, in one read."""

@@ -21,6 +21,7 @@ from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
 from mdm.services.relationships import follow_references
+from mdm.services.review_events import withdraw_answered
 from schemas.events import Causation
 
 
@@ -74,6 +75,9 @@ async def merge_goldens(
 
     `review_id` names the review task whose decision this merge is (in the events);
     `cause_kind` "system" is a merge the hub decided (re-matching, actor "matcher").
+    Undecided review tasks between the merged golden records are withdrawn (they ask
+    about records that now share a golden record), except when the merge is a review
+    decision: `reviews.decide` closes the tasks it answers, with audit rows of its own.
     """
     check_entity(entity)
     losers = sorted(set(loser_ids))
@@ -107,6 +111,8 @@ async def merge_goldens(
     }
     changes = await record_changes(repo, rules, entity, touches, ctx, goldens)
     await follow_references(repo, rules, entity, touches, ctx)
+    if review_id is None:  # a review decision closes the tasks it answers itself
+        await withdraw_answered(repo, survivor_id, losers, actor, ctx)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],

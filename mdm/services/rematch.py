@@ -51,7 +51,7 @@ from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
 from mdm.services.matcher import GENERIC_KEY_CAP, MAX_REVIEWS, BatchPool, explanation
-from mdm.services.reviews import announce_opened, withdraw
+from mdm.services.review_events import announce_opened, withdraw
 
 #: Golden records per transaction.
 CHUNK = 500

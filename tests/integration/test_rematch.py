@@ -557,6 +557,65 @@ async def test_rematch_withdraws_open_questions_the_model_in_force_no_longer_ask
     assert again.withdrawn == 0
 
 
+async def test_a_merge_withdraws_the_questions_it_answers(
+    client: AsyncTestClient, db: AsyncConnection, database_url: str
+) -> None:
+    # Version 1 asks about every pair (a band down to nearly 0) and links none; the
+    # packaged model then merges SAME's pairs (but Annika's, kept apart by a steward).
+    asking = default_model("worker").to_dict()
+    asking["thresholds"] = {"auto_link": 0.99999, "review": 1e-9}
+    del asking["matches_per_record"]
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await MatchStore(conn).ensure_model("worker", 1, asking)
+    await engine.dispose()
+    client.app.state.hub.rules.models.forget()
+    goldens = {}
+    for name, (hcm, psa) in SAME.items():
+        first = await put(client, "hcm", f"H-{name}", hcm)
+        response = await client.put(f"/v1/sources/psa/worker/P-{name}", json={"attributes": psa})
+        assert response.json()["review"] == [first], response.text
+        goldens[name] = (first, response.json()["golden_id"])
+    annika = sorted(goldens["annika"])
+    merged = await client.post(
+        "/v1/golden/worker/merge",
+        json={"survivor_id": annika[0], "loser_ids": [annika[1]], "actor": "kim"},
+    )
+    assert merged.status_code == 200, merged.text
+    await fit_packaged(client, database_url)
+
+    run = await rematch(database_url, client.app.state.hub)
+
+    assert run.merged == 3
+    tasks = (
+        await db.execute(
+            text("SELECT id, golden_id, status, decided_by, comment FROM review_task ORDER BY id")
+        )
+    ).all()
+    assert len(tasks) == len(SAME)
+    # Each question was answered by a merge: the steward's by hand, the others by the
+    # re-match. None is left open about records that now share a golden record.
+    by_name = {n: t for n, t in zip(SAME, tasks, strict=True)}
+    assert by_name["annika"].status == "superseded"
+    assert by_name["annika"].decided_by.endswith("on behalf of kim")
+    for name in ("okonkwo", "ada", "ingrid"):
+        task = by_name[name]
+        assert (task.status, task.decided_by) == ("superseded", "matcher"), name
+        assert task.comment.endswith(f"were merged into {min(goldens[name])}")
+    assert (await client.get("/v1/reviews")).json()["total"] == 0
+    resolved = (
+        (
+            await db.execute(
+                text("SELECT envelope FROM outbox WHERE type = 'review.resolved' ORDER BY id")
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert sorted(e["review_id"] for e in resolved) == [t.id for t in tasks]
+    assert {e["payload"]["status"] for e in resolved} == {"superseded"}
+
+
 async def test_rematch_does_not_merge_a_golden_record_holding_a_stranger(
     client: AsyncTestClient, db: AsyncConnection, database_url: str
 ) -> None:

@@ -1,0 +1,120 @@
+"""Review events, and closing the tasks that no longer ask anything.
+
+A task's events (`review.opened`, then a `review.resolved` per decision) go to
+the outbox ordered by the task. The matcher opens tasks (`announce_opened`); a
+task is withdrawn (`withdraw`: superseded, no steward's decision) when a newer
+model puts its pair below the review band, or when its two golden records were
+merged into one (mdm.services.lifecycle.merge_goldens): either way the question
+is answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from mdm.adapters.repository import Repository
+from mdm.adapters.reviews import ReviewStore
+from mdm.domain.ids import new_event_id
+from mdm.services.context import RequestContext
+from schemas.events import Causation, ReviewEvent, ReviewPayload
+
+
+def review_event(
+    task: Mapping[str, Any],
+    type_: Literal["review.opened", "review.resolved"],
+    version: int,
+    status: str,
+    ctx: RequestContext,
+    cause: Causation,
+    *,
+    decision: str | None = None,
+    comment: str | None = None,
+    survivor_id: str | None = None,
+) -> ReviewEvent:
+    return ReviewEvent(
+        event_id=new_event_id(),
+        type=type_,
+        entity=task["entity"],
+        review_id=task["id"],
+        version=version,
+        golden_id=task["golden_id"],
+        candidate_id=task["candidate_id"],
+        occurred_at=ctx.received_at,
+        correlation_id=ctx.correlation_id,
+        causation=cause,
+        payload=ReviewPayload(
+            status=status,  # type: ignore[arg-type]
+            reason=task["reason"],
+            source=task["source"],
+            source_id=task["source_id"],
+            probability=task["probability"],
+            weight=task["weight"],
+            decision=decision,  # type: ignore[arg-type]
+            comment=comment,
+            survivor_id=survivor_id,
+        ),
+    )
+
+
+def outbox_row(event: ReviewEvent) -> dict[str, Any]:
+    """The event as an outbox row, ordered per review task (its own ordering key)."""
+    return {
+        "event_id": event.event_id,
+        "entity": event.entity,
+        "golden_id": event.ordering_key,
+        "version": event.version,
+        "type": event.type,
+        "subject": event.subject,
+        "envelope": msgspec.to_builtins(event),
+        "occurred_at": event.occurred_at,
+    }
+
+
+async def announce_opened(
+    store: ReviewStore, tasks: Sequence[Mapping[str, Any]], ctx: RequestContext
+) -> None:
+    """review.opened for tasks the matcher just stored (each row has its id and source)."""
+    await store.add_events(
+        [
+            outbox_row(
+                review_event(
+                    t,
+                    "review.opened",
+                    1,
+                    "open",
+                    ctx,
+                    Causation(kind="source_record", source=t["source"], source_id=t["source_id"]),
+                )
+            )
+            for t in tasks
+        ]
+    )
+
+
+async def withdraw(
+    store: ReviewStore, task: Mapping[str, Any], actor: str, why: str, ctx: RequestContext
+) -> None:
+    """Close an undecided task that no longer asks anything (the matcher re-scored its
+    pair under a newer model below the review band, or its golden records were merged):
+    superseded, with no steward's decision, and its review.resolved event carries the
+    system's reason."""
+    await store.set_status([task["id"]], "superseded", actor, why, ctx.received_at)
+    # The task's events count its opening and each decision; this closing is one more.
+    version = 2 + await store.decision_count(task["id"])
+    cause = Causation(kind="system", actor=actor, reason=why, review_id=task["id"])
+    event = review_event(task, "review.resolved", version, "superseded", ctx, cause, comment=why)
+    await store.add_events([outbox_row(event)])
+
+
+async def withdraw_answered(
+    repo: Repository, survivor_id: str, losers: Sequence[str], actor: str, ctx: RequestContext
+) -> None:
+    """Withdraw the undecided review tasks between golden records this merge made one:
+    the records they ask about now share a golden record, so they ask nothing."""
+    store = ReviewStore(repo.conn)
+    for task in await store.undecided_within([survivor_id, *losers]):
+        why = f"{task['golden_id']} and {task['candidate_id']} were merged into {survivor_id}"
+        await withdraw(store, task, actor, why, ctx)
