@@ -174,8 +174,9 @@ def _known_by_deletion() -> dict[str, tuple[str, ...]]:
 
 
 def typo_neighbours(name: str) -> list[str]:
-    """The known given names (`_known_names`) one edit from `name`'s first token (a letter replaced, added, dropped, or two neighbours swapped), when that
-    token is no known name itself and has at least `TYPO_MIN` letters; else [].
+    """The known given names (`_known_names`) one edit from `name`'s first token (a
+    letter replaced, added, dropped, or two neighbours swapped), when that token is no
+    known name itself and has at least `TYPO_MIN` letters; else [].
 
     A name that is known is taken as written: "joy" is not a mistyped "jay". An
     unknown one is read as each name it may have been meant to be: "rchard" ->
