@@ -323,12 +323,19 @@ def conflict(
       agree: a replaced given name with the same birth date, a mistyped birth
       date with the same given name. An identifier alone excuses nothing: a form
       filled in with a relative's number carries the relative's family name and
-      address too.
+      address too; nor does one that another identifier contradicts (a level of
+      negative weight: another employee number, another mailbox at the same
+      firm), as a mother's and a daughter's forms of one name and address do
+      when one carries the other's national id.
     """
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
         return decided
-    identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers)
+    # An identifier vouches only when no other one speaks against the match (a level of
+    # negative weight: another employee number, another mailbox at the same firm).
+    identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers) and not any(
+        levels[i] != NULL and fields[i].weights[levels[i]] < 0 for i in compiled.identifiers
+    )
     if _no_name_agrees(compiled, levels, a, b) and not _names_replaced(compiled, levels):
         return "no name agrees"
     for i in compiled.exclusive:
@@ -494,7 +501,8 @@ def score_cluster(
     grid = [_member_row(compiled, incoming, member, tf) for member in members]
     # Evidence comes only from members that are not another entity than the
     # incoming record (`conflict`); when every member is, from all of them, and
-    # the score says why it cannot link. Members that agree on no name (their
+    # the score says why it cannot link. A member that is another entity on a field
+    # one entity has one value of (`_held_by_any`) holds the score too. Members that agree on no name (their
     # identifier and birth date do) are never added up with members that agree
     # on a name: each group is scored on its own, and the better one counts.
     levels = [[level for level, _ in row] for row in grid]
@@ -521,8 +529,25 @@ def score_cluster(
         model_version=model.version,
         rule=rule,
         best_member=best_member,
-        conflict=conflicts[best_member],
+        # The golden record holds another entity than the incoming record (a junior's
+        # golden record, one of whose members has no birth date and no suffix): it is
+        # not this record's, however well that member agrees.
+        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts),
     )
+
+
+def _held_by_any(compiled: CompiledModel, conflicts: Sequence[str | None]) -> str | None:
+    """A conflict with any member on a field one entity has one value of: a decisive one
+    (a senior's record against a golden record holding his son's) or a distinguishing one
+    that is no name (a birth date). The best member may have no such value; the golden
+    record still holds another person. Names (nicknames, typos, a married name) and
+    identifiers (typos, a second number) vary among one person's records: a conflict
+    on them holds only with the member the score comes from."""
+    fields = compiled.fields
+    whole = {f"{fields[i].name} disagrees" for i in compiled.decisive} | {
+        f"{fields[i].name} disagrees" for i in compiled.distinguishing if i not in compiled.names
+    }
+    return next((c for c in conflicts if c in whole), None)
 
 
 def _score_rows(
@@ -561,6 +586,19 @@ def _score_rows(
                 )
         fields.append(score)
     return compiled.prior_weight + sum(s.weight for s in fields), fields, best_member
+
+
+def strangers(model: MatchModel, left: Sequence[Prepared], right: Sequence[Prepared]) -> bool:
+    """Whether a source record of one golden record is another entity (`conflict`) than a
+    source record of the other. Merged, the two would hold two people (or companies),
+    however well their best members agree: a father's golden record and his son's, one
+    of which holds a record with no birth date, agree through that record alone."""
+    compiled = compile_model(model)
+    return any(
+        conflict(compiled, [f.level(a, b) for f in compiled.fields], a, b) is not None
+        for a in left
+        for b in right
+    )
 
 
 def score_clusters(

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from matching import standardize_record, strong_keys
-from matching.scoring import ClusterScore, vouches
+from matching.scoring import ClusterScore, strangers, vouches
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
@@ -605,8 +605,10 @@ def _vouched_owners(
     p: _Prepared, owners: Mapping[str, set[str]], active: ActiveModel, pool: BatchPool
 ) -> dict[str, set[str]]:
     """The golden records owning the record's strong keys that may take it at once: a
-    member agrees with it on an identifier and on a name (matching.scoring.vouches).
-    The others are left to the model, which weighs the identifier with the rest."""
+    member agrees with it on an identifier and on a name (matching.scoring.vouches),
+    and no member is another entity (matching.scoring.strangers: the record of a
+    senior whose number a junior's golden record holds). The others are left to the
+    model, which weighs the identifier with the rest."""
     assert p.features is not None
     incoming = p.features.prepared
     verdict: dict[str, bool] = {}
@@ -615,7 +617,9 @@ def _vouched_owners(
         for golden_id in {pool.resolve(g) for g in owners.get(key, ())}:
             if golden_id not in verdict:
                 members = pool.members.get(golden_id) or ()
-                verdict[golden_id] = any(vouches(active.model, incoming, m) for m in members)
+                verdict[golden_id] = any(
+                    vouches(active.model, incoming, m) for m in members
+                ) and not strangers(active.model, [incoming], members)
             if verdict[golden_id]:
                 out.setdefault(key, set()).add(golden_id)
     return out

@@ -37,6 +37,7 @@ from matching.scoring import (
     decide,
     score_cluster,
     score_clusters,
+    strangers,
     term_values,
     weight_of,
 )
@@ -181,7 +182,8 @@ def same_on_their_own(
     active: ActiveModel, pool: BatchPool, left: str, right: str
 ) -> ClusterScore | None:
     """The two golden records' score against each other, if it reaches auto_link
-    without a conflict (matching.scoring.conflict).
+    without a conflict (matching.scoring.conflict) and no member of one is another
+    entity than a member of the other (matching.scoring.strangers).
 
     A record that matched both is left out: only their own members are compared,
     so a merge this allows is evidence that they are one, not a chain through it.
@@ -190,7 +192,9 @@ def same_on_their_own(
     if not a or not b:
         return None
     score = score_clusters(active.model, a, b, active.frequencies)
-    return score if score.links(active.model) else None
+    if not score.links(active.model) or strangers(active.model, a, b):
+        return None
+    return score
 
 
 def explanation(score: ClusterScore) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from matching.scoring import ClusterScore, score_cluster, score_clusters
+from matching.scoring import ClusterScore, score_clusters, strangers
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.rematch import TRAINING_LOCK_CLASS, RematchStore, Run
@@ -295,7 +295,7 @@ async def _step(
     strong = [
         (c, s)
         for _, c, s in scored
-        if s.links(active.model) and not _strangers(active, own, pool.members[c])
+        if s.links(active.model) and not strangers(active.model, own, pool.members[c])
     ]
     for candidate, score in strong:
         if frozenset((golden_id, candidate)) in view.apart:
@@ -319,16 +319,6 @@ async def _step(
     band = [(c, s) for _, c, s in scored if c not in linked]
     result.reviews += await _open_reviews(repo, active, entity, view, golden_id, band, ctx)
     return None
-
-
-def _strangers(active: ActiveModel, left: Sequence[Any], right: Sequence[Any]) -> bool:
-    """Whether a source record of one golden record is another entity than every source
-    record of the other (matching.scoring.conflict): merged, the two would hold two
-    people (or companies), however well their best members agree. A steward decides."""
-    model, tf = active.model, active.frequencies
-    return any(score_cluster(model, r, right, tf).conflict is not None for r in left) or any(
-        score_cluster(model, r, left, tf).conflict is not None for r in right
-    )
 
 
 async def _withdraw(

@@ -11,7 +11,14 @@ from typing import Any
 from matching import standardize_record
 from matching.model import MatchModel, ModelError, default_model
 from matching.prepare import Prepared, prepare
-from matching.scoring import ClusterScore, decide, score_cluster, score_clusters, vouches
+from matching.scoring import (
+    ClusterScore,
+    decide,
+    score_cluster,
+    score_clusters,
+    strangers,
+    vouches,
+)
 
 WORKER = default_model("worker")
 HOME = {"line1": "Rosenweg 12", "postal_code": "79098", "city": "Freiburg", "country": "DE"}
@@ -227,6 +234,53 @@ def test_two_golden_records_of_a_household_are_not_merged_on_their_own() -> None
     right = [_worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                      address=HOME)]  # fmt: skip
     assert score_clusters(WORKER, left, right).conflict == "given_name disagrees"
+
+
+def test_an_identifier_contradicted_by_another_excuses_nothing() -> None:
+    # A mother and her daughter of one name and address; the daughter's form carries
+    # her mother's national id. Their employee numbers differ: the shared number does
+    # not excuse birth dates thirty years apart.
+    mother = _worker(given_name="Jill", family_name="Bailey", date_of_birth="1963-12-01",
+                     national_id=NID, employee_number="E103174", address=HOME)  # fmt: skip
+    daughter = _worker(given_name="Jill", family_name="Bailey", date_of_birth="1993-12-03",
+                       national_id=NID, employee_number="E103125", address=HOME)  # fmt: skip
+    score = _score(daughter, [mother])
+    assert score.conflict == "date_of_birth disagrees"
+    assert _outcome(WORKER, daughter, [mother]) != "link"
+    # With the employee number agreeing too, the birth date is the one mistyped value.
+    same = _worker(given_name="Jill", family_name="Bailey", date_of_birth="1993-12-03",
+                   national_id=NID, employee_number="E103174", address=HOME)  # fmt: skip
+    assert _score(same, [mother]).conflict is None
+
+
+def test_a_golden_record_holding_another_person_by_birth_date_takes_no_link() -> None:
+    # A father's golden record: his HCM record, and a PSA record of his with the name
+    # and the town only. His son's HCM record agrees with the PSA record on all it holds,
+    # and is born 34 years later than the father.
+    town = {"city": "Freiburg", "country": "DE"}
+    father = [
+        _worker(given_name="Jaime", family_name="Black", email="jaime.black@acme.example",
+                address=town),
+        _worker(given_name="Jaime", family_name="Black", date_of_birth="1964-04-01",
+                email="jaime.black@acme.example", address=HOME),
+    ]  # fmt: skip
+    son = _worker(given_name="Jaime", family_name="Black", date_of_birth="1998-04-21",
+                  address=HOME)  # fmt: skip
+    assert _score(son, father[:1]).conflict is None  # the PSA record alone cannot tell
+    score = _score(son, father)
+    assert score.conflict == "date_of_birth disagrees"
+    assert _outcome(WORKER, son, father) != "link"
+    # Two golden records, one of which holds the son, are not merged either.
+    assert strangers(WORKER, [son], father)
+    assert not strangers(WORKER, [son], father[:1])
+    # Names vary among one person's records: a member with another given name does not
+    # hold the score when the member it comes from agrees.
+    nickname = _worker(given_name="James", family_name="Black", date_of_birth="1964-04-01",
+                       address=HOME)  # fmt: skip
+    held = _worker(given_name="Jaime", family_name="Black", date_of_birth="1964-04-01",
+                   address=HOME)  # fmt: skip
+    assert _score(nickname, [held, _worker(given_name="Mike", family_name="Black",
+                                             address=HOME)]).conflict is None  # fmt: skip
 
 
 # --- companies -----------------------------------------------------------------
