@@ -42,6 +42,9 @@ ELSE = "else"
 
 # Threshold of the cross comparisons of "swapped" when its label gives none.
 SWAP_SIMILARITY = 0.92
+# A company name's first word is compared on its own (level "first_token") when both
+# have at least this many letters: shorter ones ("abc", "ses") are too often shared.
+FIRST_TOKEN_MIN = 5
 
 # Levels at which two values agree without belonging to one holder: e-mail
 # addresses of one company's domain are its staff's, not one person's. An
@@ -187,6 +190,19 @@ def _company_similarity(scorer: Any, t: float) -> Predicate:
         return False
 
     return holds
+
+
+def _first_token(a: Features, b: Features) -> bool:
+    # The first word that says which company it is ("mangold" in "Mangold Health Care"),
+    # the same or one typo apart ("mangpld"), when both have at least FIRST_TOKEN_MIN
+    # letters: a hand-typed name often keeps only that word, or shortens the rest.
+    x, y = a.get("tok"), b.get("tok")
+    if not x or not y:
+        return False
+    first, other = x[0], y[0]
+    if len(first) < FIRST_TOKEN_MIN or len(other) < FIRST_TOKEN_MIN:
+        return False
+    return first == other or OSA.distance(first, other, score_cutoff=1) <= 1
 
 
 def _acronym(a: Features, b: Features) -> bool:
@@ -445,6 +461,7 @@ COMPARATORS: dict[str, Comparator] = {
                 ),
                 "token_set": _needs(">=", lambda t: _company_similarity(fuzz.token_set_ratio, t)),
                 "acronym": (None, _plain(_acronym)),
+                "first_token": (None, _plain(_first_token)),
             },
             "company keys (legal suffix, 'the', '&', punctuation removed) of name and legal name",
         ),

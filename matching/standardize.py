@@ -150,11 +150,46 @@ def _join_initials(words: list[str]) -> list[str]:
     return out
 
 
+# Words that hand-typed company names shorten, with the word each stands for ("Maplewind
+# Intl Mfg" is "Maplewind International Manufacturing"). Legal forms are cleanco's.
+ABBREVIATIONS = {
+    "assoc": "associates",
+    "assocs": "associates",
+    "bros": "brothers",
+    "cnslt": "consulting",
+    "cnsltg": "consulting",
+    "consult": "consulting",
+    "dev": "development",
+    "engg": "engineering",
+    "engr": "engineering",
+    "engrg": "engineering",
+    "fin": "financial",
+    "grp": "group",
+    "hldg": "holding",
+    "hldgs": "holdings",
+    "inds": "industries",
+    "indus": "industries",
+    "intl": "international",
+    "mfg": "manufacturing",
+    "mgmt": "management",
+    "mktg": "marketing",
+    "natl": "national",
+    "svc": "services",
+    "svcs": "services",
+    "sys": "systems",
+    "tech": "technology",
+    "techs": "technologies",
+}
+
+
 def company_key(raw: str) -> str:
-    """Matching key of a company name: no legal suffix, folded, "&" read as "and".
+    """Matching key of a company name: no legal suffix, folded, "&" read as "and", the
+    common shortened words written out (`ABBREVIATIONS`).
 
     >>> [company_key(n) for n in ("The Acme Corp.", "ACME Corporation", "Acme Corp. Ltd")]
     ['acme', 'acme', 'acme']
+    >>> company_key("Maplewind Intl Mfg")
+    'maplewind international manufacturing'
     """
     name = _strip_legal_suffixes(clean_text(raw))
     words = fold(name.replace("&", " and ")).split()
@@ -163,7 +198,7 @@ def company_key(raw: str) -> str:
     # "Smith & Co" loses "Co" to cleanco and would leave a dangling "and".
     if len(words) > 1 and words[-1] == "and":
         words = words[:-1]
-    words = _join_initials(words)
+    words = [ABBREVIATIONS.get(w, w) for w in _join_initials(words)]
     return " ".join(words) if words else fold(raw)
 
 

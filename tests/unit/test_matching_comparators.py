@@ -233,6 +233,13 @@ def test_address_features_stored_before_the_street_and_number_compare_alike() ->
         ("Acme Consulting Group", "Acme Group", "token_set>=90"),
         ("IBM", "International Business Machines Corp", "acronym"),
         ("Acme", "Globex", "else"),
+        # Shortened words are written out: the same name.
+        ("Maplewind Intl Mfg", "Maplewind International Manufacturing", "exact"),
+        # The first word alone or one typo apart, five letters or more.
+        ("Mangold Health Care", "mangpld", "first_token"),
+        ("Schmidt", "Schmodt Consult", "first_token"),
+        ("Abcor Health", "Abcar", "first_token"),
+        ("Ames Health Care", "Amos", "else"),  # too short to tell
     ],
 )
 def test_company_name_levels(left: str, right: str, level: str) -> None:

@@ -314,6 +314,21 @@ def test_a_tax_id_and_the_address_of_one_record_outweigh_a_new_name() -> None:
         assert score_cluster(model, renamed, [held]).conflict is None, entity
 
 
+def test_a_hand_typed_name_keeping_its_first_word_is_the_company_at_its_address() -> None:
+    # Typed into a CRM by hand: the first word mistyped, the rest left out. At the same
+    # address it is the same customer (in a hub holding 5,000 customers); without the
+    # first word, a steward decides.
+    site = {"line1": "Eigenwilligstrasse 9", "postal_code": "71269", "city": "Eckernförde",
+            "country": "DE"}  # fmt: skip
+    model = default_model("customer").at_size(5_000)
+    held = _company("customer", name="Mangold Health Care GmbH", address=site)
+    typed = _company("customer", name="mangpld", address=site)
+    assert score_cluster(model, typed, [held]).conflict is None
+    assert _outcome(model, typed, [held]) == "link"
+    other = _company("customer", name="Harbour Logistics", address=site)
+    assert _outcome(model, other, [held]) != "link"
+
+
 # --- the model's identity section -------------------------------------------------
 
 
