@@ -11,8 +11,8 @@ the hub gives its integrations).
    Retrainer of `mdm serve`, every `RETRAIN_INTERVAL` seconds, the default
    growth and minimum) ingests the records; then `GET /v1/match/{entity}/status`
    is polled until the hub is idle: no re-matching run pending or running, no
-   `mdm train` child at work (its advisory lock free) and no entity due for
-   training. Whatever the hub trained and re-matched by itself is in the result.
+   `mdm train` child at work and none due (the status says so). Whatever the hub
+   trained and re-matched by itself is in the result.
 3. **mdm train + mdm rematch**: on the database of 1, what `mdm train ENTITY`
    runs (mdm.cli's `_train_and_rematch`: fit, adoption check, adopt if it passes,
    without --force, then re-match).
@@ -48,11 +48,8 @@ from sqlalchemy import text
 from bench.evaluate import differing_records
 from mdm.adapters.matching import MatchStore
 from mdm.api.app import create_app
-from mdm.api.retrain import _LOCK_CLASS
 from mdm.bootstrap import make_engine
 from mdm.cli import _train_and_rematch
-from mdm.domain.sources import ENTITIES
-from mdm.services.adoption import retrain_due
 from mdm.settings import (
     AuthSettings,
     DatabaseSettings,
@@ -236,27 +233,6 @@ class _Collect(logging.Handler):
         self.lines.append((record.created, record.getMessage()))
 
 
-async def _training(url: str, entity: str, policy: RetrainSettings) -> tuple[bool, bool]:
-    """Whether a `mdm train` child of the Retrainer holds the entity's training lock, and
-    whether training is due (the Retrainer would start one at its next check)."""
-    engine = make_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            training = await conn.scalar(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND granted AND classid = CAST(:k1 AS oid) AND objid = CAST(:k2 AS oid)"
-                    " AND objsubid = 2 AND database = (SELECT oid FROM pg_database"
-                    " WHERE datname = current_database()))"
-                ),
-                {"k1": _LOCK_CLASS, "k2": ENTITIES.index(entity)},
-            )
-            due = await retrain_due(conn, entity, policy.growth, policy.minimum)
-    finally:
-        await engine.dispose()
-    return bool(training), due
-
-
 async def _automatic(url: str, records: Sequence[dict[str, Any]], entity: str) -> HubResult:
     """Ingest into an app whose retraining check is on, then wait until it is idle."""
     result = HubResult(LABELS[1])
@@ -273,16 +249,17 @@ async def _automatic(url: str, records: Sequence[dict[str, Any]], entity: str) -
             rejected, result.ingest_seconds = await _ingest(client, records, entity)
             ingested = time.monotonic()
             while True:
+                # idle: no re-matching run pending or running, no training running or
+                # due (the status reads the retraining check's lock and its policy).
                 status = (await client.get(f"/v1/match/{entity}/status")).json()
-                training, due = await _training(url, entity, policy)
                 # A check has run after the last record (or training started) before idle counts.
                 checked = time.monotonic() - ingested > 1.5 * RETRAIN_INTERVAL
-                if status["state"] == "idle" and not training and not due and checked:
+                if status["state"] == "idle" and checked:
                     break
                 if time.monotonic() - ingested > SETTLE_TIMEOUT:
                     result.failed = (
                         f"not idle {SETTLE_TIMEOUT:.0f} s after the last record: state "
-                        f"{status['state']}, training {training}, due {due}"
+                        f"{status['state']}"
                     )
                     break
                 await asyncio.sleep(0.5)

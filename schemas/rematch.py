@@ -38,5 +38,5 @@ class MatchStatus(msgspec.Struct, kw_only=True):
     trained_on: int | None  # records the model was fitted on; None for the packaged model
     records: int  # live source records now
     records_since_fit: int  # of them, received after the model was fitted
-    state: Literal["idle", "pending", "running", "training"]
+    state: Literal["idle", "pending", "running", "training", "training_due"]
     rematch: RematchRunView | None  # the latest run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import get, post
 from litestar.di import NamedDependency
@@ -16,6 +16,7 @@ from mdm.adapters.rematch import Run
 from mdm.api.auth import Permission, requires
 from mdm.api.openapi import problem
 from mdm.bootstrap import Hub
+from mdm.services.adoption import retrain_due
 from mdm.services.rematch import CHUNK, Rematch, status
 from schemas.rematch import MatchStatus, RematchRunView, RematchStarted
 
@@ -89,11 +90,18 @@ async def start_rematch(
     opt=requires(Permission.READ),
 )
 async def match_status(hub: NamedDependency[Hub], entity: FromPath[str]) -> MatchStatus:
-    """`state` is `running` while a run works, `pending` when the model in force was
-    fitted after records were held and no run under it finished (or one was
-    interrupted), `idle` otherwise."""
+    """`state` is `running` while a run works, `training` while the hub's automatic
+    training of the entity runs, `pending` when the model in force was fitted after
+    records were held and no run under it finished (or one was interrupted),
+    `training_due` when the hub's retraining check (`mdm serve`) is to train the
+    entity at its next check, `idle` otherwise."""
+    policy = hub.settings.retrain
+
+    async def due(conn: Any, name: str) -> bool:
+        return await retrain_due(conn, name, policy.growth, policy.minimum)
+
     async with hub.transaction() as repo:
-        found = await status(repo.conn, hub.rules, entity)
+        found = await status(repo.conn, hub.rules, entity, due if policy.interval > 0 else None)
     return MatchStatus(
         entity=found.entity,
         model_version=found.model_version,

@@ -32,7 +32,7 @@ committed chunk, and a run over records that did not change changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -407,18 +407,25 @@ class Status:
     trained_on: int | None  # the records the model was fitted on (None: the packaged one)
     records: int  # live source records now
     records_since_fit: int  # of them, received after the model was fitted
-    state: str  # idle | pending | running | training
+    state: str  # idle | pending | running | training | training_due
     run: Run | None  # the latest run
 
 
-async def status(conn: AsyncConnection, rules: MasteringRules, entity: str) -> Status:
+async def status(
+    conn: AsyncConnection,
+    rules: MasteringRules,
+    entity: str,
+    due: Callable[[AsyncConnection, str], Awaitable[bool]] | None = None,
+) -> Status:
     """Where re-matching stands for `entity`.
 
     Running: a re-matching run works. Training: the hub's automatic training of the
     entity (mdm serve's retraining check) is fitting and checking a model, and
     re-matching after it if it adopts one. Pending: a run was interrupted, or the
     model in force was fitted (not the packaged one) after records were held and no
-    run under it has finished.
+    run under it has finished. Training due: nothing runs, but `due` (the hub's
+    retraining policy, when it has one) says the entity is to be trained: its next
+    check will.
     """
     check_entity(entity)
     await rules.models.current(conn, entity)  # stores the packaged model if none is
@@ -436,6 +443,8 @@ async def status(conn: AsyncConnection, rules: MasteringRules, entity: str) -> S
         done = await store.latest_finished(entity)
         stale = info.trained_on is not None and (done is None or done.model_version < info.version)
         state = "pending" if stale and await store.any_before(entity, info.fitted_at) else "idle"
+        if state == "idle" and due is not None and await due(conn, entity):
+            state = "training_due"
     return Status(
         entity=entity,
         model_version=info.version,

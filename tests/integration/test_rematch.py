@@ -676,3 +676,24 @@ async def test_the_status_says_training_while_the_hub_trains_the_entity(
     finally:
         await engine.dispose()
     assert (await client.get("/v1/match/worker/status")).json()["state"] == "idle"
+
+
+async def test_the_status_says_training_is_due_when_the_hubs_check_would_train(
+    client: AsyncTestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from mdm.settings import RetrainSettings
+
+    hub: Hub = client.app.state.hub
+    await put(client, "hcm", "H-1", {"given_name": "Ada", "family_name": "Lovelace"})
+    await put(client, "hcm", "H-2", {"given_name": "Grace", "family_name": "Hopper"})
+    # A hub without a retraining check (interval 0, as any app built in code) trains
+    # nothing by itself: idle.
+    assert (await client.get("/v1/match/worker/status")).json()["state"] == "idle"
+    # mdm serve's check, which trains an entity from 2 records under the packaged model
+    # (and, for this test, never runs: 10 minutes between checks).
+    retrain = RetrainSettings(interval=600, minimum=2)
+    monkeypatch.setattr(hub, "settings", dataclasses.replace(hub.settings, retrain=retrain))
+    assert (await client.get("/v1/match/worker/status")).json()["state"] == "training_due"
+    assert (await client.get("/v1/match/customer/status")).json()["state"] == "idle"
