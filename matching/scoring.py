@@ -502,9 +502,10 @@ def score_cluster(
     # Evidence comes only from members that are not another entity than the
     # incoming record (`conflict`); when every member is, from all of them, and
     # the score says why it cannot link. A member that is another entity on a field
-    # one entity has one value of (`_held_by_any`) holds the score too. Members that agree on no name (their
-    # identifier and birth date do) are never added up with members that agree
-    # on a name: each group is scored on its own, and the better one counts.
+    # one entity has one value of (`_held_by_any`) holds the score too. Members that
+    # agree on no name (their identifier and birth date do) are never added up with
+    # members that agree on a name: each group is scored on its own, and the better
+    # one counts.
     levels = [[level for level, _ in row] for row in grid]
     conflicts = [
         conflict(compiled, row, incoming, member)
