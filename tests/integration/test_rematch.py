@@ -100,16 +100,24 @@ async def put(client: AsyncTestClient, source: str, source_id: str, attrs: dict)
     return str(response.json()["golden_id"])
 
 
-async def load_split(client: AsyncTestClient, database_url: str) -> dict[str, tuple[str, str]]:
-    """Every person's two records under a strict version 1: two golden records each."""
-    strict = default_model("worker").to_dict()
-    strict["thresholds"] = {"auto_link": 0.99999, "review": 0.9999}
-    del strict["matches_per_record"]  # a fixed prior (the packaged 1e-5): nothing in the band
+async def store_version_1(
+    client: AsyncTestClient, database_url: str, auto_link: float, review: float
+) -> None:
+    """The packaged worker model with these thresholds and its fixed prior (1e-5), as
+    version 1 of the hub's model."""
+    model = default_model("worker").to_dict()
+    model["thresholds"] = {"auto_link": auto_link, "review": review}
+    del model["matches_per_record"]
     engine = create_async_engine(database_url)
     async with engine.begin() as conn:
-        await MatchStore(conn).ensure_model("worker", 1, strict)
+        await MatchStore(conn).ensure_model("worker", 1, model)
     await engine.dispose()
     client.app.state.hub.rules.models.forget()
+
+
+async def load_split(client: AsyncTestClient, database_url: str) -> dict[str, tuple[str, str]]:
+    """Every person's two records under a strict version 1: two golden records each."""
+    await store_version_1(client, database_url, 0.99999, 0.9999)  # nothing in the band
     goldens = {}
     for name, (hcm, psa) in PEOPLE.items():
         goldens[name] = (
@@ -562,14 +570,7 @@ async def test_a_merge_withdraws_the_questions_it_answers(
 ) -> None:
     # Version 1 asks about every pair (a band down to nearly 0) and links none; the
     # packaged model then merges SAME's pairs (but Annika's, kept apart by a steward).
-    asking = default_model("worker").to_dict()
-    asking["thresholds"] = {"auto_link": 0.99999, "review": 1e-9}
-    del asking["matches_per_record"]
-    engine = create_async_engine(database_url)
-    async with engine.begin() as conn:
-        await MatchStore(conn).ensure_model("worker", 1, asking)
-    await engine.dispose()
-    client.app.state.hub.rules.models.forget()
+    await store_version_1(client, database_url, 0.99999, 1e-9)
     goldens = {}
     for name, (hcm, psa) in SAME.items():
         first = await put(client, "hcm", f"H-{name}", hcm)
