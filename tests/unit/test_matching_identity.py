@@ -374,6 +374,24 @@ def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> N
     assert _outcome(WORKER, renumbered, [at_home]) == "link"
 
 
+def test_two_employee_numbers_are_two_people_unless_the_home_address_agrees() -> None:
+    # Namesakes at one firm, one of whose forms carries the other's national id: their
+    # employee numbers differ, and the shared number does not make them one.
+    held = _worker(given_name="James", family_name="Klomp", national_id=NID,
+                   employee_number="E102855")  # fmt: skip
+    other = _worker(given_name="James", family_name="Klomp", national_id=NID,
+                    employee_number="E104872")  # fmt: skip
+    assert _score(other, [held]).conflict == "employee_number disagrees"
+    assert _outcome(WORKER, other, [held]) != "link"
+    assert not vouches(WORKER, other, held)
+    # At one home address, one person re-hired under a new number.
+    rehired = _worker(given_name="James", family_name="Klomp", national_id=NID,
+                      employee_number="E104872", address=HOME)  # fmt: skip
+    at_home = _worker(given_name="James", family_name="Klomp", national_id=NID,
+                      employee_number="E102855", address=HOME)  # fmt: skip
+    assert _score(rehired, [at_home]).conflict is None
+
+
 def test_a_relatives_number_does_not_excuse_another_given_name() -> None:
     # A form filled in with a housemate's national id: another given name, the family
     # name and the number agree, no birth date to say it is one person.

@@ -167,20 +167,20 @@ def test_field_best_takes_each_fields_best_member() -> None:
 
 
 def test_identifier_disagreeing_with_every_member_counts_against() -> None:
-    # (The employee number: a national id that disagrees outright makes the member
-    # another person, matching.scoring.conflict, and its evidence is left out.)
+    # (The e-mail: a national id or an employee number that disagrees outright makes
+    # the member another person, matching.scoring.conflict, and its evidence is left out.)
     model = default_model("worker")
-    incoming = _p(model, given_name="Anna", family_name="Berger", employee_number="E111111")
+    incoming = _p(model, given_name="Anna", family_name="Berger", email="anna@acme.example")
     members = [
-        _p(model, given_name="Anna", family_name="Berger", employee_number="E999999"),
+        _p(model, given_name="Anna", family_name="Berger", email="ab1970@globex.example"),
         _p(model, given_name="Anna", family_name="Berger"),
     ]
     rows = {f.field: f for f in score_cluster(model, incoming, members).fields}
-    assert rows["employee_number"].level == "else" and rows["employee_number"].weight < -1
+    assert rows["email"].level == "else" and rows["email"].weight < -1
     # Agreeing with one member's identifier is agreement.
-    members.append(_p(model, family_name="Berger", employee_number="E111111"))
+    members.append(_p(model, family_name="Berger", email="anna@acme.example"))
     rows = {f.field: f for f in score_cluster(model, incoming, members).fields}
-    assert rows["employee_number"].level == "exact"
+    assert rows["email"].level == "exact"
 
 
 def test_agreeing_with_one_of_many_values_counts_less() -> None:
