@@ -44,7 +44,7 @@ from mdm.services.matcher import (
     same_on_their_own,
 )
 from mdm.services.relationships import follow_references, lock_referenced, reference_locks
-from mdm.services.review_events import announce_opened, withdraw_answered
+from mdm.services.review_events import announce_opened
 from schemas.api import BATCH_ITEM, OUT_OF_RANGE, in_utc_range
 from schemas.text import explain
 
@@ -571,7 +571,6 @@ async def _auto_merge(
     merge_id = await store.record_merge(
         entity, survivor, losers, moved, "matcher", reason, ctx.received_at
     )
-    await withdraw_answered(repo, survivor, losers, "matcher", ctx)
     cause = Cause(
         kind="source_record", source=source, source_id=bridge, reason=reason, merge_id=merge_id
     )

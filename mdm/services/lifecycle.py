@@ -13,6 +13,7 @@ from typing import Literal
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
 from mdm.adapters.repository import Repository
+from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
@@ -85,6 +86,13 @@ async def merge_goldens(
         raise ValidationFailed("nothing to merge", [FieldProblem("$.loser_ids", "empty")])
     if survivor_id in losers:
         raise Conflict(f"{survivor_id} cannot be merged into itself")
+    # The review tasks this merge answers are locked before the golden records: the
+    # order review decisions and re-matching runs lock them in (no deadlock).
+    answered = (
+        await ReviewStore(repo.conn).undecided_within([survivor_id, *losers])
+        if review_id is None  # a review decision closes the tasks it answers itself
+        else []
+    )
     goldens = await lock_active(repo, entity, [survivor_id, *losers])
     store = MergeStore(repo.conn)
     before = [m.record_id for m in await store.members(survivor_id)]
@@ -111,8 +119,7 @@ async def merge_goldens(
     }
     changes = await record_changes(repo, rules, entity, touches, ctx, goldens)
     await follow_references(repo, rules, entity, touches, ctx)
-    if review_id is None:  # a review decision closes the tasks it answers itself
-        await withdraw_answered(repo, survivor_id, losers, actor, ctx)
+    await withdraw_answered(repo, survivor_id, answered, actor, ctx)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],

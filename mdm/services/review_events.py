@@ -110,11 +110,17 @@ async def withdraw(
 
 
 async def withdraw_answered(
-    repo: Repository, survivor_id: str, losers: Sequence[str], actor: str, ctx: RequestContext
+    repo: Repository,
+    survivor_id: str,
+    tasks: Sequence[Mapping[str, Any]],
+    actor: str,
+    ctx: RequestContext,
 ) -> None:
-    """Withdraw the undecided review tasks between golden records this merge made one:
-    the records they ask about now share a golden record, so they ask nothing."""
+    """Withdraw `tasks` (ReviewStore.undecided_within, locked before the merge locked its
+    golden records), undecided review tasks between golden records a merge into
+    `survivor_id` made one: the records they ask about now share a golden record, so
+    they ask nothing."""
     store = ReviewStore(repo.conn)
-    for task in await store.undecided_within([survivor_id, *losers]):
+    for task in tasks:
         why = f"{task['golden_id']} and {task['candidate_id']} were merged into {survivor_id}"
         await withdraw(store, task, actor, why, ctx)
