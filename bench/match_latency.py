@@ -974,7 +974,10 @@ def _section(r: dict[str, Any], table: str) -> str:
             f"distinct generated people to another one (strong key or match)."
         )
     else:
-        load = "\n\nThe database was loaded by an earlier run (`--keep-db`); no load time here."
+        load = (
+            "\n\nThe store was kept (`--keep-db`) and not loaded here: the load's rate is"
+            " the bulk-load section's."
+        )
     text_ = f"""{START}
 ## One-record matching with {r["stored"]:,} workers stored (issue 3)
 

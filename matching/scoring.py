@@ -203,6 +203,8 @@ class CompiledModel:
     decisive: tuple[int, ...] = ()
     exclusive: tuple[int, ...] = ()
     confirming: tuple[int, ...] = ()
+    # The conflicts any member of a golden record holds its score with (`_held_by_any`).
+    held_by_any: frozenset[str] = frozenset()
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -240,6 +242,13 @@ def compile_model(model: MatchModel) -> CompiledModel:
         decisive=tuple(column[n] for n in identity.decisive),
         exclusive=tuple(column[n] for n in identity.exclusive),
         confirming=tuple(column[n] for n in identity.confirming),
+        held_by_any=frozenset(
+            f"{name} disagrees"
+            for name in (
+                *identity.decisive,
+                *(n for n in identity.distinguishing if n not in identity.names),
+            )
+        ),
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
@@ -544,11 +553,7 @@ def _held_by_any(compiled: CompiledModel, conflicts: Sequence[str | None]) -> st
     record still holds another person. Names (nicknames, typos, a married name) and
     identifiers (typos, a second number) vary among one person's records: a conflict
     on them holds only with the member the score comes from."""
-    fields = compiled.fields
-    whole = {f"{fields[i].name} disagrees" for i in compiled.decisive} | {
-        f"{fields[i].name} disagrees" for i in compiled.distinguishing if i not in compiled.names
-    }
-    return next((c for c in conflicts if c in whole), None)
+    return next((c for c in conflicts if c in compiled.held_by_any), None)
 
 
 def _score_rows(

@@ -27,8 +27,6 @@ from mdm.settings import Settings
 
 log = logging.getLogger("mdm.retrain")
 
-_LOCK_CLASS = TRAINING_LOCK_CLASS  # the second key: the entity's position in ENTITIES
-
 
 class Retrainer:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
@@ -67,7 +65,8 @@ class Retrainer:
         return done
 
     async def _check(self, entity: str) -> bool:
-        keys = {"k1": _LOCK_CLASS, "k2": ENTITIES.index(entity)}
+        # The second key: the entity's position in ENTITIES (RematchStore.locked reads it).
+        keys = {"k1": TRAINING_LOCK_CLASS, "k2": ENTITIES.index(entity)}
         policy = self.settings.retrain
         async with self.engine.connect() as conn:
             locked = await conn.execute(text("SELECT pg_try_advisory_lock(:k1, :k2)"), keys)

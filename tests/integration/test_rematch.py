@@ -627,14 +627,7 @@ async def test_rematch_does_not_merge_a_golden_record_holding_a_stranger(
     home = {"line1": "Abelhof 58", "city": "Grootschermer", "postal_code": "4534 OG",
             "country": "NL"}  # fmt: skip
     thomas = {"given_name": "Thomas", "family_name": "Lamotte", "date_of_birth": "1979-07-08"}
-    strict = default_model("worker").to_dict()
-    strict["thresholds"] = {"auto_link": 0.99999999, "review": 0.9999999}
-    del strict["matches_per_record"]
-    engine = create_async_engine(database_url)
-    async with engine.begin() as conn:
-        await MatchStore(conn).ensure_model("worker", 1, strict)
-    await engine.dispose()
-    client.app.state.hub.rules.models.forget()
+    await store_version_1(client, database_url, 0.99999999, 0.9999999)
     hcm = await put(client, "hcm", "H-thomas", {**thomas, "address": home})
     psa = await put(client, "psa", "P-thomas", thomas)
     robert = await put(client, "erp", "V-robert", {"given_name": "Robert",
