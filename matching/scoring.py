@@ -324,8 +324,11 @@ def conflict(
       identifier, or else (one typo away) a confirming field (the home address)
       agrees outright too;
     - an exclusive identifier (the national id) disagrees outright: "<field>
-      disagrees", unless a confirming field (the home address) agrees outright:
-      one person with an old and a new number;
+      disagrees", unless a confirming field (the home address) agrees outright
+      (one person with an old and a new number), or every name and every
+      distinguishing field agrees outright (the same full name and birth date: a
+      number replaced or mistyped beyond a typo). The weights then decide: the
+      other number's weight holds such a pair at review in a large store;
     - else a distinguishing field disagreeing outright: "<field> disagrees"
       (siblings and twins differ on the given name, a junior and a senior on the
       birth date), unless an identifier and every other distinguishing field
@@ -348,8 +351,10 @@ def conflict(
     if _no_name_agrees(compiled, levels, a, b) and not _names_replaced(compiled, levels):
         return "no name agrees"
     for i in compiled.exclusive:
-        if levels[i] == fields[i].else_index and not any(
-            levels[j] == 0 for j in compiled.confirming
+        if (
+            levels[i] == fields[i].else_index
+            and not any(levels[j] == 0 for j in compiled.confirming)
+            and not _named_outright(compiled, levels)
         ):
             return f"{fields[i].name} disagrees"
     for i in compiled.distinguishing:
@@ -362,6 +367,12 @@ def conflict(
             continue  # one of them replaced or mistyped: the identifier and the rest agree
         return f"{fields[i].name} disagrees"
     return None
+
+
+def _named_outright(compiled: CompiledModel, levels: Sequence[int]) -> bool:
+    """Every name and every distinguishing field is compared and agrees outright."""
+    fields = (*compiled.names, *compiled.distinguishing)
+    return bool(fields) and all(levels[i] == 0 for i in fields)
 
 
 def _names_replaced(compiled: CompiledModel, levels: Sequence[int]) -> bool:

@@ -357,10 +357,14 @@ def test_a_model_stored_without_identity_takes_the_packaged_one() -> None:
 def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> None:
     held = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                    national_id=NID)  # fmt: skip
-    apart = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
-                    national_id="63897604266")  # fmt: skip
+    # Namesakes, one birth date unknown: two numbers are two people.
+    apart = _worker(given_name="Jonas", family_name="Keller", national_id="63897604266")
     assert _score(apart, [held]).conflict == "national_id disagrees"
     assert _outcome(WORKER, apart, [held]) != "link"
+    # ... and so with a nickname, whatever the birth date.
+    jo = _worker(given_name="Jo", family_name="Keller", date_of_birth="1961-05-02",
+                 national_id="63897604266")  # fmt: skip
+    assert _score(jo, [held]).conflict == "national_id disagrees"
     # One digit off is a typo, not another number.
     typo = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                    national_id="12345678907")  # fmt: skip
@@ -372,6 +376,18 @@ def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> N
                          national_id="63897604266", address=HOME)  # fmt: skip
     assert _score(renumbered, [at_home]).conflict is None
     assert _outcome(WORKER, renumbered, [at_home]) == "link"
+
+
+def test_the_same_full_name_and_birth_date_leave_another_national_id_to_the_weights() -> None:
+    # A number replaced or mistyped beyond a typo, everything else written alike: no
+    # conflict, and the store's size decides, as for any evidence.
+    held = _worker(given_name="Zachary", family_name="Lodge", date_of_birth="1979-06-13",
+                   national_id=NID)  # fmt: skip
+    other = _worker(given_name="Zachary", family_name="Lodge", date_of_birth="1979-06-13",
+                    national_id="63897604266")  # fmt: skip
+    assert _score(other, [held]).conflict is None
+    assert _outcome(WORKER.at_size(2_000), other, [held]) == "link"
+    assert _outcome(WORKER.at_size(1_000_000), other, [held]) == "review"
 
 
 def test_two_employee_numbers_are_two_people_unless_the_home_address_agrees() -> None:
