@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -203,8 +203,9 @@ class CompiledModel:
     decisive: tuple[int, ...] = ()
     exclusive: tuple[int, ...] = ()
     confirming: tuple[int, ...] = ()
-    # The conflicts any member of a golden record holds its score with (`_held_by_any`).
-    held_by_any: frozenset[str] = frozenset()
+    # The conflicts any member of a golden record holds its score with (`_held_by_any`),
+    # each with the column of its field.
+    held_by_any: Mapping[str, int] = field(default_factory=dict)
 
 
 _compiled: dict[int, CompiledModel] = {}
@@ -242,13 +243,13 @@ def compile_model(model: MatchModel) -> CompiledModel:
         decisive=tuple(column[n] for n in identity.decisive),
         exclusive=tuple(column[n] for n in identity.exclusive),
         confirming=tuple(column[n] for n in identity.confirming),
-        held_by_any=frozenset(
-            f"{name} disagrees"
+        held_by_any={
+            f"{name} disagrees": column[name]
             for name in (
                 *identity.decisive,
                 *(n for n in identity.distinguishing if n not in identity.names),
             )
-        ),
+        },
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
@@ -325,10 +326,10 @@ def conflict(
       agrees outright too;
     - an exclusive identifier (the national id) disagrees outright: "<field>
       disagrees", unless a confirming field (the home address) agrees outright
-      (one person with an old and a new number), or every name and every
-      distinguishing field agrees outright (the same full name and birth date: a
-      number replaced or mistyped beyond a typo). The weights then decide: the
-      other number's weight holds such a pair at review in a large store;
+      (one person with an old and a new number), or the given name and the birth
+      date agree outright and the family name agrees (a number replaced or
+      mistyped beyond a typo). The weights then decide: the other number's weight
+      holds such a pair at review in a large store;
     - else a distinguishing field disagreeing outright: "<field> disagrees"
       (siblings and twins differ on the given name, a junior and a senior on the
       birth date), unless an identifier and every other distinguishing field
@@ -370,9 +371,14 @@ def conflict(
 
 
 def _named_outright(compiled: CompiledModel, levels: Sequence[int]) -> bool:
-    """Every name and every distinguishing field is compared and agrees outright."""
-    fields = (*compiled.names, *compiled.distinguishing)
-    return bool(fields) and all(levels[i] == 0 for i in fields)
+    """Every distinguishing field (the given name, the birth date) is compared and agrees
+    outright, and every other name (the family name) agrees, a typo allowed: twins differ
+    on their given names, and share their family name as written."""
+    return (
+        bool(compiled.distinguishing)
+        and all(levels[i] == 0 for i in compiled.distinguishing)
+        and all(_agrees(compiled, levels, i) for i in compiled.names)
+    )
 
 
 def _names_replaced(compiled: CompiledModel, levels: Sequence[int]) -> bool:
@@ -553,18 +559,29 @@ def score_cluster(
         # The golden record holds another entity than the incoming record (a junior's
         # golden record, one of whose members has no birth date and no suffix): it is
         # not this record's, however well that member agrees.
-        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts),
+        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts, levels),
     )
 
 
-def _held_by_any(compiled: CompiledModel, conflicts: Sequence[str | None]) -> str | None:
+def _held_by_any(
+    compiled: CompiledModel, conflicts: Sequence[str | None], levels: Sequence[Sequence[int]]
+) -> str | None:
     """A conflict with any member on a field one entity has one value of: a decisive one
     (a senior's record against a golden record holding his son's) or a distinguishing one
     that is no name (a birth date). The best member may have no such value; the golden
     record still holds another person. Names (nicknames, typos, a married name) and
     identifiers (typos, a second number) vary among one person's records: a conflict
-    on them holds only with the member the score comes from."""
-    return next((c for c in conflicts if c in compiled.held_by_any), None)
+    on them holds only with the member the score comes from.
+
+    Unless another member agrees with the incoming record on that field outright: the
+    golden record then holds the incoming record's value already, and the member that
+    disagrees is one whose typo it accepted (a mistyped birth date that came with the
+    same given name and national id)."""
+    for c in conflicts:
+        column = compiled.held_by_any.get(c) if c is not None else None
+        if column is not None and not any(row[column] == 0 for row in levels):
+            return c
+    return None
 
 
 def _score_rows(

@@ -283,6 +283,24 @@ def test_a_golden_record_holding_another_person_by_birth_date_takes_no_link() ->
                                              address=HOME)]).conflict is None  # fmt: skip
 
 
+def test_a_golden_record_holding_the_birth_date_already_is_not_held_by_a_mistyped_one() -> None:
+    # One person's golden record: her HCM record, and an ERP record with the birth date
+    # mistyped, taken on its national id and given name. A third record, written like
+    # the first, disagrees with the mistyped date only: the golden record holds its
+    # birth date already.
+    person = [
+        _worker(given_name="Isabella", family_name="Priest", date_of_birth="1916-05-03",
+                national_id=NID, address=HOME),
+        _worker(given_name="Isabella", family_name="Priest", date_of_birth="1961-08-30",
+                national_id=NID, address=HOME),
+    ]  # fmt: skip
+    third = _worker(given_name="Isabella", family_name="Prise", date_of_birth="1916-05-03",
+                    address=HOME)  # fmt: skip
+    assert _score(third, person[1:]).conflict == "date_of_birth disagrees"
+    assert _score(third, person).conflict is None
+    assert _outcome(WORKER, third, person) == "link"
+
+
 # --- companies -----------------------------------------------------------------
 
 
@@ -388,6 +406,14 @@ def test_the_same_full_name_and_birth_date_leave_another_national_id_to_the_weig
     assert _score(other, [held]).conflict is None
     assert _outcome(WORKER.at_size(2_000), other, [held]) == "link"
     assert _outcome(WORKER.at_size(1_000_000), other, [held]) == "review"
+    # A typo in the family name is still one family name; one in the given name is
+    # another given name (twins of one birth date: Jayden and Jaden).
+    typo = _worker(given_name="Zachary", family_name="Lodgee", date_of_birth="1979-06-13",
+                   national_id="63897604266")  # fmt: skip
+    assert _score(typo, [held]).conflict is None
+    twin = _worker(given_name="Zackary", family_name="Lodge", date_of_birth="1979-06-13",
+                   national_id="63897604266")  # fmt: skip
+    assert _score(twin, [held]).conflict == "national_id disagrees"
 
 
 def test_two_employee_numbers_are_two_people_unless_the_home_address_agrees() -> None:
