@@ -327,8 +327,9 @@ def conflict(
     - an exclusive identifier (the national id) disagrees outright: "<field>
       disagrees", unless a confirming field (the home address) agrees outright
       (one person with an old and a new number), or the given name and the birth
-      date agree outright and the family name agrees (a number replaced or
-      mistyped beyond a typo). The weights then decide: the other number's weight
+      date agree outright and the family name agrees, or the names are swapped
+      and the birth date agrees outright (a number replaced or mistyped beyond a
+      typo). The weights then decide: the other number's weight
       holds such a pair at review in a large store;
     - else a distinguishing field disagreeing outright: "<field> disagrees"
       (siblings and twins differ on the given name, a junior and a senior on the
@@ -355,7 +356,7 @@ def conflict(
         if (
             levels[i] == fields[i].else_index
             and not any(levels[j] == 0 for j in compiled.confirming)
-            and not _named_outright(compiled, levels)
+            and not _named_outright(compiled, levels, a, b)
         ):
             return f"{fields[i].name} disagrees"
     for i in compiled.distinguishing:
@@ -370,14 +371,19 @@ def conflict(
     return None
 
 
-def _named_outright(compiled: CompiledModel, levels: Sequence[int]) -> bool:
+def _named_outright(
+    compiled: CompiledModel, levels: Sequence[int], a: Prepared, b: Prepared
+) -> bool:
     """Every distinguishing field (the given name, the birth date) is compared and agrees
-    outright, and every other name (the family name) agrees, a typo allowed: twins differ
-    on their given names, and share their family name as written."""
-    return (
-        bool(compiled.distinguishing)
-        and all(levels[i] == 0 for i in compiled.distinguishing)
-        and all(_agrees(compiled, levels, i) for i in compiled.names)
+    outright, and every other name (the family name) agrees, a typo allowed; or the names
+    are swapped and the other distinguishing fields agree outright. Twins differ on their
+    given names, and share their family name as written."""
+    if not compiled.distinguishing:
+        return False
+    if _names_crossed(compiled, a, b):
+        return all(levels[i] == 0 for i in compiled.distinguishing if i not in compiled.names)
+    return all(levels[i] == 0 for i in compiled.distinguishing) and all(
+        _agrees(compiled, levels, i) for i in compiled.names
     )
 
 

@@ -414,6 +414,10 @@ def test_the_same_full_name_and_birth_date_leave_another_national_id_to_the_weig
     twin = _worker(given_name="Zackary", family_name="Lodge", date_of_birth="1979-06-13",
                    national_id="63897604266")  # fmt: skip
     assert _score(twin, [held]).conflict == "national_id disagrees"
+    # Names swapped are the same names.
+    swapped = _worker(given_name="Lodge", family_name="Zachary", date_of_birth="1979-06-13",
+                      national_id="63897604266")  # fmt: skip
+    assert _score(swapped, [held]).conflict is None
 
 
 def test_two_employee_numbers_are_two_people_unless_the_home_address_agrees() -> None:
