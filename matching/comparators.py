@@ -50,7 +50,21 @@ FIRST_TOKEN_MIN = 5
 # addresses of one company's domain are its staff's, not one person's. An
 # identifier agreeing only at such a level does not say who a record is
 # (matching.scoring.conflict).
-SHARED_LEVELS = frozenset({"same_domain"})
+SHARED_LEVELS = frozenset({"same_domain", "other_mailbox"})
+# Levels at which an identifier says that the two records are two holders: another
+# mailbox at one firm's own domain (a firm gives each person one, and numbers a
+# namesake's: "anna.berg" and "anna.berg2"). The record is then another entity unless
+# another identifier agrees (matching.scoring.conflict).
+APART_LEVELS = frozenset({"other_mailbox"})
+
+# E-mail domains shared by unrelated people: a shared one is no evidence, and two
+# mailboxes there are no firm's.
+FREE_MAIL = frozenset(
+    """gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr hotmail.com hotmail.co.uk
+    hotmail.fr outlook.com live.com msn.com aol.com icloud.com me.com mac.com gmx.de gmx.net
+    gmx.com web.de t-online.de protonmail.com proton.me mail.com yandex.ru mail.ru qq.com
+    163.com 126.com orange.fr free.fr laposte.net libero.it btinternet.com""".split()
+)
 
 
 class LevelError(ValueError):
@@ -246,6 +260,11 @@ def _same_local_part(a: Features, b: Features) -> bool:
 
 def _same_domain(a: Features, b: Features) -> bool:
     return bool(a["d"]) and a["d"] == b["d"]
+
+
+def _other_mailbox(a: Features, b: Features) -> bool:
+    """Another local part at one domain that is no free-mail provider's: a firm's."""
+    return _same_domain(a, b) and a["d"] not in FREE_MAIL and a["l"] != b["l"]
 
 
 def _last_digits(k: float) -> Predicate:
@@ -480,6 +499,7 @@ COMPARATORS: dict[str, Comparator] = {
             {
                 **_STRING,
                 "same_local_part": (None, _plain(_same_local_part)),
+                "other_mailbox": (None, _plain(_other_mailbox)),
                 "same_domain": (None, _plain(_same_domain)),
             },
             "an e-mail address, its local part and domain",

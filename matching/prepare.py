@@ -76,6 +76,7 @@ import jellyfish
 from nicknames import name_triplets
 from rapidfuzz.distance import OSA
 
+from matching.comparators import FREE_MAIL
 from matching.model import FieldComparison, MatchModel
 from matching.names import is_placeholder, split_generation
 from matching.standardize import company_key, website_domain
@@ -86,14 +87,6 @@ Prepared = dict[str, dict[str, Any]]
 # Words that say nothing about which company or project a name is (folded).
 STOP_WORDS = frozenset(
     "a an and at de del der des di die du et for in la le les of on the to und van von y".split()
-)
-
-# E-mail domains shared by unrelated people: a shared one is no evidence.
-FREE_MAIL = frozenset(
-    """gmail.com googlemail.com yahoo.com yahoo.co.uk yahoo.fr hotmail.com hotmail.co.uk
-    hotmail.fr outlook.com live.com msn.com aol.com icloud.com me.com mac.com gmx.de gmx.net
-    gmx.com web.de t-online.de protonmail.com proton.me mail.com yandex.ru mail.ru qq.com
-    163.com 126.com orange.fr free.fr laposte.net libero.it btinternet.com""".split()
 )
 
 _ID_DROP = str.maketrans(dict.fromkeys(" .-/_\t", None))

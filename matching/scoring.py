@@ -31,6 +31,7 @@ import msgspec
 from rapidfuzz.distance import JaroWinkler
 
 from matching.comparators import (
+    APART_LEVELS,
     NULL,
     SHARED_LEVELS,
     SWAP_SIMILARITY,
@@ -326,11 +327,13 @@ def conflict(
       agrees outright too;
     - an exclusive identifier (the national id) disagrees outright: "<field>
       disagrees", unless a confirming field (the home address) agrees outright
-      (one person with an old and a new number), or the given name and the birth
-      date agree outright and the family name agrees, or the names are swapped
-      and the birth date agrees outright (a number replaced or mistyped beyond a
-      typo). The weights then decide: the other number's weight
-      holds such a pair at review in a large store;
+      (one person with an old and a new number), or the confirming field agrees
+      at a lower level (a typo, a missing house number) while the given name and
+      the birth date agree outright and the family name agrees, or the names are
+      swapped and the birth date agrees outright: the same full name, birth date
+      and address, one number replaced or mistyped beyond a typo. The weights
+      then decide: the other number's weight holds such a pair at review in a
+      large store;
     - else a distinguishing field disagreeing outright: "<field> disagrees"
       (siblings and twins differ on the given name, a junior and a senior on the
       birth date), unless an identifier and every other distinguishing field
@@ -340,7 +343,11 @@ def conflict(
       address too; nor does one that another identifier contradicts (a level of
       negative weight: another employee number, another mailbox at the same
       firm), as a mother's and a daughter's forms of one name and address do
-      when one carries the other's national id.
+      when one carries the other's national id;
+    - else an identifier naming another holder (another mailbox at one firm's
+      domain, matching.comparators.APART_LEVELS): "<field> disagrees", unless
+      another identifier agrees outright. Namesakes at one firm, whose mailboxes
+      the firm numbers; one person's alias comes with the same national id.
     """
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
@@ -356,7 +363,10 @@ def conflict(
         if (
             levels[i] == fields[i].else_index
             and not any(levels[j] == 0 for j in compiled.confirming)
-            and not _named_outright(compiled, levels, a, b)
+            and not (
+                any(_agrees(compiled, levels, j) for j in compiled.confirming)
+                and _named_outright(compiled, levels, a, b)
+            )
         ):
             return f"{fields[i].name} disagrees"
     for i in compiled.distinguishing:
@@ -368,6 +378,11 @@ def conflict(
         if identified and others and all(_agrees(compiled, levels, j) for j in others):
             continue  # one of them replaced or mistyped: the identifier and the rest agree
         return f"{fields[i].name} disagrees"
+    for i in compiled.identifiers:
+        if _apart(compiled, levels, i) and not any(
+            levels[j] == 0 for j in compiled.identifiers if j != i
+        ):
+            return f"{fields[i].name} disagrees"
     return None
 
 
@@ -451,6 +466,11 @@ def _identifies(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:
         _agrees(compiled, levels, i)
         and compiled.model.fields[i].levels[levels[i]].label not in SHARED_LEVELS
     )
+
+
+def _apart(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:
+    """Identifier `i` says the two are two holders (another mailbox at one firm)."""
+    return levels[i] != NULL and compiled.model.fields[i].levels[levels[i]].label in APART_LEVELS
 
 
 def _agrees(compiled: CompiledModel, levels: Sequence[int], i: int) -> bool:

@@ -123,7 +123,8 @@ def test_date_levels(left: str, right: str, level: str) -> None:
         ("Anna.Berg@Acme.com", "anna.berg@acme.com", "exact"),
         ("anna.berg@acme.com", "anna.berg@gmail.com", "same_local_part"),
         ("anna.berg+crm@acme.com", "anna.berg@globex.com", "same_local_part"),
-        ("anna.berg@acme.com", "a.berg@acme.com", "same_domain"),
+        ("anna.berg@acme.com", "anna.berg2@acme.com", "other_mailbox"),
+        ("anna.berg@gmail.com", "a.berg@gmail.com", "same_domain"),
         ("anna.berg@acme.com", "tom@globex.com", "else"),
     ],
 )

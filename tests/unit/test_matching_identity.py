@@ -139,9 +139,35 @@ def test_work_addresses_of_one_company_do_not_excuse_a_household() -> None:
     jonas = _worker(given_name="Jonas", family_name="Keller", date_of_birth="1961-05-02",
                     address=HOME, email="jonas.keller@meridian-partners.com")  # fmt: skip
     score = _score(jonas, [lukas])
-    assert {f.field: f.level for f in score.fields}["email"] == "same_domain"
+    assert {f.field: f.level for f in score.fields}["email"] == "other_mailbox"
     assert score.conflict == "given_name disagrees"
     assert _outcome(WORKER, jonas, [lukas]) != "link"
+
+
+def test_another_mailbox_at_one_firm_is_another_person() -> None:
+    # Namesakes at one firm: the firm numbered the second one's mailbox. His PSA record
+    # holds his name and mailbox only.
+    held = [
+        _worker(given_name="Ivo", family_name="Matthai", date_of_birth="1966-01-01",
+                national_id=NID, email="ivo.matthai3@meridian-partners.com", address=HOME),
+        _worker(given_name="Ivo", family_name="Matthai",
+                email="ivo.matthai3@meridian-partners.com"),
+    ]  # fmt: skip
+    psa = _worker(
+        given_name="Ivo", family_name="Matthai", email="ivo.matthai@meridian-partners.com"
+    )
+    score = _score(psa, held)
+    assert score.conflict == "email disagrees"
+    assert _outcome(WORKER, psa, held) != "link"
+    # One person's alias comes with an identifier that agrees: no conflict.
+    alias = _worker(given_name="Ivo", family_name="Matthai", national_id=NID,
+                    email="i.matthai@meridian-partners.com")  # fmt: skip
+    assert _score(alias, held).conflict is None
+    # Free-mail providers are no firm: two mailboxes there say nothing.
+    free = [_worker(given_name="Ivo", family_name="Matthai", email="ivo.m@gmail.com")]
+    other = _worker(given_name="Ivo", family_name="Matthai", email="ivo.matthai@gmail.com")
+    assert {f.field: f.level for f in _score(other, free).fields}["email"] == "same_domain"
+    assert _score(other, free).conflict is None
 
 
 def test_the_same_person_with_a_mistyped_birth_date_links() -> None:
@@ -396,28 +422,37 @@ def test_national_ids_apart_are_two_people_unless_the_home_address_agrees() -> N
     assert _outcome(WORKER, renumbered, [at_home]) == "link"
 
 
-def test_the_same_full_name_and_birth_date_leave_another_national_id_to_the_weights() -> None:
-    # A number replaced or mistyped beyond a typo, everything else written alike: no
-    # conflict, and the store's size decides, as for any evidence.
+def test_the_same_full_name_birth_date_and_address_leave_another_national_id_to_the_weights() -> (
+    None
+):
+    # A number replaced or mistyped beyond a typo, everything else written alike, the
+    # address with a typo or without its house number: no conflict, and the store's
+    # size decides, as for any evidence.
+    near = {"line1": "Rosenweg", "postal_code": "79098", "city": "Freiburg", "country": "DE"}
     held = _worker(given_name="Zachary", family_name="Lodge", date_of_birth="1979-06-13",
-                   national_id=NID)  # fmt: skip
-    other = _worker(given_name="Zachary", family_name="Lodge", date_of_birth="1979-06-13",
-                    national_id="63897604266")  # fmt: skip
+                   national_id=NID, address=HOME)  # fmt: skip
+
+    def form(given: str, family: str, address: dict[str, str] | None = near) -> Prepared:
+        return _worker(given_name=given, family_name=family, date_of_birth="1979-06-13",
+                       national_id="63897604266", address=address)  # fmt: skip
+
+    other = form("Zachary", "Lodge")
+    assert {f.field: f.level for f in _score(other, [held]).fields}["address"] == "same_street"
     assert _score(other, [held]).conflict is None
-    assert _outcome(WORKER.at_size(2_000), other, [held]) == "link"
-    assert _outcome(WORKER.at_size(1_000_000), other, [held]) == "review"
+    assert _outcome(WORKER.at_size(1_000_000), other, [held]) == "link"
+    # With the town alone agreeing, the other number holds it at review in a large store.
+    town = form("Zachary", "Lodge", {"line1": "Am Bahnhof 3", "city": "Freiburg", "country": "DE"})
+    assert _score(town, [held]).conflict is None
+    assert _outcome(WORKER.at_size(2_000), town, [held]) == "link"
+    assert _outcome(WORKER.at_size(1_000_000), town, [held]) == "review"
+    # Without an address to agree, two numbers are two people (however alike).
+    assert _score(form("Zachary", "Lodge", None), [held]).conflict == "national_id disagrees"
     # A typo in the family name is still one family name; one in the given name is
     # another given name (twins of one birth date: Jayden and Jaden).
-    typo = _worker(given_name="Zachary", family_name="Lodgee", date_of_birth="1979-06-13",
-                   national_id="63897604266")  # fmt: skip
-    assert _score(typo, [held]).conflict is None
-    twin = _worker(given_name="Zackary", family_name="Lodge", date_of_birth="1979-06-13",
-                   national_id="63897604266")  # fmt: skip
-    assert _score(twin, [held]).conflict == "national_id disagrees"
+    assert _score(form("Zachary", "Lodgee"), [held]).conflict is None
+    assert _score(form("Zackary", "Lodge"), [held]).conflict == "national_id disagrees"
     # Names swapped are the same names.
-    swapped = _worker(given_name="Lodge", family_name="Zachary", date_of_birth="1979-06-13",
-                      national_id="63897604266")  # fmt: skip
-    assert _score(swapped, [held]).conflict is None
+    assert _score(form("Lodge", "Zachary"), [held]).conflict is None
 
 
 def test_two_employee_numbers_are_two_people_unless_the_home_address_agrees() -> None:
