@@ -387,6 +387,51 @@ def default_model(entity: str) -> MatchModel:
     return model
 
 
+def upgraded(model: MatchModel, packaged: MatchModel) -> MatchModel:
+    """`model` (a stored version, fitted or not) in the shape of `packaged` (this release's
+    default for the entity) wherever that needs no feature or key it does not have.
+
+    A field that `packaged` compares alike (same name, comparator and attributes) takes
+    `packaged`'s levels, in its order: a level both have keeps `model`'s m and u, a new
+    one starts from `packaged`'s, and m and u are scaled to add up to one again, for EM
+    to fit them. The identity rules are `packaged`'s, for the fields `model` has. Fields
+    `packaged` compares otherwise or not at all, the blocking rules (whose keys the match
+    index holds), the thresholds and the prior stay as they are. Training starts from
+    this (mdm.services.matcher.fit_model), so a hub that stored an older release's model
+    takes the new levels and rules at its next fit, through the adoption check.
+    """
+    if packaged.entity != model.entity:
+        raise ModelError(f"cannot upgrade a {model.entity} model to a {packaged.entity} one")
+    alike = {(f.name, f.comparator, f.source): f for f in packaged.fields}
+    fields = []
+    for f in model.fields:
+        target = alike.get((f.name, f.comparator, f.source))
+        if target is None or [lv.label for lv in target.levels] == [lv.label for lv in f.levels]:
+            fields.append(f)
+            continue
+        fitted = {level.label: level for level in f.levels}
+        levels = [fitted.get(level.label, level) for level in target.levels]
+        m_total = sum(level.m for level in levels)
+        u_total = sum(level.u for level in levels)
+        scaled = tuple(
+            msgspec.structs.replace(level, m=level.m / m_total, u=level.u / u_total)
+            for level in levels
+        )
+        fields.append(msgspec.structs.replace(f, levels=scaled))
+    identity = model.identity
+    if packaged.identity is not None:
+        names = {f.name for f in model.fields}
+        identity = Identity(
+            **{
+                part: tuple(n for n in getattr(packaged.identity, part) if n in names)
+                for part in IDENTITY_PARTS
+            }
+        )
+    return MatchModel.validated(
+        msgspec.structs.replace(model, fields=tuple(fields), identity=identity).to_dict()
+    )
+
+
 # --- a TOML writer for the model's shape (tomllib only reads) --------------------------
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching import standardize_record
 from matching.blocking import blocking_keys
-from matching.model import MatchModel
+from matching.model import MatchModel, default_model, upgraded
 from matching.prepare import Prepared, prepare
 from matching.scoring import (
     ClusterScore,
@@ -272,7 +272,9 @@ async def fit_model(
     records = await MatchStore(conn).sample_features(entity, sample, seed=0.5)
     if len(records) < 2:
         raise ValueError(f"only {len(records)} live {entity} record(s) to train on")
-    model, report = train_with_report(active.model, records, seed=seed)
+    # Fitted in this release's shape (new levels, identity rules), from the fit in force.
+    start = upgraded(active.model, default_model(entity))
+    model, report = train_with_report(start, records, seed=seed)
     counts: dict[str, dict[str, int]] = {}
     for record in records:
         for name, value in term_values(model, record).items():

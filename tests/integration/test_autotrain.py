@@ -23,6 +23,7 @@ from mdm.services.matcher import fit_model
 from mdm.settings import RetrainSettings, Settings, load_rules
 from publishers.testing import scratch_database
 from tests.integration.test_bulk_load import _mdm, workers
+from tests.unit.test_matching_model import _older_worker_model
 
 
 @pytest.fixture
@@ -213,3 +214,36 @@ async def test_the_hub_retrains_when_the_held_records_grew(
     finally:
         await engine.dispose()
     assert [r.version for r in await rows(scratch, MODELS)] == [1, 2, 3]
+
+
+async def test_a_model_stored_by_an_older_release_is_fitted_in_the_packaged_shape(
+    scratch: str,
+) -> None:
+    # A hub that stored an older release's worker model (no `other_mailbox` e-mail
+    # level, no exclusive identifiers) takes this release's levels and rules at its next
+    # fit, with the check against the model in force, and keeps its keys.
+    older = msgspec.structs.replace(_older_worker_model(), version=1)
+    engine = make_engine(scratch, pool_size=1)
+    async with engine.begin() as conn:
+        await MatchStore(conn).ensure_model("worker", 1, older.to_dict())
+    rules = load_rules()
+    await bulk_load(
+        engine, rules, "worker", "hcm", [Row(i + 1, x) for i, x in enumerate(workers(300))]
+    )
+    async with engine.begin() as conn:
+        fitted = await fit_model(conn, rules, "worker")
+        done = await check_and_store(conn, fitted)
+    async with engine.connect() as conn:
+        stored = await MatchStore(conn).model("worker", done.version)
+    await engine.dispose()
+    assert stored is not None
+    email = next(f for f in stored.model["fields"] if f["name"] == "email")
+    assert [lv["label"] for lv in email["levels"]] == [
+        "exact",
+        "same_local_part",
+        "other_mailbox",
+        "same_domain",
+        "else",
+    ]
+    assert stored.model["identity"]["exclusive"] == ["national_id", "employee_number"]
+    assert stored.model["blocking"] == older.to_dict()["blocking"]

@@ -23,6 +23,7 @@ from matching.model import (
     Thresholds,
     default_model,
     rounded_size,
+    upgraded,
 )
 from schemas.entities import ENTITY_TYPES, Address
 
@@ -222,3 +223,60 @@ def test_training_measures_the_matches_per_record() -> None:
     )
     with pytest.raises(ModelError):
         msgspec.structs.replace(worker, matches_per_record=-1.0).validate()
+
+
+def _older_worker_model() -> MatchModel:
+    """The packaged worker model as an older release stored and fitted it: no
+    `other_mailbox` e-mail level, no exclusive identifiers, fitted m on the e-mail levels."""
+    data = default_model("worker").to_dict()
+    email = next(f for f in data["fields"] if f["name"] == "email")
+    email["levels"] = [
+        {"label": "exact", "m": 0.6, "u": 1e-06},
+        {"label": "same_local_part", "m": 0.1, "u": 1e-05},
+        {"label": "same_domain", "m": 0.1, "u": 0.3},
+        {"label": "else", "m": 0.2, "u": 0.699989},
+    ]
+    data["identity"]["exclusive"] = []
+    data["version"] = 4
+    data["prior"] = 2e-4
+    return MatchModel.validated(data)
+
+
+def test_an_older_model_is_upgraded_to_the_packaged_shape_keeping_its_fit() -> None:
+    older, packaged = _older_worker_model(), default_model("worker")
+    new = upgraded(older, packaged)
+    email = next(f for f in new.fields if f.name == "email")
+    packaged_email = next(f for f in packaged.fields if f.name == "email")
+    assert [lv.label for lv in email.levels] == [lv.label for lv in packaged_email.levels]
+    assert sum(lv.m for lv in email.levels) == pytest.approx(1.0)
+    assert sum(lv.u for lv in email.levels) == pytest.approx(1.0)
+    by_label = {lv.label: lv for lv in email.levels}
+    # The fitted levels keep their proportions; the new one starts from the packaged m.
+    assert by_label["exact"].m / by_label["else"].m == pytest.approx(0.6 / 0.2)
+    added = next(lv for lv in packaged_email.levels if lv.label == "other_mailbox")
+    assert by_label["other_mailbox"].m == pytest.approx(added.m / (1 + added.m))
+    assert new.identity == packaged.identity
+    # What the stored index and the fit depend on stays: version, prior, keys, thresholds.
+    assert (new.version, new.prior, new.blocking, new.thresholds) == (
+        older.version,
+        older.prior,
+        older.blocking,
+        older.thresholds,
+    )
+    unchanged = [f for f in older.fields if f.name != "email"]
+    assert [f for f in new.fields if f.name != "email"] == unchanged
+    # The packaged model is its own upgrade.
+    assert upgraded(packaged, packaged) == packaged
+
+
+def test_a_field_compared_otherwise_is_not_upgraded() -> None:
+    data = _older_worker_model().to_dict()
+    email = next(f for f in data["fields"] if f["name"] == "email")
+    email["source"] = ["email", "work_email"]
+    older = MatchModel.validated(data)
+    new = upgraded(older, default_model("worker"))
+    assert next(f for f in new.fields if f.name == "email") == next(
+        f for f in older.fields if f.name == "email"
+    )
+    with pytest.raises(ModelError):
+        upgraded(older, default_model("customer"))
