@@ -346,8 +346,10 @@ def conflict(
       when one carries the other's national id;
     - else an identifier naming another holder (another mailbox at one firm's
       domain, matching.comparators.APART_LEVELS): "<field> disagrees", unless
-      another identifier agrees outright. Namesakes at one firm, whose mailboxes
-      the firm numbers; one person's alias comes with the same national id.
+      another identifier agrees outright and none speaks against it. Namesakes at
+      one firm, whose mailboxes the firm numbers; one person's alias comes with
+      the same national id, and a junior's form carrying his father's national id
+      comes with his own employee number.
     """
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
@@ -379,8 +381,10 @@ def conflict(
             continue  # one of them replaced or mistyped: the identifier and the rest agree
         return f"{fields[i].name} disagrees"
     for i in compiled.identifiers:
-        if _apart(compiled, levels, i) and not any(
-            levels[j] == 0 for j in compiled.identifiers if j != i
+        others = [j for j in compiled.identifiers if j != i and levels[j] != NULL]
+        if _apart(compiled, levels, i) and not (
+            any(levels[j] == 0 for j in others)
+            and not any(fields[j].weights[levels[j]] < 0 for j in others)
         ):
             return f"{fields[i].name} disagrees"
     return None

@@ -163,6 +163,17 @@ def test_another_mailbox_at_one_firm_is_another_person() -> None:
     alias = _worker(given_name="Ivo", family_name="Matthai", national_id=NID,
                     email="i.matthai@meridian-partners.com")  # fmt: skip
     assert _score(alias, held).conflict is None
+    # ... but not when another identifier speaks against it: a namesake at the same
+    # address whose form carries the other's national id, with his own employee number.
+    junior = [
+        _worker(given_name="James", family_name="Klomp", national_id=NID, address=HOME,
+                employee_number="E102855", email="james.klomp@meridian-partners.com"),
+    ]  # fmt: skip
+    form = _worker(given_name="James", family_name="Klomp", national_id=NID, address=HOME,
+                   employee_number="E104872",
+                   email="james.klomp3@meridian-partners.com")  # fmt: skip
+    assert _score(form, junior).conflict == "email disagrees"
+    assert not vouches(WORKER, form, junior[0])
     # Free-mail providers are no firm: two mailboxes there say nothing.
     free = [_worker(given_name="Ivo", family_name="Matthai", email="ivo.m@gmail.com")]
     other = _worker(given_name="Ivo", family_name="Matthai", email="ivo.matthai@gmail.com")
