@@ -249,12 +249,19 @@ def compile_model(model: MatchModel) -> CompiledModel:
             for name in (
                 *identity.decisive,
                 *(n for n in identity.distinguishing if n not in identity.names),
+                *(n for n in identity.identifiers if _names_holders(model, n)),
             )
         },
     )
     _compiled[id(model)] = compiled
     weakref.finalize(model, _compiled.pop, id(model), None)
     return compiled
+
+
+def _names_holders(model: MatchModel, name: str) -> bool:
+    """Field `name` has a level at which it names two holders (APART_LEVELS)."""
+    field_ = next(f for f in model.fields if f.name == name)
+    return any(level.label in APART_LEVELS for level in field_.levels)
 
 
 def probability(weight: float) -> float:
@@ -589,27 +596,40 @@ def score_cluster(
         # The golden record holds another entity than the incoming record (a junior's
         # golden record, one of whose members has no birth date and no suffix): it is
         # not this record's, however well that member agrees.
-        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts, levels),
+        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts, levels, members),
     )
 
 
 def _held_by_any(
-    compiled: CompiledModel, conflicts: Sequence[str | None], levels: Sequence[Sequence[int]]
+    compiled: CompiledModel,
+    conflicts: Sequence[str | None],
+    levels: Sequence[Sequence[int]],
+    members: Sequence[Prepared],
 ) -> str | None:
     """A conflict with any member on a field one entity has one value of: a decisive one
-    (a senior's record against a golden record holding his son's) or a distinguishing one
-    that is no name (a birth date). The best member may have no such value; the golden
-    record still holds another person. Names (nicknames, typos, a married name) and
+    (a senior's record against a golden record holding his son's), a distinguishing one
+    that is no name (a birth date), or an identifier naming another holder (a namesake's
+    mailbox at one firm). The best member may have no such value; the golden record
+    still holds another person. Names (nicknames, typos, a married name) and other
     identifiers (typos, a second number) vary among one person's records: a conflict
     on them holds only with the member the score comes from.
 
-    Unless another member agrees with the incoming record on that field outright: the
-    golden record then holds the incoming record's value already, and the member that
-    disagrees is one whose typo it accepted (a mistyped birth date that came with the
-    same given name and national id)."""
-    for c in conflicts:
+    Unless another member agrees with the incoming record on that field outright (the
+    golden record holds the incoming record's value already, and the member that
+    disagrees is one whose typo it accepted: a mistyped birth date that came with the
+    same given name and national id), or a member that is no other entity holds the
+    same value as the one that disagrees (one person's mailbox, which an alias came
+    with that person's national id)."""
+    for k, c in enumerate(conflicts):
         column = compiled.held_by_any.get(c) if c is not None else None
-        if column is not None and not any(row[column] == 0 for row in levels):
+        if column is None:
+            continue
+        name = compiled.fields[column].name
+        value = members[k][name]["v"]
+        if not any(row[column] == 0 for row in levels) and not any(
+            conflicts[j] is None and name in members[j] and members[j][name]["v"] == value
+            for j in range(len(members))
+        ):
             return c
     return None
 

@@ -338,6 +338,28 @@ def test_a_golden_record_holding_the_birth_date_already_is_not_held_by_a_mistype
     assert _outcome(WORKER, third, person) == "link"
 
 
+def test_a_golden_record_holding_a_namesakes_mailbox_takes_no_link() -> None:
+    # A PSA record of one Howard Mills (name and mailbox), and an ERP record of the other
+    # that joined it on the name. The second one's HCM record agrees with the ERP record
+    # on the employee number, and names another mailbox at the firm than the PSA record.
+    golden = [
+        _worker(given_name="Howard", family_name="Mills", email="howard.mills@meridian.example"),
+        _worker(given_name="Howaard", family_name="Mills", employee_number="E101055",
+                address=HOME),
+    ]  # fmt: skip
+    hcm = _worker(given_name="Howard", family_name="Mills", date_of_birth="1953-03-01",
+                  employee_number="E101055", email="howard.mills3@meridian.example",
+                  address=HOME)  # fmt: skip
+    assert _score(hcm, golden[1:]).conflict is None
+    score = _score(hcm, golden)
+    assert score.conflict == "email disagrees"
+    assert _outcome(WORKER, hcm, golden) != "link"
+    # One person's mailbox held by a member that is no other entity is no namesake's.
+    alias = _worker(given_name="Howard", family_name="Mills", employee_number="E101055",
+                    email="howard.mills@meridian.example")  # fmt: skip
+    assert _score(hcm, [*golden, alias]).conflict is None
+
+
 # --- companies -----------------------------------------------------------------
 
 
