@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -358,16 +358,23 @@ def conflict(
       the same national id, and a junior's form carrying his father's national id
       comes with his own employee number.
     """
+    return next(_conflicts(compiled, levels, a, b), None)
+
+
+def _conflicts(
+    compiled: CompiledModel, levels: Sequence[int], a: Prepared, b: Prepared
+) -> Iterator[str]:
+    """Every reason of `conflict`, in its order (the first is the one it gives)."""
     fields = compiled.fields
     if (decided := _decisive_disagreement(compiled, levels)) is not None:
-        return decided
+        yield decided
     # An identifier vouches only when no other one speaks against the match (a level of
     # negative weight: another employee number, another mailbox at the same firm).
     identified = any(_identifies(compiled, levels, i) for i in compiled.identifiers) and not any(
         levels[i] != NULL and fields[i].weights[levels[i]] < 0 for i in compiled.identifiers
     )
     if _no_name_agrees(compiled, levels, a, b) and not _names_replaced(compiled, levels):
-        return "no name agrees"
+        yield "no name agrees"
     for i in compiled.exclusive:
         if (
             levels[i] == fields[i].else_index
@@ -377,7 +384,7 @@ def conflict(
                 and _named_outright(compiled, levels, a, b)
             )
         ):
-            return f"{fields[i].name} disagrees"
+            yield f"{fields[i].name} disagrees"
     for i in compiled.distinguishing:
         if levels[i] != fields[i].else_index:
             continue
@@ -386,15 +393,14 @@ def conflict(
         others = [j for j in compiled.distinguishing if j != i]
         if identified and others and all(_agrees(compiled, levels, j) for j in others):
             continue  # one of them replaced or mistyped: the identifier and the rest agree
-        return f"{fields[i].name} disagrees"
+        yield f"{fields[i].name} disagrees"
     for i in compiled.identifiers:
         others = [j for j in compiled.identifiers if j != i and levels[j] != NULL]
         if _apart(compiled, levels, i) and not (
             any(levels[j] == 0 for j in others)
             and not any(fields[j].weights[levels[j]] < 0 for j in others)
         ):
-            return f"{fields[i].name} disagrees"
-    return None
+            yield f"{fields[i].name} disagrees"
 
 
 def _named_outright(
@@ -596,12 +602,14 @@ def score_cluster(
         # The golden record holds another entity than the incoming record (a junior's
         # golden record, one of whose members has no birth date and no suffix): it is
         # not this record's, however well that member agrees.
-        conflict=conflicts[best_member] or _held_by_any(compiled, conflicts, levels, members),
+        conflict=conflicts[best_member]
+        or _held_by_any(compiled, incoming, conflicts, levels, members),
     )
 
 
 def _held_by_any(
     compiled: CompiledModel,
+    incoming: Prepared,
     conflicts: Sequence[str | None],
     levels: Sequence[Sequence[int]],
     members: Sequence[Prepared],
@@ -620,17 +628,22 @@ def _held_by_any(
     same given name and national id), or a member that is no other entity holds the
     same value as the one that disagrees (one person's mailbox, which an alias came
     with that person's national id)."""
-    for k, c in enumerate(conflicts):
-        column = compiled.held_by_any.get(c) if c is not None else None
-        if column is None:
+    for k, first in enumerate(conflicts):
+        if first is None:
             continue
-        name = compiled.fields[column].name
-        value = members[k][name]["v"]
-        if not any(row[column] == 0 for row in levels) and not any(
-            conflicts[j] is None and name in members[j] and members[j][name]["v"] == value
-            for j in range(len(members))
-        ):
-            return c
+        # Any reason of the member's, not only the first it gives (a namesake's form
+        # with another national id holds another birth date too).
+        for c in _conflicts(compiled, levels[k], incoming, members[k]):
+            column = compiled.held_by_any.get(c)
+            if column is None:
+                continue
+            name = compiled.fields[column].name
+            value = members[k][name]["v"]
+            if not any(row[column] == 0 for row in levels) and not any(
+                conflicts[j] is None and name in members[j] and members[j][name]["v"] == value
+                for j in range(len(members))
+            ):
+                return c
     return None
 
 

@@ -360,6 +360,25 @@ def test_a_golden_record_holding_a_namesakes_mailbox_takes_no_link() -> None:
     assert _score(hcm, [*golden, alias]).conflict is None
 
 
+def test_a_member_holds_the_score_on_any_of_its_reasons() -> None:
+    # A PSA record of one Noah Neuzerling, and the ERP record of a namesake that joined it
+    # on the name. The first one's HCM record names the PSA record's mailbox, another
+    # national id than the ERP record's and another birth date: the national id is the
+    # first reason against the ERP record, the birth date the one that holds the score.
+    golden = [
+        _worker(given_name="Noah", family_name="Neuzerling",
+                email="noah.neuzerling@meridian.example"),
+        _worker(given_name="Noah", family_name="Neuzerling", date_of_birth="1975-06-30",
+                national_id="14088492011", email="noah.neuzerling4@harbour.example"),
+    ]  # fmt: skip
+    hcm = _worker(given_name="Noah", family_name="Neuzerling", date_of_birth="1971-08-18",
+                  national_id=NID, email="noah.neuzerling@meridian.example")  # fmt: skip
+    assert _score(hcm, golden[:1]).conflict is None
+    assert _score(hcm, golden[1:]).conflict == "national_id disagrees"
+    assert _score(hcm, golden).conflict == "date_of_birth disagrees"
+    assert _outcome(WORKER, hcm, golden) != "link"
+
+
 # --- companies -----------------------------------------------------------------
 
 
