@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import text
@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mdm.adapters.lookup_cache import Lookups
 from mdm.adapters.repository import Repository
+from mdm.adapters.retry import run_again_if_aborted
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
 from mdm.settings import Settings, load_rules
 from publishers.connection import NatsLink
+
+T = TypeVar("T")
 
 _json_encoder = msgspec.json.Encoder()
 _TOUCHED = text("SELECT current_setting('mdm.lookup_touched', true)")
@@ -106,6 +109,11 @@ class Hub:
             # writes; the other processes evict them on the commit's NOTIFY.
             touched = await conn.scalar(_TOUCHED)
         self.lookups.evict_committed(touched)
+
+    async def unit_of_work(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+        """`work` in one `transaction`, run again from its start when PostgreSQL aborted
+        it to break a deadlock (mdm.adapters.retry)."""
+        return await run_again_if_aborted(self.transaction, work)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Repository]:

@@ -73,11 +73,14 @@ async def _idempotent(
     key: str | None,
     work: Callable[[Repository], Awaitable[tuple[int, msgspec.Struct]]],
 ) -> Response[Any]:
-    """Run `work` in one transaction; with an Idempotency-Key, answer replays from storage."""
+    """Run `work` in one unit of work (run again if PostgreSQL aborted it to break a
+    deadlock: `work` repeats nothing outside it); with an Idempotency-Key, answer replays
+    from storage."""
     body = await request.body()
     scope = f"{request.method} {request.url.path}"
     request_hash = hashlib.blake2b(body, digest_size=16).digest()
-    async with hub.transaction() as repo:
+
+    async def unit(repo: Repository) -> Response[Any]:
         if key is not None:
             stored = await repo.claim_idempotency_key(scope, key, request_hash)
             if stored is not None:
@@ -96,7 +99,9 @@ async def _idempotent(
         encoded = _encoder.encode(result)
         if key is not None:
             await repo.store_idempotent_response(scope, key, status, encoded)
-    return Response(encoded, status_code=status, media_type="application/json")
+        return Response(encoded, status_code=status, media_type="application/json")
+
+    return await hub.unit_of_work(unit)
 
 
 def _warnings(items: list[dict[str, str]]) -> list[DataQualityWarning]:
@@ -128,13 +133,15 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         if isinstance(record, Rejected):
             raise ValidationFailed("the request does not match the schema", record.errors)
 
+        outcomes: list[str] = []  # counted once committed (a unit of work may run again)
+
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             (result,) = await ingest_records(
                 repo, hub.rules, entity, source, [record], request_context(request)
             )
             if isinstance(result, Rejected):
                 raise ValidationFailed("the record is invalid", result.errors)
-            _count(entity, source, [result.outcome])
+            outcomes[:] = [result.outcome]
             return 200, IngestResult(
                 golden_id=result.golden_id,
                 outcome=result.outcome,  # type: ignore[arg-type]
@@ -144,7 +151,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                 review=result.review,
             )
 
-        return await _idempotent(request, hub, idempotency_key, work)
+        response = await _idempotent(request, hub, idempotency_key, work)
+        _count(entity, source, outcomes)
+        return response
 
     async def remove(
         request: Request[Any, Any, Any],
@@ -155,18 +164,22 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
 
+        outcomes: list[str] = []  # counted once committed (a unit of work may run again)
+
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             result = await delete_record(
                 repo, hub.rules, entity, source, source_id, request_context(request)
             )
-            _count(entity, source, [result.outcome])
+            outcomes[:] = [result.outcome]
             return 200, IngestResult(
                 golden_id=result.golden_id,
                 outcome=result.outcome,  # type: ignore[arg-type]
                 version=result.version,
             )
 
-        return await _idempotent(request, hub, idempotency_key, work)
+        response = await _idempotent(request, hub, idempotency_key, work)
+        _count(entity, source, outcomes)
+        return response
 
     async def batch(
         request: Request[Any, Any, Any],
@@ -200,6 +213,8 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             else:
                 decoded.append((i, record))
 
+        counted: list[str] = []  # counted once committed (a unit of work may run again)
+
         async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
             outcomes = await ingest_records(
                 repo,
@@ -219,12 +234,14 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                     results[i] = _accepted(i, record.source_id, outcome)
             final = [r for r in results if r is not None]
             accepted = [r for r in final if r.status == 200]
-            _count(entity, source, [r.outcome for r in accepted if r.outcome])
+            counted[:] = [r.outcome for r in accepted if r.outcome]
             return 200, BatchResponse(
                 results=final, accepted=len(accepted), rejected=len(final) - len(accepted)
             )
 
-        return await _idempotent(request, hub, idempotency_key, work)
+        response = await _idempotent(request, hub, idempotency_key, work)
+        _count(entity, source, counted)
+        return response
 
     return [
         put(

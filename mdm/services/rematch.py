@@ -44,6 +44,7 @@ from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.rematch import TRAINING_LOCK_CLASS, RematchStore, Run
 from mdm.adapters.repository import Repository
+from mdm.adapters.retry import run_again_if_aborted
 from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import Conflict
 from mdm.domain.mastering import ActiveModel, MasteringRules
@@ -143,22 +144,11 @@ class Rematch:
             if progress is not None:
                 progress(self.state.done, self.state.total)
             while True:
-                async with self.transaction() as repo:
-                    runs = RematchStore(repo.conn)
-                    goldens = await runs.next_goldens(self.entity, self.state.cursor, chunk_size)
-                    if not goldens:
-                        await runs.finish(self.state.id)
-                    else:
-                        result = await rematch_chunk(repo, self.rules, self.entity, goldens)
-                        await runs.advance(
-                            self.state.id,
-                            goldens[-1],
-                            len(goldens),
-                            result.merged,
-                            result.reviews,
-                            result.withdrawn,
-                        )
-                    state = await runs.latest(self.entity)
+                # A chunk that PostgreSQL aborted to break a deadlock (with a batch that
+                # locked some of its golden records) runs again (mdm.adapters.retry).
+                goldens, state = await run_again_if_aborted(
+                    self.transaction, lambda repo: self._chunk(repo, chunk_size)
+                )
                 assert state is not None and state.id == self.state.id
                 self.state = state
                 if progress is not None:
@@ -167,6 +157,24 @@ class Rematch:
                     return state
         finally:
             await self.release()
+
+    async def _chunk(self, repo: Repository, chunk_size: int) -> tuple[list[str], Run | None]:
+        """Re-match the next chunk after the cursor and advance it (or finish the run)."""
+        runs = RematchStore(repo.conn)
+        goldens = await runs.next_goldens(self.entity, self.state.cursor, chunk_size)
+        if not goldens:
+            await runs.finish(self.state.id)
+        else:
+            result = await rematch_chunk(repo, self.rules, self.entity, goldens)
+            await runs.advance(
+                self.state.id,
+                goldens[-1],
+                len(goldens),
+                result.merged,
+                result.reviews,
+                result.withdrawn,
+            )
+        return goldens, await runs.latest(self.entity)
 
     async def release(self) -> None:
         await _close_session(self.lock_conn)
