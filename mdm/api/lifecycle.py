@@ -44,8 +44,8 @@ class LifecycleController(Controller):
         data: JSONBody[MergeRequest],
     ) -> MergeResponse:
         """Merge golden records into a survivor; the others redirect to it for good."""
-        async with hub.transaction() as repo:
-            result = await merge_goldens(
+        result = await hub.unit_of_work(
+            lambda repo: merge_goldens(
                 repo,
                 hub.rules,
                 entity,
@@ -55,6 +55,7 @@ class LifecycleController(Controller):
                 data.reason,
                 request_context(request),
             )
+        )
         return MergeResponse(
             survivor_id=result.survivor_id,
             version=result.version,
@@ -83,8 +84,8 @@ class LifecycleController(Controller):
         data: JSONBody[UnmergeRequest],
     ) -> UnmergeResponse:
         """Take source records out of a golden record; they are never matched back."""
-        async with hub.transaction() as repo:
-            result = await unmerge_records(
+        result = await hub.unit_of_work(
+            lambda repo: unmerge_records(
                 repo,
                 hub.rules,
                 entity,
@@ -94,6 +95,7 @@ class LifecycleController(Controller):
                 data.reason,
                 request_context(request),
             )
+        )
         return UnmergeResponse(
             golden_id=result.golden_id,
             version=result.version,

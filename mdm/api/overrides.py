@@ -88,8 +88,8 @@ class OverridesController(Controller):
         data: JSONBody[PinRequest],
     ) -> OverrideResponse:
         """Pin a value: it wins for this attribute whatever the survivorship rules say."""
-        async with hub.transaction() as repo:
-            result = await pin_value(
+        result = await hub.unit_of_work(
+            lambda repo: pin_value(
                 repo,
                 hub.rules,
                 entity,
@@ -100,6 +100,7 @@ class OverridesController(Controller):
                 data.reason,
                 request_context(request),
             )
+        )
         return _response(result)
 
     @delete(
@@ -120,8 +121,8 @@ class OverridesController(Controller):
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Remove a pin; the rules decide the attribute again."""
-        async with hub.transaction() as repo:
-            result = await unpin_value(
+        result = await hub.unit_of_work(
+            lambda repo: unpin_value(
                 repo,
                 hub.rules,
                 entity,
@@ -131,6 +132,7 @@ class OverridesController(Controller):
                 reason,
                 request_context(request),
             )
+        )
         return _response(result)
 
     @put(
@@ -148,8 +150,8 @@ class OverridesController(Controller):
         data: JSONBody[IgnoreRequest],
     ) -> OverrideResponse:
         """Never use one source record's value of one attribute."""
-        async with hub.transaction() as repo:
-            result = await ignore_value(
+        result = await hub.unit_of_work(
+            lambda repo: ignore_value(
                 repo,
                 hub.rules,
                 entity,
@@ -161,6 +163,7 @@ class OverridesController(Controller):
                 data.reason,
                 request_context(request),
             )
+        )
         return _response(result)
 
     @delete(
@@ -183,8 +186,8 @@ class OverridesController(Controller):
         reason: ReasonQuery = None,
     ) -> OverrideResponse:
         """Use an ignored source value again."""
-        async with hub.transaction() as repo:
-            result = await ignore_value(
+        result = await hub.unit_of_work(
+            lambda repo: ignore_value(
                 repo,
                 hub.rules,
                 entity,
@@ -197,4 +200,5 @@ class OverridesController(Controller):
                 request_context(request),
                 ignore=False,
             )
+        )
         return _response(result)

@@ -9,6 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from mdm.adapters.repository import Repository
 from mdm.adapters.reviews import ReviewFilter, ReviewSort, ReviewStore
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
@@ -156,8 +157,9 @@ class ReviewController(Controller):
     ) -> ReviewTaskView:
         """Assign the task to a steward, or release it (`assignee`: null)."""
         actor_of(request, data.actor or data.assignee)
-        async with hub.transaction() as repo:
-            row = await assign(repo, task_id, data.assignee, request_context(request))
+        row = await hub.unit_of_work(
+            lambda repo: assign(repo, task_id, data.assignee, request_context(request))
+        )
         return task_view(row)
 
     @post(
@@ -177,8 +179,8 @@ class ReviewController(Controller):
         """Decide: `merge` the two golden records, `not_a_match` (never proposed again), or
         `defer`. A task whose golden records changed meanwhile answers 409 (superseded)."""
         actor = actor_of(request, data.actor)
-        async with hub.transaction() as repo:
-            decided = await decide(
+        decided = await hub.unit_of_work(
+            lambda repo: decide(
                 repo,
                 hub.rules,
                 task_id,
@@ -187,6 +189,7 @@ class ReviewController(Controller):
                 data.comment,
                 request_context(request),
             )
+        )
         if decided.status == "superseded":
             raise _superseded(decided)  # after the commit: the task stays superseded
         return _result(decided)
@@ -206,8 +209,9 @@ class ReviewController(Controller):
         """Decide many tasks at once; each succeeds or fails on its own, with its own problem."""
         actor = actor_of(request, data.actor)
         ctx = request_context(request)
-        results: list[BulkDecisionItemResult] = []
-        async with hub.transaction() as repo:
+
+        async def work(repo: Repository) -> list[BulkDecisionItemResult]:
+            results: list[BulkDecisionItemResult] = []
             for index, item in enumerate(data.decisions):
                 comment = item.comment if item.comment is not None else data.comment
                 try:
@@ -237,6 +241,9 @@ class ReviewController(Controller):
                             index=index, task_id=item.task_id, ok=False, error=problem
                         )
                     )
+            return results
+
+        results = await hub.unit_of_work(work)
         decided_count = sum(1 for r in results if r.ok)
         return BulkDecisionResponse(
             results=results, decided=decided_count, failed=len(results) - decided_count
