@@ -33,11 +33,18 @@ class Retrainer:
         self.engine = engine
         self.settings = settings
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
+        """End the loop, cancelling a check at work. The loop also watches `_stopping`:
+        a cancellation that lands in a check's clean-up (the unlock on a connection
+        whose query was cancelled raises instead) is lost as an error the loop logs,
+        and without the flag the loop would run on and the shutdown wait for ever."""
+        self._stopping.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -45,15 +52,16 @@ class Retrainer:
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.retrain.interval)
+        interval = self.settings.retrain.interval
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            if self._stopping.is_set():
+                return
             try:
                 await self.check()
             except Exception:
-                log.exception(
-                    "the retraining check failed; it runs again in %gs",
-                    self.settings.retrain.interval,
-                )
+                log.exception("the retraining check failed; it runs again in %gs", interval)
 
     async def check(self) -> list[str]:
         """Retrain each entity that is due and not being retrained elsewhere; the entities
