@@ -53,7 +53,7 @@ class Retrainer:
 
     async def _loop(self) -> None:
         interval = self.settings.retrain.interval
-        while not self._stopping.is_set():
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), interval)
             if self._stopping.is_set():

@@ -7,7 +7,7 @@ at run time from the entity's types.
 """
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -71,16 +71,18 @@ async def _idempotent(
     request: Request[Any, Any, Any],
     hub: Hub,
     key: str | None,
-    work: Callable[[Repository], Awaitable[tuple[int, msgspec.Struct]]],
+    entity: str,
+    source: str,
+    work: Callable[[Repository], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
 ) -> Response[Any]:
     """Run `work` in one unit of work (run again if PostgreSQL aborted it to break a
-    deadlock: `work` repeats nothing outside it); with an Idempotency-Key, answer replays
-    from storage."""
+    deadlock: `work` repeats nothing outside it), then count the ingestion outcomes it
+    returns, once committed; with an Idempotency-Key, answer replays from storage."""
     body = await request.body()
     scope = f"{request.method} {request.url.path}"
     request_hash = hashlib.blake2b(body, digest_size=16).digest()
 
-    async def unit(repo: Repository) -> Response[Any]:
+    async def unit(repo: Repository) -> tuple[Response[Any], Sequence[str]]:
         if key is not None:
             stored = await repo.claim_idempotency_key(scope, key, request_hash)
             if stored is not None:
@@ -89,28 +91,27 @@ async def _idempotent(
                     raise IdempotencyConflict(
                         f"Idempotency-Key {key!r} was first used with a different request body"
                     )
-                return Response(
+                replayed = Response(
                     response,
                     status_code=status,
                     media_type="application/json",
                     headers={"Idempotent-Replayed": "true"},
                 )
-        status, result = await work(repo)
+                return replayed, ()
+        status, result, outcomes = await work(repo)
         encoded = _encoder.encode(result)
         if key is not None:
             await repo.store_idempotent_response(scope, key, status, encoded)
-        return Response(encoded, status_code=status, media_type="application/json")
+        return Response(encoded, status_code=status, media_type="application/json"), outcomes
 
-    return await hub.unit_of_work(unit)
+    response, outcomes = await hub.unit_of_work(unit)
+    for outcome in outcomes:
+        RECORDS_INGESTED.labels(entity=entity, source=source, outcome=outcome).inc()
+    return response
 
 
 def _warnings(items: list[dict[str, str]]) -> list[DataQualityWarning]:
     return [DataQualityWarning(**w) for w in items]
-
-
-def _count(entity: str, source: str, outcomes: list[str]) -> None:
-    for outcome in outcomes:
-        RECORDS_INGESTED.labels(entity=entity, source=source, outcome=outcome).inc()
 
 
 def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
@@ -133,27 +134,26 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         if isinstance(record, Rejected):
             raise ValidationFailed("the request does not match the schema", record.errors)
 
-        outcomes: list[str] = []  # counted once committed (a unit of work may run again)
-
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
             (result,) = await ingest_records(
                 repo, hub.rules, entity, source, [record], request_context(request)
             )
             if isinstance(result, Rejected):
                 raise ValidationFailed("the record is invalid", result.errors)
-            outcomes[:] = [result.outcome]
-            return 200, IngestResult(
-                golden_id=result.golden_id,
-                outcome=result.outcome,  # type: ignore[arg-type]
-                version=result.version,
-                warnings=_warnings(result.warnings),
-                match_probability=result.match_probability,
-                review=result.review,
+            return (
+                200,
+                IngestResult(
+                    golden_id=result.golden_id,
+                    outcome=result.outcome,  # type: ignore[arg-type]
+                    version=result.version,
+                    warnings=_warnings(result.warnings),
+                    match_probability=result.match_probability,
+                    review=result.review,
+                ),
+                [result.outcome],
             )
 
-        response = await _idempotent(request, hub, idempotency_key, work)
-        _count(entity, source, outcomes)
-        return response
+        return await _idempotent(request, hub, idempotency_key, entity, source, work)
 
     async def remove(
         request: Request[Any, Any, Any],
@@ -164,22 +164,21 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
 
-        outcomes: list[str] = []  # counted once committed (a unit of work may run again)
-
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
             result = await delete_record(
                 repo, hub.rules, entity, source, source_id, request_context(request)
             )
-            outcomes[:] = [result.outcome]
-            return 200, IngestResult(
-                golden_id=result.golden_id,
-                outcome=result.outcome,  # type: ignore[arg-type]
-                version=result.version,
+            return (
+                200,
+                IngestResult(
+                    golden_id=result.golden_id,
+                    outcome=result.outcome,  # type: ignore[arg-type]
+                    version=result.version,
+                ),
+                [result.outcome],
             )
 
-        response = await _idempotent(request, hub, idempotency_key, work)
-        _count(entity, source, outcomes)
-        return response
+        return await _idempotent(request, hub, idempotency_key, entity, source, work)
 
     async def batch(
         request: Request[Any, Any, Any],
@@ -213,9 +212,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             else:
                 decoded.append((i, record))
 
-        counted: list[str] = []  # counted once committed (a unit of work may run again)
-
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
             outcomes = await ingest_records(
                 repo,
                 hub.rules,
@@ -234,14 +231,15 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                     results[i] = _accepted(i, record.source_id, outcome)
             final = [r for r in results if r is not None]
             accepted = [r for r in final if r.status == 200]
-            counted[:] = [r.outcome for r in accepted if r.outcome]
-            return 200, BatchResponse(
-                results=final, accepted=len(accepted), rejected=len(final) - len(accepted)
+            return (
+                200,
+                BatchResponse(
+                    results=final, accepted=len(accepted), rejected=len(final) - len(accepted)
+                ),
+                [r.outcome for r in accepted if r.outcome],
             )
 
-        response = await _idempotent(request, hub, idempotency_key, work)
-        _count(entity, source, counted)
-        return response
+        return await _idempotent(request, hub, idempotency_key, entity, source, work)
 
     return [
         put(

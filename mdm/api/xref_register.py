@@ -7,6 +7,7 @@ id answers theirs too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -66,17 +67,21 @@ async def register(
     """
     hub.catalog.authorize_write(source, entity)
 
-    async def work(repo: Repository) -> tuple[int, msgspec.Struct]:
+    async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
         result = await register_xref(
             repo, hub.rules, entity, golden_id, source, data.source_id, request_context(request)
         )
-        return 200, XrefRegistered(
-            entity=entity,
-            golden_id=result.golden_id,
-            source=source,
-            source_id=data.source_id,
-            outcome=result.outcome,  # type: ignore[arg-type]
-            version=result.version,
-        )
+        return (
+            200,
+            XrefRegistered(
+                entity=entity,
+                golden_id=result.golden_id,
+                source=source,
+                source_id=data.source_id,
+                outcome=result.outcome,  # type: ignore[arg-type]
+                version=result.version,
+            ),
+            (),
+        )  # a registration is no ingested record: nothing to count
 
-    return await _idempotent(request, hub, idempotency_key, work)
+    return await _idempotent(request, hub, idempotency_key, entity, source, work)

@@ -8,6 +8,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tests.integration.prometheus_text import samples
+
 ACME_CRM = {
     "attributes": {
         "name": "Acme Consulting GmbH",
@@ -387,6 +389,31 @@ async def test_metrics_and_openapi(client: AsyncTestClient) -> None:
         assert f"/v1/sources/{{source}}/{entity}/{{source_id}}" in spec["paths"]
         assert f"/v1/sources/{{source}}/{entity}/batch" in spec["paths"]
     assert "CustomerUpsert" in spec["components"]["schemas"]
+
+
+async def test_ingestion_is_counted_once_per_committed_record(client: AsyncTestClient) -> None:
+    # Counted after the commit, by outcome: a replay of the same Idempotency-Key counts
+    # nothing, a batch counts each record it accepted.
+    created = 'mdm_records_ingested_total{entity="customer",outcome="created",source="erp"}'
+
+    async def count() -> float:
+        return samples((await client.get("/metrics")).text).get(created, 0.0)
+
+    before = await count()
+    headers = {"Idempotency-Key": "count-once"}
+    for _ in range(2):
+        put = await client.put("/v1/sources/erp/customer/C-77", json=ACME_CRM, headers=headers)
+        assert put.status_code == 200
+    assert put.headers["Idempotent-Replayed"] == "true"
+    assert await count() == before + 1
+    batch = [
+        {"source_id": f"C-9{i}", "attributes": {"name": f"Zeta Werke {i} GmbH"}}
+        for i in range(3)
+    ]
+    answer = await client.post("/v1/sources/erp/customer/batch", json=batch)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 3
+    outcomes = [r["outcome"] for r in answer.json()["results"]]
+    assert await count() == before + 1 + outcomes.count("created")
 
 
 async def test_a_golden_record_holding_a_registered_id_is_still_matched(
