@@ -407,8 +407,7 @@ async def test_ingestion_is_counted_once_per_committed_record(client: AsyncTestC
     assert put.headers["Idempotent-Replayed"] == "true"
     assert await count() == before + 1
     batch = [
-        {"source_id": f"C-9{i}", "attributes": {"name": f"Zeta Werke {i} GmbH"}}
-        for i in range(3)
+        {"source_id": f"C-9{i}", "attributes": {"name": f"Zeta Werke {i} GmbH"}} for i in range(3)
     ]
     answer = await client.post("/v1/sources/erp/customer/batch", json=batch)
     assert answer.status_code == 200 and answer.json()["accepted"] == 3
