@@ -13,6 +13,7 @@ benchmark's extra dependencies.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,22 @@ def differing_records(
 
     left, right = members(a), members(b)
     return sum(1 for key in keys if left[key] != right[key])
+
+
+def partition_digest(clusters: Mapping[Hashable, Hashable], keys: Iterable[Hashable]) -> str:
+    """An md5 of the partition of `keys` that `clusters` makes, independent of the
+    cluster ids (golden ids are random): each key is paired with the smallest key
+    of its cluster. Two runs that cluster every record alike give the same digest."""
+    keys = sorted(keys, key=repr)
+    smallest: dict[Hashable, str] = {}
+    for key in keys:
+        cluster = ("cluster", clusters[key]) if key in clusters else ("alone", key)
+        smallest.setdefault(cluster, repr(key))
+    digest = hashlib.md5()
+    for key in keys:
+        cluster = ("cluster", clusters[key]) if key in clusters else ("alone", key)
+        digest.update(f"{key!r}\t{smallest[cluster]}\n".encode())
+    return digest.hexdigest()
 
 
 class _DisjointSets:

@@ -55,6 +55,7 @@ from bench.evaluate import (  # noqa: E402
     best_threshold,
     pair_count,
     pairwise_scores,
+    partition_digest,
     threshold_sweep,
 )
 
@@ -211,6 +212,8 @@ def run_hub_rows(
             rows.append(Row(dataset.name, n, result.label, None, None, f"failed: {result.failed}"))
             continue
         scores = pairwise_scores(dict(result.clusters), dataset.truth)
+        # compares two versions of the hub: the same digest, the same clusters
+        log(f"  {result.label}: partition md5 {partition_digest(result.clusters, dataset.truth)}")
         notes = list(result.notes)
         if result.differing is not None:
             two_pass.differing = result.differing

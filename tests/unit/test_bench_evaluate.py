@@ -18,6 +18,7 @@ from bench.evaluate import (
     differing_records,
     pair_count,
     pairwise_scores,
+    partition_digest,
     threshold_sweep,
 )
 
@@ -141,6 +142,20 @@ def test_differing_records_compares_partitions_not_ids() -> None:
     assert differing_records(left, moved, keys) == 4
     # A key without a cluster is alone: e alone both ways, d alone on one side only.
     assert differing_records({"a": 1, "b": 1, "c": 2}, left, keys) == 2
+
+
+@given(st.dictionaries(st.integers(0, 20), st.integers(0, 4)))
+def test_the_partition_digest_changes_exactly_when_the_partition_does(
+    clustering: dict[int, int],
+) -> None:
+    keys = sorted(clustering)
+    renamed = {key: f"golden-{cluster}" for key, cluster in clustering.items()}
+    assert partition_digest(clustering, keys) == partition_digest(renamed, keys)
+    if len(keys) >= 2:
+        moved = dict(clustering)
+        moved[keys[0]] = -1  # the first key leaves its cluster for one of its own
+        same = differing_records(clustering, moved, keys) == 0
+        assert (partition_digest(clustering, keys) == partition_digest(moved, keys)) == same
 
 
 @given(st.dictionaries(st.integers(0, 20), st.integers(0, 4)))
