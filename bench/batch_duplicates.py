@@ -64,11 +64,12 @@ from bench.datasets import load_febrl  # noqa: E402
 from bench.hub_runner import ADMIN_KEY, BATCH, _settings  # noqa: E402
 from bench.ingest_batch import wait_healthy  # noqa: E402
 from mdm.adapters.matching import MatchStore, StoredModel  # noqa: E402
+from mdm.adapters.unit_of_work import SqlUnitOfWork  # noqa: E402
 from mdm.api.app import create_app  # noqa: E402
 from mdm.bootstrap import make_engine  # noqa: E402
 from mdm.services.matcher import train_model  # noqa: E402
 from mdm.settings import load_rules, normalize_database_url  # noqa: E402
-from publishers.testing import scratch_database  # noqa: E402
+from tests.support import scratch_database  # noqa: E402
 
 Record = dict[str, Any]
 
@@ -157,7 +158,7 @@ async def trained_model(records: list[Record], server: str) -> StoredModel:
             await _post_all(client, records)
         engine = make_engine(url, pool_size=1)
         async with engine.begin() as conn:
-            trained = await train_model(conn, load_rules(), "worker")
+            trained = await train_model(SqlUnitOfWork(conn), load_rules(), "worker")
             stored = await MatchStore(conn).model("worker", trained.version)
         await engine.dispose()
     assert stored is not None
@@ -170,7 +171,7 @@ async def _store_model(url: str, model: StoredModel | None) -> None:
         return
     engine = make_engine(url, pool_size=1)
     async with engine.begin() as conn:
-        await load_rules().models.current(conn, "worker")  # the default, as version 1
+        await load_rules().models.current(MatchStore(conn), "worker")  # the default, as version 1
         await MatchStore(conn).add_model("worker", model.model, model.term_frequencies, 5000)
     await engine.dispose()
 

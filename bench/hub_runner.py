@@ -60,7 +60,7 @@ from mdm.settings import (
     load_rules,
     normalize_database_url,
 )
-from publishers.testing import scratch_database
+from tests.support import scratch_database
 
 Key = tuple[str, str]
 ADMIN_KEY = "mdm_bench_" + secrets.token_urlsafe(16)
@@ -341,7 +341,9 @@ async def _two_pass(
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.begin() as conn:
-            await load_rules().models.current(conn, entity)  # the packaged one, as version 1
+            await load_rules().models.current(
+                MatchStore(conn), entity
+            )  # the packaged one, as version 1
             await MatchStore(conn).add_model(entity, model, frequencies, trained_on)
     finally:
         await engine.dispose()

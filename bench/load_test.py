@@ -83,7 +83,7 @@ import match_latency as ml
 
 from mdm.adapters.keys import KeyStore
 from mdm.settings import normalize_database_url
-from publishers.testing import free_port
+from tests.support import free_port
 
 CONNECTIONS = 4
 PATHS = 200_000  # paths pre-drawn for a wrk scenario

@@ -8,7 +8,7 @@
    1958 to 2007; German, British and US postal codes and cities; e-mails made
    from the names with a number (unique: an e-mail is a strong key); 30% with an
    employee number, 40% with a phone.
-2. Loads them as `mdm load` does (`mdm.services.bulk.bulk_load`: the ingestion
+2. Loads them as `mdm load` does (`mdm.adapters.bulk.bulk_load`: the ingestion
    use case in chunks of 1,000, one transaction each, matching included, with
    candidates from the in-memory copy of the blocking index) into a scratch
    database on the local PostgreSQL, or into `--keep-db NAME` (reused, and a
@@ -69,13 +69,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mdm.services.matcher as matcher  # noqa: E402
+from mdm.adapters.bulk import Row, bulk_load  # noqa: E402
 from mdm.adapters.matching import CANDIDATES_SQL, MEMBERS_SQL, MatchStore  # noqa: E402
 from mdm.adapters.migrate import upgrade  # noqa: E402
 from mdm.adapters.repository import fetch_rows  # noqa: E402
+from mdm.adapters.unit_of_work import SqlUnitOfWork  # noqa: E402
 from mdm.bootstrap import make_engine  # noqa: E402
-from mdm.services.bulk import Row, bulk_load  # noqa: E402
 from mdm.settings import load_rules, normalize_database_url  # noqa: E402
-from publishers.testing import free_port, scratch_database  # noqa: E402
+from tests.support import free_port, scratch_database  # noqa: E402
 
 ADMIN_KEY = f"mdm_bench_{secrets.token_hex(16)}"  # the served hub's MDM_ADMIN_KEY
 AUTH = {"X-API-Key": ADMIN_KEY}
@@ -458,7 +459,7 @@ class LoadStats:
 async def _load(url: str, pop: Population, n: int, have: set[int]) -> LoadStats:
     """Load people 0..n-1 that the database does not hold yet, as `mdm load` does.
 
-    `mdm.services.bulk.bulk_load`: chunks of 1,000 through the ingestion use case
+    `mdm.adapters.bulk.bulk_load`: chunks of 1,000 through the ingestion use case
     (validation, standardization, strong keys, probabilistic matching, survivorship,
     history, outbox), candidates from the in-memory copy of the blocking index.
     """
@@ -604,12 +605,16 @@ async def _match_step(url: str, probes: list[Probe], warmup: list[Probe]) -> dic
     try:
         async with engine.connect() as conn:
             for probe in warmup:  # the model cache and the connection, not measured
-                await matcher.search(conn, rules, "worker", probe.attributes, limit=10_000)
+                await matcher.search(
+                    SqlUnitOfWork(conn), rules, "worker", probe.attributes, limit=10_000
+                )
                 await conn.rollback()
             for probe in probes:
                 _CountingStore.last = {}
                 t0 = time.perf_counter()
-                found = await matcher.search(conn, rules, "worker", probe.attributes, limit=10_000)
+                found = await matcher.search(
+                    SqlUnitOfWork(conn), rules, "worker", probe.attributes, limit=10_000
+                )
                 times.append((time.perf_counter() - t0) * 1000)
                 await conn.rollback()
                 counts["scored"].append(len(found.scores))
@@ -646,7 +651,7 @@ async def _explain(url: str, attributes: dict[str, Any]) -> str:
     engine = make_engine(url, pool_size=1)
     out = []
     async with engine.connect() as conn:
-        active = await rules.models.current(conn, "worker")
+        active = await rules.models.current(MatchStore(conn), "worker")
         std = standardize_record("worker", attributes)
         keys = sorted(set(matcher.features(active, "worker", std.values).blocking))
         cap = matcher.GENERIC_KEY_CAP
@@ -987,7 +992,7 @@ def _section(r: dict[str, Any], table: str) -> str:
 {r["seed"]}: Faker name pools of several locales, {r["pools"]["given"]:,} given and
 {r["pools"]["family"]:,} family names drawn Zipf-like; German, British and US postal
 codes; unique e-mails; 30% with an employee number, 40% with a phone), loads them
-as `mdm load` does (`mdm.services.bulk.bulk_load`: the ingestion use case with
+as `mdm load` does (`mdm.adapters.bulk.bulk_load`: the ingestion use case with
 matching, source hcm, chunks of {BATCH:,}, one loader) into {r["db_note"]} on the
 local PostgreSQL, and runs VACUUM ANALYZE. Probes come from psa: half new people, half
 near-duplicates of stored workers (a typo in the family name, a nickname or an initial

@@ -49,7 +49,7 @@ from mdm.settings import (  # noqa: E402
 )
 from publishers.connection import NatsLink  # noqa: E402
 from publishers.relay import PublishedEvent, Relay  # noqa: E402
-from publishers.testing import scratch_database  # noqa: E402
+from tests.support import scratch_database  # noqa: E402
 
 
 class Clock:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mdm.adapters.lookup_cache import Lookups
-from mdm.adapters.repository import Repository
-from mdm.adapters.retry import run_again_if_aborted
+from mdm.adapters.unit_of_work import SessionLock, SqlUnitOfWork, SqlUnits
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
 from mdm.settings import Settings, load_rules
@@ -22,7 +20,6 @@ from publishers.connection import NatsLink
 T = TypeVar("T")
 
 _json_encoder = msgspec.json.Encoder()
-_TOUCHED = text("SELECT current_setting('mdm.lookup_touched', true)")
 
 
 def _json_serializer(value: object) -> str:
@@ -63,6 +60,11 @@ class Hub:
     engine: AsyncEngine
     nats: NatsLink
     lookups: Lookups  # the ID lookup's pool and caches (mdm/adapters/lookup_cache.py)
+    # Units of work on the engine (mdm.domain.ports.Units), evicting the lookups they change.
+    units: SqlUnits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.units = SqlUnits(self.engine, self.lookups.evict_committed)
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: SourceCatalog | None = None) -> Hub:
@@ -99,26 +101,23 @@ class Hub:
         await self.nats.close()
         await self.engine.dispose()
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Repository]:
+    def transaction(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:
         """One unit of work: commits when the block succeeds, rolls back otherwise."""
-        async with self.engine.begin() as conn:
-            yield Repository(conn)
-            # The ids whose lookups this transaction changed (migration 0012's
-            # triggers): evicted here once committed, so this process reads its own
-            # writes; the other processes evict them on the commit's NOTIFY.
-            touched = await conn.scalar(_TOUCHED)
-        self.lookups.evict_committed(touched)
+        return self.units.transaction()
 
-    async def unit_of_work(self, work: Callable[[Repository], Awaitable[T]]) -> T:
+    async def unit_of_work(self, work: Callable[[SqlUnitOfWork], Awaitable[T]]) -> T:
         """`work` in one `transaction`, run again from its start when PostgreSQL aborted
         it to break a deadlock (mdm.adapters.retry)."""
-        return await run_again_if_aborted(self.transaction, work)
+        return await self.units.run(work)
+
+    async def session_lock(self, entity: str) -> SessionLock | None:
+        return await self.units.session_lock(entity)
 
     @asynccontextmanager
-    async def reader(self) -> AsyncIterator[Repository]:
+    async def reader(self) -> AsyncIterator[SqlUnitOfWork]:
+        """The stores on a connection for reads, in no explicit transaction."""
         async with self.engine.connect() as conn:
-            yield Repository(conn)
+            yield SqlUnitOfWork(conn)
 
 
 def resolve_services(settings: Settings) -> tuple[Settings, EmbeddedServicesHandle | None]:

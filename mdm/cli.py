@@ -26,6 +26,7 @@ from mdm.settings import Settings
 
 if TYPE_CHECKING:
     from mdm.services.adoption import Adoption
+    from publishers.replay import ReplayResult
 
 log = logging.getLogger("mdm")
 
@@ -204,14 +205,15 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 async def _train(settings: Settings, entity: str, sample: int, seed: int, force: bool) -> Adoption:
     """Fit, check and store the entity's model (mdm/services/adoption.py); say what happened."""
+    from mdm.adapters.unit_of_work import SqlUnits
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.adoption import train_and_adopt
 
     rules = rules_of(settings)
     engine = make_engine(settings.database.url or "", pool_size=1)
     try:
-        async with engine.begin() as conn:
-            done = await train_and_adopt(conn, rules, entity, sample=sample, seed=seed, force=force)
+        async with SqlUnits(engine).transaction() as uow:
+            done = await train_and_adopt(uow, rules, entity, sample=sample, seed=seed, force=force)
     finally:
         await engine.dispose()
     print(_adoption_text(done), flush=True)
@@ -289,13 +291,14 @@ def _progress_bar(label: str, *fields: str, quiet: bool) -> Any:
 
 
 async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> None:
+    from mdm.adapters.unit_of_work import SqlUnits
     from mdm.bootstrap import make_engine, rules_of
     from mdm.services.rematch import Rematch
 
     rules = rules_of(settings)
     engine = make_engine(settings.database.url or "", pool_size=2)
     try:
-        run = await Rematch.claim(engine, rules, entity)
+        run = await Rematch.claim(SqlUnits(engine), rules, entity)
         state = run.state
         print(
             f"{'continuing' if run.resumed else 'starting'} re-matching run {state.id} of "
@@ -333,8 +336,8 @@ async def _load(
 ) -> tuple[int, int]:
     """Load `args.file` into the database of the (resolved) `settings`; the exit code and
     the records written."""
+    from mdm.adapters.bulk import bulk_load, detect_format, incoming_ids, read_rows
     from mdm.bootstrap import make_engine, rules_of
-    from mdm.services.bulk import bulk_load, detect_format, incoming_ids, read_rows
 
     rules = rules_of(settings)
     path = Path(args.file)
@@ -384,9 +387,9 @@ async def _load(
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from mdm.adapters.bulk import count_rows, detect_format
     from mdm.bootstrap import resolve_services
     from mdm.domain.errors import MdmError
-    from mdm.services.bulk import count_rows, detect_format
 
     settings = _settings(args)
     settings, embedded = resolve_services(
@@ -431,15 +434,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _relay(settings: Settings) -> None:
+    from mdm.bootstrap import make_engine
+    from publishers.commands import run_relay
+
+    assert settings.database.url is not None and settings.nats.url is not None
+    engine = make_engine(settings.database.url, pool_size=2)
+    try:
+        await run_relay(engine, settings.nats.url, settings.relay)
+    finally:
+        await engine.dispose()
+
+
 def cmd_relay(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
-    from publishers.commands import run_relay
 
     settings, embedded = resolve_services(_settings(args))
     try:
         if embedded is not None and embedded.postgres is not None:
             asyncio.run(_migrate(settings.database.url or ""))
-        asyncio.run(run_relay(settings))
+        asyncio.run(_relay(settings))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -452,15 +466,32 @@ def _timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+async def _replay(settings: Settings, args: argparse.Namespace) -> ReplayResult:
+    from mdm.bootstrap import make_engine
+    from publishers.commands import run_replay
+
+    assert settings.database.url is not None and settings.nats.url is not None
+    engine = make_engine(settings.database.url, pool_size=1)
+    try:
+        return await run_replay(
+            engine,
+            settings.nats.url,
+            settings.relay,
+            args.entity,
+            args.since,
+            args.until,
+            args.golden_id,
+        )
+    finally:
+        await engine.dispose()
+
+
 def cmd_events_replay(args: argparse.Namespace) -> int:
     from mdm.bootstrap import resolve_services
-    from publishers.commands import run_replay
 
     settings, embedded = resolve_services(_settings(args))
     try:
-        result = asyncio.run(
-            run_replay(settings, args.entity, args.since, args.until, args.golden_id)
-        )
+        result = asyncio.run(_replay(settings, args))
     finally:
         if embedded is not None:
             embedded.stop()

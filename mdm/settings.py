@@ -12,6 +12,7 @@ from pathlib import Path
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
 from mdm.domain.survivorship_config import parse_policy
+from publishers.settings import DAY, MINUTE, RelaySettings, normalize_database_url
 from schemas.entities import ENTITY_TYPES, SENSITIVE_ATTRIBUTES
 
 
@@ -76,63 +77,6 @@ class AuthSettings:
     rate_limit: float = 50.0  # requests per second per client; 0 turns limiting off
     rate_burst: int = 200
     sensitive_attributes: tuple[str, ...] = ()  # added to the schemas' own
-
-
-MINUTE = 60.0
-DAY = 24 * 60 * MINUTE
-
-
-@dataclass(frozen=True, slots=True)
-class RelaySettings:
-    """The outbox relay: publishes committed events to NATS JetStream (docs/events.md).
-
-    Durations are seconds. The duplicate window must outlast the relay's retry
-    horizon (the longest a live relay takes to publish a row again after a
-    publish it could not mark), or a re-publish could slip past de-duplication.
-    """
-
-    enabled: bool = True  # `mdm serve` runs a relay (MDM_RELAY=0 turns it off)
-    # "process": `mdm serve` starts `mdm relay` as a child process, so publishing never
-    # shares the API's event loop (on 2 cores the inline relay doubled the ingest
-    # request's p99, docs/benchmarks.md); the default from the environment.
-    # "inline": the app runs it (MDM_RELAY=inline; an app built in code, as the tests
-    # and anyone embedding create_app do, gets this unless they say otherwise).
-    mode: str = "inline"
-    stream: str = "MDM"
-    subject_prefix: str = "mdm"  # subjects are <prefix>.<entity>.<type>
-    stream_max_age: float = 7 * DAY  # how long JetStream keeps events
-    stream_replicas: int = 1
-    duplicate_window: float = 20 * MINUTE
-    batch_size: int = 500
-    poll_interval: float = 1.0  # safety net behind LISTEN/NOTIFY
-    publish_timeout: float = 5.0
-    max_backoff: float = 15.0
-    outbox_retention: float = 7 * DAY  # published rows are kept this long for replay
-    cleanup_interval: float = 5 * MINUTE
-    # The Unix socket `mdm relay` answers with its metrics and the hub's /metrics reads
-    # them from (publishers/metrics.py); `mdm serve` picks one for its child process.
-    metrics_socket: str | None = None
-
-    @property
-    def inline(self) -> bool:
-        """The app runs the relay itself (and so has its metrics in its own process)."""
-        return self.enabled and self.mode == "inline"
-
-    @property
-    def retry_horizon(self) -> float:
-        """Longest gap between two publishes of one row by a live relay."""
-        return self.publish_timeout + self.max_backoff + self.poll_interval
-
-    def __post_init__(self) -> None:
-        if self.duplicate_window <= 2 * self.retry_horizon:
-            raise ValueError(
-                f"duplicate window {self.duplicate_window:g}s must exceed twice the relay's "
-                f"retry horizon ({self.retry_horizon:g}s)"
-            )
-        if self.stream_max_age and self.stream_max_age < self.duplicate_window:
-            raise ValueError("the stream's max age must not be shorter than its duplicate window")
-        if self.batch_size < 1:
-            raise ValueError("relay batch size must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,16 +224,6 @@ def parse_duration(value: str) -> float:
         if text.endswith(unit):
             return float(text[: -len(unit)]) * _UNITS[unit]
     return float(text)
-
-
-def normalize_database_url(url: str | None) -> str | None:
-    """Accept the usual postgres:// forms and point them at the asyncpg driver."""
-    if url is None:
-        return None
-    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    return url
 
 
 def load_sources(path: Path | None = None) -> SourceCatalog:

@@ -1,4 +1,8 @@
-"""What `mdm relay` and `mdm events replay` run, once the CLI has resolved the settings."""
+"""What `mdm relay` and `mdm events replay` run, once the CLI has resolved the settings.
+
+The caller hands over what they need: an engine on the hub's database (its own, which
+the caller disposes of after), the NATS URL and the relay's settings.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +11,40 @@ import datetime as dt
 import logging
 import signal
 
-from mdm.bootstrap import make_engine
-from mdm.settings import Settings
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from publishers import metrics
 from publishers.connection import NatsLink
 from publishers.relay import Relay
 from publishers.replay import ReplayResult, replay
+from publishers.settings import RelaySettings
 
 log = logging.getLogger("mdm.relay")
 
 
-async def run_relay(settings: Settings) -> None:
-    """Publish the outbox until SIGTERM or SIGINT, then finish the round in hand and drain."""
-    assert settings.database.url is not None and settings.nats.url is not None
-    engine = make_engine(settings.database.url, pool_size=2)
-    link = NatsLink(settings.nats.url, name="mdm-relay")
+async def run_relay(engine: AsyncEngine, nats_url: str, settings: RelaySettings) -> None:
+    """Publish the outbox until SIGTERM or SIGINT, then finish the round in hand and drain.
+
+    `engine` is on the hub's database; it is left open for the caller to dispose of.
+    """
+    link = NatsLink(nats_url, name="mdm-relay")
     await link.start()
-    relay = Relay(engine, link, settings.relay)
+    relay = Relay(engine, link, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, relay.request_stop)
     log.info(
         "relay publishing the outbox to stream %s (subjects %s.>)",
-        settings.relay.stream,
-        settings.relay.subject_prefix,
+        settings.stream,
+        settings.subject_prefix,
     )
-    server = await _serve_metrics(settings.relay.metrics_socket)
+    server = await _serve_metrics(settings.metrics_socket)
     try:
         await relay.run()
     finally:
         if server is not None:
             server.close()
         await link.close()  # drains: pending PubAcks are awaited before the socket closes
-        await engine.dispose()
     log.info("relay stopped")
 
 
@@ -59,21 +64,23 @@ async def _serve_metrics(path: str | None) -> asyncio.Server | None:
 
 
 async def run_replay(
-    settings: Settings,
+    engine: AsyncEngine,
+    nats_url: str,
+    settings: RelaySettings,
     entity: str,
     since: dt.datetime,
     until: dt.datetime | None = None,
     golden_id: str | None = None,
 ) -> ReplayResult:
-    """Re-publish kept events (see publishers.replay) and answer how many went out."""
+    """Re-publish kept events (see publishers.replay) and answer how many went out.
+
+    `engine` is on the hub's database; it is left open for the caller to dispose of.
+    """
     import nats
 
-    assert settings.database.url is not None and settings.nats.url is not None
-    engine = make_engine(settings.database.url, pool_size=1)
-    client = await nats.connect(settings.nats.url, name="mdm-replay", connect_timeout=5)
+    client = await nats.connect(nats_url, name="mdm-replay", connect_timeout=5)
     try:
-        js = client.jetstream(timeout=settings.relay.publish_timeout)
-        return await replay(engine, js, settings.relay, entity, since, until, golden_id)
+        js = client.jetstream(timeout=settings.publish_timeout)
+        return await replay(engine, js, settings, entity, since, until, golden_id)
     finally:
         await client.drain()
-        await engine.dispose()

@@ -32,10 +32,10 @@ from nats.js.errors import NoStreamResponseError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.settings import RelaySettings
 from publishers import metrics, outbox
 from publishers.connection import NatsLink
 from publishers.outbox import OutboxRow
+from publishers.settings import RelaySettings
 from publishers.stream import ensure_stream, subject_for
 
 log = logging.getLogger("mdm.relay")

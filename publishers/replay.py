@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.settings import RelaySettings
 from publishers import outbox
+from publishers.settings import RelaySettings
 from publishers.stream import ensure_stream, subject_for
 
 log = logging.getLogger("mdm.replay")

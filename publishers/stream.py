@@ -8,7 +8,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
-from mdm.settings import RelaySettings
+from publishers.settings import RelaySettings
 
 log = logging.getLogger("mdm.relay")
 

@@ -35,7 +35,7 @@ from mdm.settings import (
     Settings,
     normalize_database_url,
 )
-from publishers.testing import KeyedClient, MakeClient, scratch_database
+from tests.support import KeyedClient, MakeClient, scratch_database
 
 
 @pytest.fixture(scope="session")

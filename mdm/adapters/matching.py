@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -17,26 +16,8 @@ from matching.scoring import CountedFrequencies
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import match_model, review_task, source_record
 from mdm.domain.mastering import ActiveModel
-
-
-@dataclass(frozen=True, slots=True)
-class StoredModel:
-    entity: str
-    version: int
-    model: dict[str, Any]
-    term_frequencies: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    """A live source record of a candidate golden record, with its prepared features."""
-
-    record_id: int
-    golden_id: str
-    source: str
-    source_id: str
-    features: dict[str, Any]
-
+from mdm.domain.ports import MatchIndex
+from mdm.domain.stored import Member, StoredModel
 
 # For each blocking key, at most $3 (the cap + 1) live records: a key with more
 # than the cap is generic ("smith", a shared mailbox) and skipped by the caller, so
@@ -295,13 +276,13 @@ class CachedModels:
         self._sizes.clear()
 
     async def current(
-        self, conn: AsyncConnection, entity: str, records: int | None = None
+        self, index: MatchIndex, entity: str, records: int | None = None
     ) -> ActiveModel:
         now = time.monotonic()
         cached = self._by_entity.get(entity)
         if records is None and cached is not None and cached[0] > now:
             return cached[1]
-        store = MatchStore(conn)
+        store = index
         version = await store.current_version(entity)
         if version is None:
             default = default_model(entity)
@@ -324,7 +305,7 @@ class CachedModels:
             self._by_entity[entity] = (now + self.ttl, active)
         return active
 
-    async def _size(self, store: MatchStore, entity: str, now: float) -> int:
+    async def _size(self, store: MatchIndex, entity: str, now: float) -> int:
         known = self._sizes.get(entity)
         if known is not None and known[0] > now:
             return known[1]

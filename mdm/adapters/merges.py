@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import golden_record, merge_event, not_a_match, source_record
+from mdm.domain.stored import MemberRecord, MovedRecord
 
 # The golden ids of both sides of each not-a-match decision with a side among $1
 # (either column: each branch uses its index).
@@ -26,23 +26,6 @@ FROM source_record b JOIN not_a_match n ON n.record_b = b.id
 JOIN source_record a ON a.id = n.record_a
 WHERE b.golden_id = ANY($1::text[])
 """
-
-
-@dataclass(frozen=True, slots=True)
-class MovedRecord:
-    record_id: int
-    source: str
-    source_id: str
-    from_golden: str
-    deleted: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    record_id: int
-    source: str
-    source_id: str
-    deleted: bool
 
 
 class MergeStore:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, text, tuple_
@@ -12,35 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.adapters.tables import golden_record, golden_reference, source_record
 from mdm.domain.relationships import Reference, TargetKey
-
-
-@dataclass(frozen=True, slots=True)
-class PendingReference:
-    golden_id: str
-    referring_entity: str
-    field: str
-    entity: str
-    source: str
-    source_id: str
-    since: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Related:
-    golden_id: str
-    entity: str
-    status: str
-    depth: int
-    via: str  # the golden id whose reference (or referrer) led here
-    attributes: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Referrer:
-    golden_id: str
-    entity: str
-    target: TargetKey  # the reference as stated
-    target_golden_id: str | None  # what it resolved to when last recomputed
+from mdm.domain.stored import PendingReference, Referrer, Related
 
 
 class RelationshipStore:

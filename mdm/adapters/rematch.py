@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +13,7 @@ from mdm.adapters.matching import MatchStore
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import golden_record, match_model, rematch_run, source_record
 from mdm.domain.sources import ENTITIES
+from mdm.domain.stored import ModelInfo, Run
 
 #: The first half of the advisory lock a run holds for its entity (the second: the
 #: entity's position in ENTITIES), so pg_locks shows whether a run is alive.
@@ -30,35 +30,6 @@ WHERE s.golden_id = ANY($1::text[]) AND s.deleted_at IS NULL
 ACTIVE_SQL = """
 SELECT golden_id FROM golden_record WHERE golden_id = ANY($1::text[]) AND status = 'active'
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    id: int
-    entity: str
-    model_version: int
-    status: str  # running | finished | abandoned
-    cursor: str | None
-    done: int
-    total: int
-    merged: int
-    reviews: int
-    started_at: dt.datetime
-    updated_at: dt.datetime
-    finished_at: dt.datetime | None
-    withdrawn: int = 0  # open review tasks closed: their pair now below the band
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    version: int
-    fitted_at: dt.datetime
-    trained_on: int | None
-
-
-#: The advisory lock a hub's automatic training of an entity holds while its `mdm train`
-#: child runs (mdm/api/retrain.py); the second key: the entity's position in ENTITIES.
-TRAINING_LOCK_CLASS = 0x4D444D54  # "MDMT"
 
 
 def _lock_args(entity: str, lock_class: int | None = None) -> dict[str, int]:

@@ -11,7 +11,6 @@ import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -39,10 +38,10 @@ from mdm.adapters.tables import (
     golden_record_history,
     idempotency_key,
     match_key,
-    outbox,
     source_record,
 )
 from mdm.domain.golden import GoldenRecord
+from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord, StoredXref
 from mdm.domain.survivorship import Contribution
 
 _LOCK_SQL = text(
@@ -165,50 +164,6 @@ def lock_id(name: str) -> int:
     return int.from_bytes(
         hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
     )
-
-
-@dataclass(slots=True)
-class StoredSourceRecord:
-    id: int
-    source_id: str
-    golden_id: str
-    content_hash: bytes
-    version: int
-    deleted_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class SourceRecordWrite:
-    """The new state of one source record; id is None for a record seen the first time."""
-
-    id: int | None
-    entity: str
-    source: str
-    source_id: str
-    golden_id: str
-    raw: dict[str, Any]
-    standardized: dict[str, Any]
-    warnings: list[dict[str, str]]
-    content_hash: bytes
-    version: int
-    source_updated_at: dt.datetime | None
-    received_at: dt.datetime
-    link_rule: str
-    # Matching: the record's prepared features, and (when this write decided its
-    # link) the weight, probability, model version and waterfall behind it. An
-    # update that keeps its golden record passes None and keeps the stored link.
-    match_features: dict[str, Any] | None = None
-    link_weight: float | None = None
-    link_probability: float | None = None
-    link_model_version: int | None = None
-    link_explanation: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredXref:
-    source: str
-    source_id: str
-    updated_at: dt.datetime
 
 
 class Repository:
@@ -409,10 +364,10 @@ class Repository:
         self,
         goldens: Sequence[GoldenRecord],
         history: Sequence[dict[str, Any]],
-        events: Sequence[dict[str, Any]],
         at: dt.datetime,
     ) -> None:
-        """Persist new golden versions with their history rows and outbox events.
+        """Persist new golden versions with their history rows (their events go
+        to the outbox through the unit of work's Outbox).
 
         Golden records at version 1 are new and inserted whole; the source
         records pointing at them were written earlier in this transaction (the
@@ -467,7 +422,6 @@ class Repository:
                 ],
             )
         await copy_rows(self.conn, golden_record_history, history)
-        await copy_rows(self.conn, outbox, events)
 
     # -- reads for the API ---------------------------------------------------------
 

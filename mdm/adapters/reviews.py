@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mdm.adapters.tables import outbox, review_decision, review_task, source_record
-
-ReviewSort = Literal["created_at", "-created_at", "probability", "-probability", "id", "-id"]
-
-#: Statuses a task can still be decided from.
-UNDECIDED = ("open", "deferred")
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewFilter:
-    """What the queue is narrowed to; None means "any"."""
-
-    entity: str | None = None
-    statuses: tuple[str, ...] = ("open",)
-    min_probability: float | None = None
-    max_probability: float | None = None
-    created_before: dt.datetime | None = None  # older than an age
-    created_after: dt.datetime | None = None  # younger than an age
-    assignee: str | None = None  # "" means unassigned
-    golden_id: str | None = None  # either side of the task
+from mdm.adapters.tables import review_decision, review_task, source_record
+from mdm.domain.stored import UNDECIDED, ReviewFilter, ReviewSort
 
 
 def _columns() -> list[Any]:
@@ -222,8 +203,3 @@ class ReviewStore:
             .order_by(sr.id)
         )
         return [dict(r._mapping) for r in rows]
-
-    async def add_events(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Outbox rows of review events (committed with the change they announce)."""
-        if rows:
-            await self.conn.execute(insert(outbox), list(rows))

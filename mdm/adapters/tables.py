@@ -336,7 +336,7 @@ api_key = Table(
     CheckConstraint("(role = 'source') = (source IS NOT NULL)", name="source_bound"),
 )
 
-# Relationships between golden records (mdm/services/relationships.py, migration
+# Relationships between golden records (mdm/services/references.py and events.py, migration
 # 0007): one row per referring golden record and reference field, as survivorship
 # chose it. The reference as its source stated it (target entity, source,
 # source_id) and, once the hub knows that record, the golden record it resolves

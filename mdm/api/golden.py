@@ -14,8 +14,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
-from mdm.adapters.repository import Repository, StoredXref
-from mdm.adapters.reviews import ReviewStore
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import RESPONSE_KEYS, Permission, requires
 from mdm.api.openapi import moved
 from mdm.api.params import SourceIdPath
@@ -23,6 +22,7 @@ from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
 from mdm.domain.sources import check_entity
+from mdm.domain.stored import StoredXref
 from schemas.api import (
     MAX_VERSION,
     OUT_OF_RANGE,
@@ -57,12 +57,12 @@ def _xref_entries(
 
 
 async def _xref_view(
-    hub: NamedDependency[Hub], repo: Repository, entity: str, golden_id: str
+    hub: NamedDependency[Hub], uow: SqlUnitOfWork, entity: str, golden_id: str
 ) -> XrefView:
-    golden = await repo.golden(golden_id)
+    golden = await uow.records.golden(golden_id)
     if golden is None:
         raise NotFound(f"no golden record {golden_id!r}")
-    xrefs = (await repo.xrefs([golden_id]))[golden_id]
+    xrefs = (await uow.records.xrefs([golden_id]))[golden_id]
     return XrefView(
         entity=entity,  # type: ignore[arg-type]
         golden_id=golden_id,
@@ -97,18 +97,18 @@ class GoldenController(Controller):
         asks for the record as it was).
         """
         check_entity(entity)
-        async with hub.reader() as repo:
-            golden = await repo.golden(golden_id)
+        async with hub.reader() as uow:
+            golden = await uow.records.golden(golden_id)
             if golden is None or golden.entity != entity:
                 raise NotFound(f"no {entity} golden record {golden_id!r}")
             if as_of is not None:
-                return Response(await _as_of(hub, repo, golden, as_of))
+                return Response(await _as_of(hub, uow, golden, as_of))
             if golden.status == "merged":
                 survivor: GoldenRecord | None = golden
                 for _ in range(_MAX_REDIRECTS):
                     if survivor is None or survivor.merged_into is None:
                         break
-                    survivor = await repo.golden(survivor.merged_into)
+                    survivor = await uow.records.golden(survivor.merged_into)
                 if survivor is None or survivor.status == "merged":
                     raise NotFound(f"golden record {golden_id!r} redirects nowhere")
                 # The annotation names the 200's body (for OpenAPI); a 301 has none.
@@ -117,7 +117,7 @@ class GoldenController(Controller):
                     status_code=HTTP_301_MOVED_PERMANENTLY,
                     headers={"Location": f"/v1/golden/{entity}/{survivor.golden_id}"},
                 )
-            xrefs = (await repo.xrefs([golden_id]))[golden_id]
+            xrefs = (await uow.records.xrefs([golden_id]))[golden_id]
         assert golden.created_at is not None and golden.updated_at is not None
         return Response(
             GoldenRecordView(
@@ -150,12 +150,12 @@ class GoldenController(Controller):
         """Every version, newest first: what changed, why (source record or steward), when;
         and the review decisions naming this golden record."""
         check_entity(entity)
-        async with hub.reader() as repo:
-            golden = await repo.golden(golden_id)
+        async with hub.reader() as uow:
+            golden = await uow.records.golden(golden_id)
             if golden is None or golden.entity != entity:
                 raise NotFound(f"no {entity} golden record {golden_id!r}")
-            rows = await repo.history(golden_id, limit, before_version)
-            decisions = await ReviewStore(repo.conn).decisions(golden_id=golden_id, limit=limit)
+            rows = await uow.records.history(golden_id, limit, before_version)
+            decisions = await uow.reviews.decisions(golden_id=golden_id, limit=limit)
         return HistoryResponse(
             reviews=[ReviewDecisionView(**d) for d in decisions],
             golden_id=golden_id,
@@ -177,7 +177,7 @@ class GoldenController(Controller):
 
 
 async def _as_of(
-    hub: Hub, repo: Repository, golden: GoldenRecord, as_of: dt.datetime
+    hub: Hub, uow: SqlUnitOfWork, golden: GoldenRecord, as_of: dt.datetime
 ) -> GoldenRecordView:
     if as_of.tzinfo is None:
         raise ValidationFailed(
@@ -185,7 +185,7 @@ async def _as_of(
         )
     if not in_utc_range(as_of):
         raise ValidationFailed("as_of is out of range", [FieldProblem("query:as_of", OUT_OF_RANGE)])
-    rows = await repo.history(golden.golden_id, 1, as_of=as_of)
+    rows = await uow.records.history(golden.golden_id, 1, as_of=as_of)
     if not rows:
         raise NotFound(f"{golden.golden_id} did not exist at {as_of.isoformat()}")
     row = rows[0]
@@ -281,11 +281,11 @@ class XrefController(Controller):
     ) -> XrefLookupResponse:
         """Many source ids at once; each answered in order, found or not."""
         keys = [(k.entity, k.source, k.source_id) for k in data.keys]
-        async with hub.reader() as repo:
-            found = await repo.golden_ids_for(keys)
+        async with hub.reader() as uow:
+            found = await uow.records.golden_ids_for(keys)
             golden_ids = sorted(set(found.values()))
-            xrefs = await repo.xrefs(golden_ids) if golden_ids else {}
-            statuses = await repo.goldens_status(golden_ids) if golden_ids else {}
+            xrefs = await uow.records.xrefs(golden_ids) if golden_ids else {}
+            statuses = await uow.records.goldens_status(golden_ids) if golden_ids else {}
         results: list[XrefLookupResult] = []
         for entity, source, source_id in keys:
             golden_id = found.get((entity, source, source_id))

@@ -45,8 +45,8 @@ class LifecycleController(Controller):
     ) -> MergeResponse:
         """Merge golden records into a survivor; the others redirect to it for good."""
         result = await hub.unit_of_work(
-            lambda repo: merge_goldens(
-                repo,
+            lambda uow: merge_goldens(
+                uow,
                 hub.rules,
                 entity,
                 data.survivor_id,
@@ -85,8 +85,8 @@ class LifecycleController(Controller):
     ) -> UnmergeResponse:
         """Take source records out of a golden record; they are never matched back."""
         result = await hub.unit_of_work(
-            lambda repo: unmerge_records(
-                repo,
+            lambda uow: unmerge_records(
+                uow,
                 hub.rules,
                 entity,
                 golden_id,

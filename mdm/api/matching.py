@@ -8,7 +8,6 @@ from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from mdm.adapters.matching import MatchStore
 from mdm.api.auth import Permission, identity_of, requires
 from mdm.api.rematch import REMATCH_ROUTES
 from mdm.api.sensitive import refuse_sensitive_search
@@ -65,8 +64,8 @@ def _match_route(entity: str) -> HTTPRouteHandler:
         refused (403): its candidates would confirm the value."""
         attributes = msgspec.to_builtins(data.attributes)  # type: ignore[attr-defined]
         refuse_sensitive_search(attributes, hub.rules.sensitive, identity_of(request).sensitive)
-        async with hub.reader() as repo:
-            found = await search(repo.conn, hub.rules, entity, attributes, limit)
+        async with hub.reader() as uow:
+            found = await search(uow, hub.rules, entity, attributes, limit)
         return _match_response(found)
 
     return post(
@@ -114,11 +113,11 @@ class MatchingController(Controller):
     ) -> LinksView:
         """Why each live source record is in this golden record: rule, score, waterfall."""
         check_entity(entity)
-        async with hub.reader() as repo:
-            golden = await repo.golden(golden_id)
+        async with hub.reader() as uow:
+            golden = await uow.records.golden(golden_id)
             if golden is None or golden.entity != entity:
                 raise NotFound(f"no {entity} golden record {golden_id!r}")
-            rows = await MatchStore(repo.conn).links(golden_id)
+            rows = await uow.matches.links(golden_id)
         return LinksView(
             golden_id=golden_id,
             links=[

@@ -64,8 +64,8 @@ class OverridesController(Controller):
         self, hub: NamedDependency[Hub], entity: FromPath[str], golden_id: GoldenId
     ) -> OverridesView:
         """The pins on a golden record and the ignored values of its source records."""
-        async with hub.reader() as repo:
-            found = await list_overrides(repo, entity, golden_id)
+        async with hub.reader() as uow:
+            found = await list_overrides(uow, entity, golden_id)
         return OverridesView(
             golden_id=golden_id,
             pins=[PinView(**p) for p in found["pins"]],
@@ -89,8 +89,8 @@ class OverridesController(Controller):
     ) -> OverrideResponse:
         """Pin a value: it wins for this attribute whatever the survivorship rules say."""
         result = await hub.unit_of_work(
-            lambda repo: pin_value(
-                repo,
+            lambda uow: pin_value(
+                uow,
                 hub.rules,
                 entity,
                 golden_id,
@@ -122,8 +122,8 @@ class OverridesController(Controller):
     ) -> OverrideResponse:
         """Remove a pin; the rules decide the attribute again."""
         result = await hub.unit_of_work(
-            lambda repo: unpin_value(
-                repo,
+            lambda uow: unpin_value(
+                uow,
                 hub.rules,
                 entity,
                 golden_id,
@@ -151,8 +151,8 @@ class OverridesController(Controller):
     ) -> OverrideResponse:
         """Never use one source record's value of one attribute."""
         result = await hub.unit_of_work(
-            lambda repo: ignore_value(
-                repo,
+            lambda uow: ignore_value(
+                uow,
                 hub.rules,
                 entity,
                 golden_id,
@@ -187,8 +187,8 @@ class OverridesController(Controller):
     ) -> OverrideResponse:
         """Use an ignored source value again."""
         result = await hub.unit_of_work(
-            lambda repo: ignore_value(
-                repo,
+            lambda uow: ignore_value(
+                uow,
                 hub.rules,
                 entity,
                 golden_id,

@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from mdm.adapters.data_quality import find_exceptions
-from mdm.adapters.relationships import Related, RelationshipStore
-from mdm.adapters.repository import Repository
+from mdm.adapters.relationships import RelationshipStore
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import Permission, requires
 from mdm.api.openapi import UNKNOWN_ENTITY, problem
 from mdm.api.params import SourceIdPath
@@ -19,6 +19,7 @@ from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.relationships import RELATIONS
 from mdm.domain.sources import check_entity
+from mdm.domain.stored import Related
 from schemas.api import MAX_OFFSET
 from schemas.relationships import (
     DataQualityException,
@@ -42,12 +43,12 @@ _RELATIONS_DESCRIPTION = "The entity's relation (another is a 422): " + "; ".joi
 
 
 async def _target_ids(
-    repo: Repository, keys: Sequence[tuple[str, str, str, str]]
+    uow: SqlUnitOfWork, keys: Sequence[tuple[str, str, str, str]]
 ) -> tuple[dict[tuple[str, str, str], str], dict[str, dict[str, list[str]]]]:
     """(entity, source, source_id) -> golden id, and golden id -> system -> its ids."""
-    found = await repo.golden_ids_for([(e, s, i) for e, s, i, _ in keys])
+    found = await uow.records.golden_ids_for([(e, s, i) for e, s, i, _ in keys])
     golden_ids = sorted(set(found.values()))
-    xrefs = await repo.xrefs(golden_ids) if golden_ids else {}
+    xrefs = await uow.records.xrefs(golden_ids) if golden_ids else {}
     by_system: dict[str, dict[str, list[str]]] = {}
     for golden_id, entries in xrefs.items():
         for x in entries:
@@ -77,8 +78,8 @@ async def translate_one(
     """
     check_entity(entity)
     hub.catalog.get(target)  # an unknown system is a 404 of its own
-    async with hub.reader() as repo:
-        found, ids = await _target_ids(repo, [(entity, source, source_id, target)])
+    async with hub.reader() as uow:
+        found, ids = await _target_ids(uow, [(entity, source, source_id, target)])
     golden_id = found.get((entity, source, source_id))
     if golden_id is None:
         raise NotFound(f"{source} {entity} {source_id!r} is not known to the hub")
@@ -111,8 +112,8 @@ async def translate_many(
 ) -> TranslateResponse:
     """Many translations at once, answered in order; `found` says whether the target knows it."""
     keys = [(i.entity, i.source, i.source_id, i.target) for i in data.items]
-    async with hub.reader() as repo:
-        found, ids = await _target_ids(repo, keys)
+    async with hub.reader() as uow:
+        found, ids = await _target_ids(uow, keys)
     results = []
     for entity, source, source_id, target in keys:
         golden_id = found.get((entity, source, source_id))
@@ -150,8 +151,8 @@ async def pending_references(
     """References naming a record the hub does not know yet, oldest first."""
     if entity is not None:
         check_entity(entity)
-    async with hub.reader() as repo:
-        found, total = await RelationshipStore(repo.conn).pending(entity, limit, offset)
+    async with hub.reader() as uow:
+        found, total = await uow.relationships.pending(entity, limit, offset)
     return PendingReferences(
         items=[
             PendingReferenceView(
@@ -196,15 +197,15 @@ async def related(
             [FieldProblem("query:relation", "one of " + ", ".join(relations))],
         )
     field, direction = relations[relation]
-    async with hub.reader() as repo:
-        golden = await repo.golden(golden_id)
+    async with hub.reader() as uow:
+        golden = await uow.records.golden(golden_id)
         if golden is None or golden.entity != entity:
             raise NotFound(f"no {entity} golden record {golden_id!r}")
         if golden.status == "merged":
             raise Conflict(f"{golden_id} was merged into {golden.merged_into}; ask that one")
-        store = RelationshipStore(repo.conn)
+        store = uow.relationships
         if direction == "group":
-            items = (await _group(repo, store, golden_id, field))[:limit]
+            items = (await _group(uow, store, golden_id, field))[:limit]
         else:
             items = await store.related(golden_id, field, direction, depth, limit)
     return RelatedResponse(
@@ -226,12 +227,12 @@ async def related(
 
 
 async def _group(
-    repo: Repository, store: RelationshipStore, golden_id: str, field: str
+    uow: SqlUnitOfWork, store: RelationshipStore, golden_id: str, field: str
 ) -> list[Related]:
     """The topmost ancestor (depth 0) and everything under it, this record included."""
     ancestors = await store.related(golden_id, field, "up", MAX_DEPTH * 10)
     root = max(ancestors, key=lambda r: r.depth).golden_id if ancestors else golden_id
-    top = await repo.golden(root)
+    top = await uow.records.golden(root)
     assert top is not None
     below = await store.related(root, field, "down", MAX_DEPTH * 10)
     return [Related(root, top.entity, top.status, 0, root, top.attributes), *below]
@@ -261,9 +262,9 @@ async def exceptions(
     """
     if entity is not None:
         check_entity(entity)
-    async with hub.reader() as repo:
+    async with hub.reader() as uow:
         found, total, counts = await find_exceptions(
-            repo.conn, entity, rule, golden_id, limit, offset
+            uow.conn, entity, rule, golden_id, limit, offset
         )
     return ExceptionsResponse(
         items=[

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import get, post
 from litestar.di import NamedDependency
@@ -12,10 +12,11 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.adapters.rematch import Run
 from mdm.api.auth import Permission, requires
 from mdm.api.openapi import problem
 from mdm.bootstrap import Hub
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import Run
 from mdm.services.adoption import retrain_due
 from mdm.services.rematch import CHUNK, Rematch, status
 from schemas.rematch import MatchStatus, RematchRunView, RematchStarted
@@ -75,7 +76,7 @@ async def start_rematch(
 ) -> RematchStarted:
     """Starts (or continues an interrupted) run; 409 while one runs. Poll
     `GET /v1/match/{entity}/status` for its progress."""
-    run = await Rematch.claim(hub.engine, hub.rules, entity, hub.transaction)
+    run = await Rematch.claim(hub.units, hub.rules, entity)
     task = asyncio.create_task(_work(run, chunk))
     _RUNNING[task] = hub.engine
     task.add_done_callback(lambda done: _RUNNING.pop(done, None))
@@ -97,11 +98,11 @@ async def match_status(hub: NamedDependency[Hub], entity: FromPath[str]) -> Matc
     entity at its next check, `idle` otherwise."""
     policy = hub.settings.retrain
 
-    async def due(conn: Any, name: str) -> bool:
-        return await retrain_due(conn, name, policy.growth, policy.minimum)
+    async def due(uow: UnitOfWork, name: str) -> bool:
+        return await retrain_due(uow, name, policy.growth, policy.minimum)
 
-    async with hub.transaction() as repo:
-        found = await status(repo.conn, hub.rules, entity, due if policy.interval > 0 else None)
+    async with hub.transaction() as uow:
+        found = await status(uow, hub.rules, entity, due if policy.interval > 0 else None)
     return MatchStatus(
         entity=found.entity,
         model_version=found.model_version,

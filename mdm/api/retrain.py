@@ -20,8 +20,9 @@ import sys
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.adapters.rematch import TRAINING_LOCK_CLASS
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.domain.sources import ENTITIES
+from mdm.domain.stored import TRAINING_LOCK_CLASS
 from mdm.services.adoption import retrain_due
 from mdm.settings import Settings
 
@@ -82,7 +83,7 @@ class Retrainer:
                 return False
             try:
                 await conn.commit()
-                due = await retrain_due(conn, entity, policy.growth, policy.minimum)
+                due = await retrain_due(SqlUnitOfWork(conn), entity, policy.growth, policy.minimum)
                 await conn.commit()
                 if due:
                     await self._train(entity)

@@ -9,8 +9,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from mdm.adapters.repository import Repository
-from mdm.adapters.reviews import ReviewFilter, ReviewSort, ReviewStore
+from mdm.adapters.reviews import ReviewSort
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
@@ -19,6 +19,7 @@ from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, MdmError, ValidationFailed
 from mdm.domain.sources import check_entity
+from mdm.domain.stored import ReviewFilter
 from mdm.services.reviews import Decided, assign, decide, task_detail
 from schemas.api import (
     MAX_AGE_HOURS,
@@ -114,8 +115,8 @@ class ReviewController(Controller):
             assignee="" if assignee == "-" else assignee,
             golden_id=golden_id,
         )
-        async with hub.reader() as repo:
-            rows, total = await ReviewStore(repo.conn).tasks(f, sort, limit, offset)
+        async with hub.reader() as uow:
+            rows, total = await uow.reviews.tasks(f, sort, limit, offset)
         return ReviewTaskList(
             tasks=[task_view(r) for r in rows], total=total, limit=limit, offset=offset
         )
@@ -123,8 +124,8 @@ class ReviewController(Controller):
     @get("/{task_id:int}", operation_id="get_review", opt=requires(Permission.STEWARD))
     async def get_review(self, hub: NamedDependency[Hub], task_id: TaskId) -> ReviewTaskDetail:
         """One task: both golden records side by side, what differs, and the waterfall."""
-        async with hub.reader() as repo:
-            found = await task_detail(repo, task_id)
+        async with hub.reader() as uow:
+            found = await task_detail(uow, task_id)
         left, right = (
             ReviewSide(
                 **{k: v for k, v in side.items() if k != "records"},
@@ -158,7 +159,7 @@ class ReviewController(Controller):
         """Assign the task to a steward, or release it (`assignee`: null)."""
         actor_of(request, data.actor or data.assignee)
         row = await hub.unit_of_work(
-            lambda repo: assign(repo, task_id, data.assignee, request_context(request))
+            lambda uow: assign(uow, task_id, data.assignee, request_context(request))
         )
         return task_view(row)
 
@@ -180,8 +181,8 @@ class ReviewController(Controller):
         `defer`. A task whose golden records changed meanwhile answers 409 (superseded)."""
         actor = actor_of(request, data.actor)
         decided = await hub.unit_of_work(
-            lambda repo: decide(
-                repo,
+            lambda uow: decide(
+                uow,
                 hub.rules,
                 task_id,
                 data.decision,
@@ -210,15 +211,15 @@ class ReviewController(Controller):
         actor = actor_of(request, data.actor)
         ctx = request_context(request)
 
-        async def work(repo: Repository) -> list[BulkDecisionItemResult]:
+        async def work(uow: SqlUnitOfWork) -> list[BulkDecisionItemResult]:
             results: list[BulkDecisionItemResult] = []
             for index, item in enumerate(data.decisions):
                 comment = item.comment if item.comment is not None else data.comment
                 try:
                     # A savepoint per task: a failing one leaves the others decided.
-                    async with repo.conn.begin_nested():
+                    async with uow.conn.begin_nested():
                         decided = await decide(
-                            repo, hub.rules, item.task_id, item.decision, actor, comment, ctx
+                            uow, hub.rules, item.task_id, item.decision, actor, comment, ctx
                         )
                     if decided.status == "superseded":
                         raise _superseded(decided)

@@ -17,7 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Schema
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
-from mdm.adapters.repository import Repository
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
@@ -73,7 +73,7 @@ async def _idempotent(
     key: str | None,
     entity: str,
     source: str,
-    work: Callable[[Repository], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
+    work: Callable[[SqlUnitOfWork], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
 ) -> Response[Any]:
     """Run `work` in one unit of work (run again if PostgreSQL aborted it to break a
     deadlock: `work` repeats nothing outside it), then count the ingestion outcomes it
@@ -82,9 +82,9 @@ async def _idempotent(
     scope = f"{request.method} {request.url.path}"
     request_hash = hashlib.blake2b(body, digest_size=16).digest()
 
-    async def unit(repo: Repository) -> tuple[Response[Any], Sequence[str]]:
+    async def unit(uow: SqlUnitOfWork) -> tuple[Response[Any], Sequence[str]]:
         if key is not None:
-            stored = await repo.claim_idempotency_key(scope, key, request_hash)
+            stored = await uow.records.claim_idempotency_key(scope, key, request_hash)
             if stored is not None:
                 stored_hash, status, response = stored
                 if stored_hash != request_hash or status is None or response is None:
@@ -98,10 +98,10 @@ async def _idempotent(
                     headers={"Idempotent-Replayed": "true"},
                 )
                 return replayed, ()
-        status, result, outcomes = await work(repo)
+        status, result, outcomes = await work(uow)
         encoded = _encoder.encode(result)
         if key is not None:
-            await repo.store_idempotent_response(scope, key, status, encoded)
+            await uow.records.store_idempotent_response(scope, key, status, encoded)
         return Response(encoded, status_code=status, media_type="application/json"), outcomes
 
     response, outcomes = await hub.unit_of_work(unit)
@@ -134,9 +134,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         if isinstance(record, Rejected):
             raise ValidationFailed("the request does not match the schema", record.errors)
 
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             (result,) = await ingest_records(
-                repo, hub.rules, entity, source, [record], request_context(request)
+                uow, hub.rules, entity, source, [record], request_context(request)
             )
             if isinstance(result, Rejected):
                 raise ValidationFailed("the record is invalid", result.errors)
@@ -164,9 +164,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
 
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             result = await delete_record(
-                repo, hub.rules, entity, source, source_id, request_context(request)
+                uow, hub.rules, entity, source, source_id, request_context(request)
             )
             return (
                 200,
@@ -212,9 +212,9 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             else:
                 decoded.append((i, record))
 
-        async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             outcomes = await ingest_records(
-                repo,
+                uow,
                 hub.rules,
                 entity,
                 source,

@@ -15,7 +15,7 @@ from litestar import Request, Response, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from mdm.adapters.repository import Repository
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.openapi import problem
@@ -67,9 +67,9 @@ async def register(
     """
     hub.catalog.authorize_write(source, entity)
 
-    async def work(repo: Repository) -> tuple[int, msgspec.Struct, Sequence[str]]:
+    async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
         result = await register_xref(
-            repo, hub.rules, entity, golden_id, source, data.source_id, request_context(request)
+            uow, hub.rules, entity, golden_id, source, data.source_id, request_context(request)
         )
         return (
             200,

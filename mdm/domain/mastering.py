@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from matching.model import MatchModel
 from matching.scoring import TermFrequencies
@@ -18,6 +18,9 @@ from mdm.domain.sources import Role, SourceCatalog
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived, survive
 from mdm.domain.survivorship_config import SurvivorshipPolicy
 from schemas.entities import SENSITIVE_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from mdm.domain.ports import MatchIndex
 
 #: Golden attributes from the live contributions and the steward's overrides.
 Survivorship = Callable[[Sequence[Contribution], Overrides], Survived]
@@ -34,13 +37,18 @@ class ActiveModel:
 class MatchModels(Protocol):
     """A port: the match model in force per entity (stored in the database, cached)."""
 
-    async def current(self, conn: Any, entity: str, records: int | None = None) -> ActiveModel:
-        """The model in force; its prior for the live records held, or for `records`."""
+    async def current(
+        self, index: MatchIndex, entity: str, records: int | None = None
+    ) -> ActiveModel:
+        """The model in force, read through `index` (a unit of work's match index);
+        its prior for the live records held, or for `records`."""
         ...
 
 
 class _NoModels:
-    async def current(self, conn: Any, entity: str, records: int | None = None) -> ActiveModel:
+    async def current(
+        self, index: MatchIndex, entity: str, records: int | None = None
+    ) -> ActiveModel:
         raise RuntimeError("no match models configured (the composition root sets them)")
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from matching.adoption import Tally, judge, report, tally
 from matching.blocking import blocking_keys
 from matching.prepare import Prepared
-from mdm.adapters.matching import MatchStore, Member
-from mdm.adapters.rematch import RematchStore
 from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import Member
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool, Fitted, fit_model, store_model
 
 log = logging.getLogger(__name__)
@@ -48,11 +47,11 @@ class Adoption:
 
 
 async def candidate_pairs(
-    conn: Any, entity: str, model: ActiveModel, records: int = CHECK_SAMPLE
+    uow: UnitOfWork, entity: str, model: ActiveModel, records: int = CHECK_SAMPLE
 ) -> tuple[int, list[tuple[Prepared, list[Prepared]]]]:
     """(record, members of a candidate golden record) for a sample of held records; and
     the number of records sampled."""
-    store = MatchStore(conn)
+    store = uow.matches
     sample = await store.sample_members(entity, records, seed=0.25)
     pairs: list[tuple[Prepared, list[Prepared]]] = []
     for chunk in _chunks(sample, _CHUNK):
@@ -80,12 +79,12 @@ def _chunks(items: Sequence[Member], size: int) -> Iterator[Sequence[Member]]:
 
 
 async def check_and_store(
-    conn: Any, fitted: Fitted, *, force: bool = False, records: int = CHECK_SAMPLE
+    uow: UnitOfWork, fitted: Fitted, *, force: bool = False, records: int = CHECK_SAMPLE
 ) -> Adoption:
     """Compare `fitted` with the model it started from, store it with the check (in force
     if it passed or `force`), and log the numbers and the decision."""
     current = fitted.current
-    sampled, pairs = await candidate_pairs(conn, fitted.entity, current, records)
+    sampled, pairs = await candidate_pairs(uow, fitted.entity, current, records)
     before = tally(current.model, current.frequencies, pairs)
     new = fitted.active()
     after = tally(new.model, new.frequencies, pairs)
@@ -99,7 +98,7 @@ async def check_and_store(
         "converged": fitted.converged,
         "prior": {"current": current.model.prior, "fitted": fitted.model.prior},
     }
-    version = await store_model(conn, fitted, adopted=adopted, adoption=stored)
+    version = await store_model(uow, fitted, adopted=adopted, adoption=stored)
     log.info(
         "%s model version %d %s (against version %d on %d pairs: links %d -> %d, "
         "review %d -> %d, apart %d -> %d)%s",
@@ -131,7 +130,7 @@ async def check_and_store(
 
 
 async def train_and_adopt(
-    conn: Any,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     *,
@@ -140,8 +139,8 @@ async def train_and_adopt(
     force: bool = False,
 ) -> Adoption:
     """Fit the entity's model on the held records, check it, store it; adopt it if it passed."""
-    fitted = await fit_model(conn, rules, entity, sample=sample, seed=seed)
-    return await check_and_store(conn, fitted, force=force)
+    fitted = await fit_model(uow, rules, entity, sample=sample, seed=seed)
+    return await check_and_store(uow, fitted, force=force)
 
 
 # -- retraining as the held records grow (mdm/api/retrain.py) ---------------------------
@@ -155,11 +154,11 @@ def due(held_at_fit: int | None, records: int, growth: float, minimum: int) -> b
     return records >= growth * max(held_at_fit, 1)
 
 
-async def retrain_due(conn: Any, entity: str, growth: float, minimum: int) -> bool:
+async def retrain_due(uow: UnitOfWork, entity: str, growth: float, minimum: int) -> bool:
     """Whether `entity`'s live records grew by `growth` since its newest fitted model (or
     reached `minimum` under the packaged one), refused models counting as fitted."""
-    held = RematchStore(conn)
+    held = uow.runs
     records = await held.live_records(entity)
-    fitted_at = await MatchStore(conn).newest_fit(entity)
+    fitted_at = await uow.matches.newest_fit(entity)
     before = None if fitted_at is None else records - await held.live_records(entity, fitted_at)
     return due(before, records, growth, minimum)

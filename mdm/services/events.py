@@ -1,4 +1,5 @@
-"""Recompute touched golden records and write their versions, history and outbox events."""
+"""Recording golden-record changes: survivorship, the new versions, their history and
+outbox events, and the golden records whose references the change moved."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from mdm.adapters.overrides import OverrideStore
-from mdm.adapters.repository import Repository
 from mdm.domain.golden import GoldenChange, GoldenRecord, XrefDelta
 from mdm.domain.ids import new_event_id
 from mdm.domain.mastering import MasteringRules, Survivorship
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from mdm.services.references import ReferenceResolution
@@ -38,16 +38,20 @@ class Touch:
 class GoldenChangeSet:
     versions: dict[str, int]  # golden id -> its version after the change
     events: list[Event]
+    # golden id -> new version of each golden record of another record's references
+    # that the change moved (it names a record that was merged, split, deleted, ...)
+    referrers: dict[str, int] = field(default_factory=dict)
 
 
 async def record_changes(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     touches: Mapping[str, Touch],
     ctx: RequestContext,
     preloaded: Mapping[str, GoldenRecord] | None = None,
     fresh: Mapping[str, list[Contribution]] | None = None,
+    follow: bool = True,
 ) -> GoldenChangeSet:
     """Rerun survivorship for every touched golden record (all of `entity`) and
     persist what changed.
@@ -61,22 +65,27 @@ async def record_changes(
     sensitive set forgotten (docs/security.md). `fresh` holds the live source
     records of golden records created in this unit of work (all of them written in
     it, so there is nothing to read back, and no pins or ignores yet).
+
+    Then, with `follow` (every use case's call), the golden records whose
+    references name what the change moved get their new versions and events in
+    the same way (`_follow_references`, answered in `referrers`): the one step
+    by which any golden-record change is recorded, so none can skip a part.
     """
     survivorship, withhold = rules.survivorship_for(entity), rules.sensitive
     golden_ids = sorted(touches)
     known = dict(preloaded or {})
-    goldens = await repo.lock_goldens([g for g in golden_ids if g not in known])
+    goldens = await uow.records.lock_goldens([g for g in golden_ids if g not in known])
     goldens.update(known)
     fresh = fresh or {}
     stored = [g for g in golden_ids if g not in fresh]
-    contributions = await repo.contributions(stored)
-    overrides = await OverrideStore(repo.conn).overrides(stored)
+    contributions = await uow.records.contributions(stored)
+    overrides = await uow.overrides.overrides(stored)
     for golden_id in golden_ids:
         if golden_id in fresh:
             contributions[golden_id] = fresh[golden_id]
             overrides[golden_id] = NO_OVERRIDES
-    references = await ReferenceResolution.prepare(repo, goldens, contributions, overrides)
-    changed, history, outbox_rows, events = [], [], [], []
+    references = await ReferenceResolution.prepare(uow, goldens, contributions, overrides)
+    changed, history, events = [], [], []
     for golden_id in golden_ids:
         golden, touch = goldens[golden_id], touches[golden_id]
         live = contributions[golden_id]
@@ -109,22 +118,12 @@ async def record_changes(
                 "changed_at": ctx.received_at,
             }
         )
-        outbox_rows.append(
-            {
-                "event_id": event.event_id,
-                "entity": event.entity,
-                "golden_id": golden_id,
-                "version": change.version,
-                "type": event.type,
-                "subject": event.subject,
-                "envelope": msgspec.to_builtins(event),
-                "occurred_at": ctx.received_at,
-            }
-        )
-    await repo.save_goldens(changed, history, outbox_rows, ctx.received_at)
-    await references.save(repo, {g: goldens[g] for g in golden_ids}, ctx, created=fresh.keys())
+    await uow.records.save_goldens(changed, history, ctx.received_at)
+    await uow.outbox.append(events)
+    await references.save(uow, {g: goldens[g] for g in golden_ids}, ctx, created=fresh.keys())
     versions = {g.golden_id: g.version for g in goldens.values()}
-    return GoldenChangeSet(versions=versions, events=events)
+    referrers = await _follow_references(uow, rules, entity, touches, ctx) if follow else {}
+    return GoldenChangeSet(versions=versions, events=events, referrers=referrers)
 
 
 def _bound(
@@ -165,3 +164,54 @@ def _event(
             references=references,
         ),
     )
+
+
+async def _follow_references(
+    uow: UnitOfWork,
+    rules: MasteringRules,
+    entity: str,
+    touches: Mapping[str, Touch],
+    ctx: RequestContext,
+) -> dict[str, int]:
+    """Recompute the golden records whose references the `touches` may have changed.
+
+    `touches` are the changes a unit of work just recorded for golden records of
+    `entity` (a record arrived, moved in a merge or unmerge, was deleted or
+    registered). A pending reference to such a record resolves, one to a
+    merged-away record now names the survivor, an unmerge re-points by the
+    source's id; each referrer that changed gets a new version and an event with
+    the cause of the change that moved what it names (a merge's names its
+    merge_id). Resolution itself happens in every recomputation
+    (mdm/services/references.py). Answers the new version of each referrer.
+    """
+    keys = {
+        (entity, source, source_id)
+        for touch in touches.values()
+        for source, source_id in touch.xrefs.linked | touch.xrefs.unlinked
+    }
+    gone = [g for g, t in touches.items() if t.merged_into is not None]
+    if not keys and not gone:
+        return {}
+    found = await uow.relationships.referrers(keys, gone)
+    # Each referrer's change has the cause of the change that moved what it names.
+    by_key = {
+        (entity, source, source_id): touch.cause
+        for _, touch in sorted(touches.items())
+        for source, source_id in sorted(touch.xrefs.linked | touch.xrefs.unlinked)
+    }
+    referrers: dict[str, tuple[str, Causation]] = {}
+    for r in found:
+        if r.golden_id in touches or r.golden_id in referrers:
+            continue
+        cause = by_key.get(r.target) or touches.get(r.target_golden_id or "", Touch()).cause
+        referrers[r.golden_id] = (r.entity, cause)
+    if not referrers:
+        return {}
+    versions: dict[str, int] = {}
+    by_entity: dict[str, dict[str, Touch]] = {}
+    for golden_id, (referring_entity, cause) in referrers.items():
+        by_entity.setdefault(referring_entity, {})[golden_id] = Touch(cause=cause)
+    for referring_entity, group in sorted(by_entity.items()):
+        changes = await record_changes(uow, rules, referring_entity, group, ctx, follow=False)
+        versions.update({e.golden_id: e.version for e in changes.events})
+    return versions

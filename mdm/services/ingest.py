@@ -20,15 +20,12 @@ import msgspec
 
 from matching import standardize_record, strong_keys
 from matching.scoring import ClusterScore, strangers, vouches
-from mdm.adapters.matching import MatchStore
-from mdm.adapters.merges import MergeStore
-from mdm.adapters.overrides import OverrideStore
-from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
-from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
 from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
 from mdm.domain.survivorship import Contribution
 from mdm.services.context import RequestContext
 from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
@@ -43,7 +40,7 @@ from mdm.services.matcher import (
     match,
     same_on_their_own,
 )
-from mdm.services.relationships import follow_references, lock_referenced, reference_locks
+from mdm.services.references import lock_referenced, reference_locks
 from mdm.services.review_events import announce_opened
 from schemas.api import BATCH_ITEM, OUT_OF_RANGE, in_utc_range
 from schemas.text import explain
@@ -161,7 +158,7 @@ def prepare_records(
 ) -> list[_Prepared | Rejected]:
     """Standardization, strong keys, content hash and (given the model) match features:
     the part of ingestion that needs no database, so a bulk load runs it in another
-    process (mdm.services.bulk) and hands the results to `ingest_records(prepared=)`."""
+    process (mdm.adapters.bulk) and hands the results to `ingest_records(prepared=)`."""
     return [_prepare(entity, i, r, active) for i, r in enumerate(records)]
 
 
@@ -181,7 +178,7 @@ def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, l
 
 
 async def ingest_records(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     source: str,
@@ -193,7 +190,7 @@ async def ingest_records(
     """Upsert `records` of `source` for `entity`; one result per record, in order.
 
     `candidates` replaces the database's blocking index as the source of candidate
-    golden records (a bulk load keeps the index in memory: mdm.services.bulk).
+    golden records (a bulk load keeps the index in memory: mdm.adapters.bulk).
     `prepared_records` is `prepare_records(entity, records, ...)` done already
     (elsewhere); features prepared for another model version than the one in
     force are prepared again.
@@ -202,9 +199,9 @@ async def ingest_records(
     `apply_plan` (the writes), in the caller's transaction.
     """
     plan = await plan_records(
-        repo, rules, entity, source, records, ctx, candidates, prepared_records
+        uow, rules, entity, source, records, ctx, candidates, prepared_records
     )
-    return await apply_plan(repo, rules, plan, ctx)
+    return await apply_plan(uow, rules, plan, ctx)
 
 
 @dataclass(slots=True)
@@ -241,7 +238,7 @@ YIELD_EVERY = 25
 
 
 async def plan_records(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     source: str,
@@ -257,7 +254,7 @@ async def plan_records(
     """Decide, for each record, its golden record (and merges, review tasks).
 
     `lock=False` leaves the locks to `apply_plan` (a bulk load plans its next
-    chunk while the previous one is still being written: mdm.services.bulk).
+    chunk while the previous one is still being written: mdm.adapters.bulk).
     `owners_known` adds strong-key owners that the database does not show yet
     (that previous chunk's), and `resolve` follows golden ids merged away in
     units of work not committed yet. `active`: the model to decide with (a bulk load
@@ -278,7 +275,7 @@ async def plan_records(
         return plan
 
     if active is None:
-        active = await rules.models.current(repo.conn, entity)
+        active = await rules.models.current(uow.matches, entity)
     for p in prepared:
         if p.features is None or p.model_version != active.model.version:
             p.features = features(active, entity, p.values)
@@ -294,9 +291,11 @@ async def plan_records(
     plan.referenced = [p.values for p in prepared]
     plan.locked = lock
     if lock:
-        await _take_locks(repo, plan)
-    stored = await repo.source_records(entity, source, [p.record.source_id for p in prepared])
-    owners = await repo.key_owners(entity, all_keys)
+        await _take_locks(uow, plan)
+    stored = await uow.records.source_records(
+        entity, source, [p.record.source_id for p in prepared]
+    )
+    owners = await uow.records.key_owners(entity, all_keys)
     if owners_known:
         for key in all_keys:
             if key in owners_known:
@@ -304,14 +303,14 @@ async def plan_records(
     if resolve is not None:
         owners = {k: {resolve(g) for g in found} for k, found in owners.items()}
     if candidates is None:
-        pool = await load_pool(MatchStore(repo.conn), entity, blocking)
+        pool = await load_pool(uow.matches, entity, blocking)
     else:
-        pool = await candidates.pool(repo.conn, entity, blocking)
+        pool = await candidates.pool(entity, blocking)
     original = dict(stored)
     reviews: list[tuple[str, str, str, str, ClusterScore]] = []
     # (survivor, loser, their score against each other, the record that matched both)
     auto_merges: list[tuple[str, str, ClusterScore, str]] = []
-    merges_store = MergeStore(repo.conn)
+    merges_store = uow.merges
 
     deltas = plan.deltas
     new_goldens = plan.new_goldens
@@ -421,13 +420,13 @@ async def plan_records(
     return plan
 
 
-async def _take_locks(repo: Repository, plan: Plan) -> None:
-    await repo.lock(plan.lock_names)
-    await lock_referenced(repo, plan.entity, plan.source, plan.referenced)
+async def _take_locks(uow: UnitOfWork, plan: Plan) -> None:
+    await uow.lock(plan.lock_names)
+    await lock_referenced(uow, plan.entity, plan.source, plan.referenced)
 
 
 async def apply_plan(
-    repo: Repository, rules: MasteringRules, plan: Plan, ctx: RequestContext
+    uow: UnitOfWork, rules: MasteringRules, plan: Plan, ctx: RequestContext
 ) -> list[Accepted | Rejected]:
     """Write what `plan_records` decided: source records, keys, review tasks, merges,
     golden versions with history and events (taking the plan's locks first if the
@@ -437,7 +436,7 @@ async def apply_plan(
         return [r for r in results if r is not None]
     entity, source, active = plan.entity, plan.source, plan.active
     if not plan.locked:
-        await _take_locks(repo, plan)
+        await _take_locks(uow, plan)
     writes, deltas, new_goldens = plan.writes, plan.deltas, plan.new_goldens
     reviews, db_merges, unchanged = plan.reviews, plan.db_merges, plan.unchanged
     keys_by_source_id = plan.keys_by_source_id
@@ -445,18 +444,20 @@ async def apply_plan(
     # merge that committed after our candidate lookup has moved their records:
     # follow its redirect so nothing is linked to a merged-away record.
     db_losers = {loser for found in db_merges.values() for loser, _, _ in found}
-    locked = await repo.lock_goldens(sorted((set(deltas) | db_losers) - new_goldens.keys()))
+    locked = await uow.records.lock_goldens(sorted((set(deltas) | db_losers) - new_goldens.keys()))
     redirect = {g: r.merged_into for g, r in locked.items() if r.merged_into is not None}
     if redirect:
-        locked.update(await repo.lock_goldens(sorted(set(redirect.values()) - locked.keys())))
+        locked.update(
+            await uow.records.lock_goldens(sorted(set(redirect.values()) - locked.keys()))
+        )
         writes, deltas = _follow_redirects(redirect, writes, deltas)
         for r in results:
             if isinstance(r, Accepted) and r.golden_id in redirect:
                 r.golden_id = redirect[r.golden_id]
 
     if writes:
-        ids = await repo.write_source_records(list(writes.values()))
-        await repo.replace_match_keys(
+        ids = await uow.records.write_source_records(list(writes.values()))
+        await uow.records.replace_match_keys(
             entity,
             {ids[sid]: keys for sid, keys in keys_by_source_id.items()},
             new={ids[w.source_id] for w in writes.values() if w.id is None},
@@ -477,10 +478,10 @@ async def apply_plan(
             for sid, golden_id, candidate, reason, score in reviews
             if redirect.get(golden_id, golden_id) != redirect.get(candidate, candidate)
         ]
-        task_ids = await MatchStore(repo.conn).add_review_tasks(tasks)
+        task_ids = await uow.matches.add_review_tasks(tasks)
         source_ids = {ids[sid]: sid for sid in writes}
         await announce_opened(
-            ReviewStore(repo.conn),
+            uow,
             [
                 {**t, "id": i, "source": source, "source_id": source_ids[t["record_id"]]}
                 for t, i in zip(tasks, task_ids, strict=True)
@@ -495,7 +496,7 @@ async def apply_plan(
         for survivor, found in db_merges.items():
             touches.update(
                 await _auto_merge(
-                    repo, entity, source, survivor, found, locked, redirect, deltas, ctx
+                    uow, entity, source, survivor, found, locked, redirect, deltas, ctx
                 )
             )
         fresh: dict[str, list[Contribution]] = {g: [] for g in new_goldens}
@@ -513,14 +514,13 @@ async def apply_plan(
                     )
                 )
         changes = await record_changes(
-            repo, rules, entity, touches, ctx, {**locked, **new_goldens}, fresh=fresh
+            uow, rules, entity, touches, ctx, {**locked, **new_goldens}, fresh=fresh
         )
-        await follow_references(repo, rules, entity, touches, ctx)
         versions = changes.versions
     else:
         versions = {}
     missing = sorted({g for _, g in unchanged} - versions.keys())
-    versions.update(await repo.golden_versions(missing))
+    versions.update(await uow.records.golden_versions(missing))
     for r in results:
         if isinstance(r, Accepted):
             r.version = versions[r.golden_id]
@@ -536,7 +536,7 @@ def _roles(linked: str, other: str, new_goldens: Mapping[str, GoldenRecord]) -> 
 
 
 async def _auto_merge(
-    repo: Repository,
+    uow: UnitOfWork,
     entity: str,
     source: str,
     survivor: str,
@@ -564,10 +564,10 @@ async def _auto_merge(
         f"the golden records match on their own evidence (probability {best.probability:.6f}) "
         f"when {source}:{bridge} matched both"
     )
-    store = MergeStore(repo.conn)
+    store = uow.merges
     moved = await store.move_all(losers, survivor)
     await store.repoint_redirects(losers, survivor)
-    await OverrideStore(repo.conn).inherit_pins(losers, survivor)
+    await uow.overrides.inherit_pins(losers, survivor)
     merge_id = await store.record_merge(
         entity, survivor, losers, moved, "matcher", reason, ctx.received_at
     )
@@ -726,7 +726,7 @@ def _add(
 
 
 async def delete_record(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     source: str,
@@ -735,18 +735,17 @@ async def delete_record(
 ) -> Accepted:
     """Mark a source record deleted and recompute (or retire) its golden record."""
     rules.authorize_write(source, entity)
-    await repo.lock([f"sr:{entity}:{source}:{source_id}"])
-    current = (await repo.source_records(entity, source, [source_id])).get(source_id)
+    await uow.lock([f"sr:{entity}:{source}:{source_id}"])
+    current = (await uow.records.source_records(entity, source, [source_id])).get(source_id)
     if current is None:
         raise NotFound(f"{source} has no {entity} record {source_id!r}")
     if current.deleted_at is not None:
-        version = (await repo.golden_versions([current.golden_id]))[current.golden_id]
+        version = (await uow.records.golden_versions([current.golden_id]))[current.golden_id]
         return Accepted(current.golden_id, "unchanged", version)
-    await repo.mark_deleted(current.id, ctx.received_at)
+    await uow.records.mark_deleted(current.id, ctx.received_at)
     cause = Cause(kind="source_record", source=source, source_id=source_id)
     touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
     changes: GoldenChangeSet = await record_changes(
-        repo, rules, entity, {current.golden_id: touch}, ctx
+        uow, rules, entity, {current.golden_id: touch}, ctx
     )
-    await follow_references(repo, rules, entity, {current.golden_id: touch}, ctx)
     return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])

@@ -10,18 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from mdm.adapters.merges import MergeStore
-from mdm.adapters.overrides import OverrideStore
-from mdm.adapters.repository import Repository
-from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
 from mdm.domain.mastering import MasteringRules
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import check_entity
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
-from mdm.services.relationships import follow_references
 from mdm.services.review_events import withdraw_answered
 from schemas.events import Causation
 
@@ -45,9 +41,9 @@ class UnmergeResult:
 
 
 async def lock_active(
-    repo: Repository, entity: str, golden_ids: Sequence[str]
+    uow: UnitOfWork, entity: str, golden_ids: Sequence[str]
 ) -> dict[str, GoldenRecord]:
-    goldens = await repo.lock_goldens(sorted(set(golden_ids)))
+    goldens = await uow.records.lock_goldens(sorted(set(golden_ids)))
     for golden_id in golden_ids:
         golden = goldens.get(golden_id)
         if golden is None or golden.entity != entity:
@@ -60,7 +56,7 @@ async def lock_active(
 
 
 async def merge_goldens(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     survivor_id: str,
@@ -89,16 +85,16 @@ async def merge_goldens(
     # The review tasks this merge answers are locked before the golden records: the
     # order review decisions and re-matching runs lock them in (no deadlock).
     answered = (
-        await ReviewStore(repo.conn).undecided_within([survivor_id, *losers])
+        await uow.reviews.undecided_within([survivor_id, *losers])
         if review_id is None  # a review decision closes the tasks it answers itself
         else []
     )
-    goldens = await lock_active(repo, entity, [survivor_id, *losers])
-    store = MergeStore(repo.conn)
+    goldens = await lock_active(uow, entity, [survivor_id, *losers])
+    store = uow.merges
     before = [m.record_id for m in await store.members(survivor_id)]
     moved = await store.move_all(losers, survivor_id)
     await store.repoint_redirects(losers, survivor_id)
-    await OverrideStore(repo.conn).inherit_pins(losers, survivor_id)
+    await uow.overrides.inherit_pins(losers, survivor_id)
     # The steward says these are one: earlier not-a-match decisions between them no longer hold.
     await store.clear_not_a_match(before, [m.record_id for m in moved])
     merge_id = await store.record_merge(
@@ -117,9 +113,8 @@ async def merge_goldens(
         ),
         **{loser: Touch(cause=cause, merged_into=survivor_id) for loser in losers},
     }
-    changes = await record_changes(repo, rules, entity, touches, ctx, goldens)
-    await follow_references(repo, rules, entity, touches, ctx)
-    await withdraw_answered(repo, survivor_id, answered, actor, ctx)
+    changes = await record_changes(uow, rules, entity, touches, ctx, goldens)
+    await withdraw_answered(uow, survivor_id, answered, actor, ctx)
     return MergeResult(
         survivor_id=survivor_id,
         version=changes.versions[survivor_id],
@@ -130,7 +125,7 @@ async def merge_goldens(
 
 
 async def unmerge_records(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -145,8 +140,8 @@ async def unmerge_records(
     go back to that id (undoing the merge exactly); otherwise they get a new id.
     """
     check_entity(entity)
-    goldens = await lock_active(repo, entity, [golden_id])
-    store = MergeStore(repo.conn)
+    goldens = await lock_active(uow, entity, [golden_id])
+    store = uow.merges
     members = await store.members(golden_id)
     by_key = {(m.source, m.source_id): m for m in members}
     wanted = sorted(set(records))
@@ -163,7 +158,7 @@ async def unmerge_records(
     target: GoldenRecord | None = None
     restored = False
     if len(sources) == 1 and (origin := sources.pop()) is not None:
-        previous = (await repo.lock_goldens([origin])).get(origin)
+        previous = (await uow.records.lock_goldens([origin])).get(origin)
         if previous is not None and previous.merged_into == golden_id:
             target, restored = previous, True
     if target is None:
@@ -171,7 +166,7 @@ async def unmerge_records(
 
     await store.move([m.record_id for m in selected], target.golden_id)
     if restored:
-        await OverrideStore(repo.conn).drop_inherited(golden_id, target.golden_id)
+        await uow.overrides.drop_inherited(golden_id, target.golden_id)
     await store.add_not_a_match(
         ((s.record_id, r.record_id) for s in selected for r in remaining),
         actor,
@@ -195,14 +190,13 @@ async def unmerge_records(
         ),
     }
     changes = await record_changes(
-        repo,
+        uow,
         rules,
         entity,
         touches,
         ctx,
         {golden_id: goldens[golden_id], target.golden_id: target},
     )
-    await follow_references(repo, rules, entity, touches, ctx)
     return UnmergeResult(
         golden_id=golden_id,
         version=changes.versions[golden_id],

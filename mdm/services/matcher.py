@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching import standardize_record
 from matching.blocking import blocking_keys
@@ -42,9 +41,10 @@ from matching.scoring import (
     weight_of,
 )
 from matching.training import train_with_report
-from mdm.adapters.matching import MatchStore, Member
 from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import Member
 
 #: A blocking key shared by more live source records than this is skipped as generic.
 GENERIC_KEY_CAP = 50
@@ -114,7 +114,7 @@ class BatchPool:
 
 class CandidateSource(Protocol):
     """Where a unit of work's candidates come from: PostgreSQL's index (MatchStore) or
-    the in-memory index of a bulk load (mdm.services.bulk), which answers the same."""
+    the in-memory index of a bulk load (mdm.adapters.bulk), which answers the same."""
 
     async def candidate_owners(
         self, entity: str, keys: Sequence[str], cap: int
@@ -140,7 +140,7 @@ async def load_pool(
 class PoolSource(Protocol):
     """Builds a unit of work's BatchPool (ingest_records' `candidates`)."""
 
-    async def pool(self, conn: AsyncConnection, entity: str, keys: Sequence[str]) -> BatchPool: ...
+    async def pool(self, entity: str, keys: Sequence[str]) -> BatchPool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +216,11 @@ class SearchResult:
 
 
 async def search(
-    conn: Any, rules: MasteringRules, entity: str, attributes: Mapping[str, Any], limit: int = 10
+    uow: UnitOfWork,
+    rules: MasteringRules,
+    entity: str,
+    attributes: Mapping[str, Any],
+    limit: int = 10,
 ) -> SearchResult:
     """Rank the golden records an incoming record would be compared with; store nothing."""
     std = standardize_record(entity, attributes)
@@ -225,9 +229,9 @@ async def search(
             "the record is invalid",
             [FieldProblem(f"$.attributes.{e.path}", e.message) for e in std.errors],
         )
-    active = await rules.models.current(conn, entity)
+    active = await rules.models.current(uow.matches, entity)
     f = features(active, entity, std.values)
-    pool = await load_pool(MatchStore(conn), entity, f.blocking)
+    pool = await load_pool(uow.matches, entity, f.blocking)
     result = match(active, f, pool)
     ranked = sorted(result.scores.items(), key=lambda item: (-item[1].weight, item[0]))
     warnings = [{"path": w.path, "code": w.code, "message": w.message} for w in std.warnings]
@@ -261,15 +265,15 @@ class Fitted:
 
 
 async def fit_model(
-    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
+    uow: UnitOfWork, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
 ) -> Fitted:
     """Fit m, u and the prior by EM on a sample of the held records (stores nothing).
 
     The value frequencies of the sample come with it for term-frequency
     adjustment. Unsupervised: no labels, only the records the hub holds.
     """
-    active = await rules.models.current(conn, entity)
-    records = await MatchStore(conn).sample_features(entity, sample, seed=0.5)
+    active = await rules.models.current(uow.matches, entity)
+    records = await uow.matches.sample_features(entity, sample, seed=0.5)
     if len(records) < 2:
         raise ValueError(f"only {len(records)} live {entity} record(s) to train on")
     # Fitted in this release's shape (new levels, identity rules), from the fit in force.
@@ -284,12 +288,12 @@ async def fit_model(
 
 
 async def store_model(
-    conn: Any, fitted: Fitted, *, adopted: bool = True, adoption: dict[str, Any] | None = None
+    uow: UnitOfWork, fitted: Fitted, *, adopted: bool = True, adoption: dict[str, Any] | None = None
 ) -> int:
     """Store `fitted` as the next version (in force when `adopted`); the version."""
     # JSON builtins only (the EM works in numpy, whose floats the JSON encoder refuses).
     stored = msgspec.json.decode(msgspec.json.encode(fitted.model, enc_hook=float))
-    return await MatchStore(conn).add_model(
+    return await uow.matches.add_model(
         fitted.entity,
         stored,
         fitted.frequencies,
@@ -300,10 +304,10 @@ async def store_model(
 
 
 async def train_model(
-    conn: Any, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
+    uow: UnitOfWork, rules: MasteringRules, entity: str, *, sample: int = 200_000, seed: int = 0
 ) -> Trained:
     """Fit the model (`fit_model`) and store it as the next version in force, unchecked
     (`mdm train` checks it first: mdm/services/adoption.py)."""
-    fitted = await fit_model(conn, rules, entity, sample=sample, seed=seed)
-    version = await store_model(conn, fitted)
+    fitted = await fit_model(uow, rules, entity, sample=sample, seed=seed)
+    version = await store_model(uow, fitted)
     return Trained(entity, version, fitted.records, fitted.model.prior)

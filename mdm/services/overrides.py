@@ -17,11 +17,9 @@ import msgspec
 
 from matching import standardize_record
 from matching.records import REQUIRED
-from mdm.adapters.merges import MergeStore
-from mdm.adapters.overrides import OverrideStore
-from mdm.adapters.repository import Repository
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.mastering import MasteringRules
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import check_entity
 from mdm.domain.survivorship import AGGREGATE
 from mdm.services.context import RequestContext
@@ -91,7 +89,7 @@ def _pinned_value(
 
 
 async def _recompute(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -102,13 +100,13 @@ async def _recompute(
 ) -> OverrideResult:
     before = goldens[golden_id].version
     touch = Touch(cause=Causation(kind="steward", actor=actor, reason=reason))
-    changes = await record_changes(repo, rules, entity, {golden_id: touch}, ctx, goldens)
+    changes = await record_changes(uow, rules, entity, {golden_id: touch}, ctx, goldens)
     version = changes.versions[golden_id]
     return OverrideResult(golden_id, version, version != before)
 
 
 async def pin_value(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -121,16 +119,14 @@ async def pin_value(
     """Pin `value` as `attribute` of an active golden record (replacing an earlier pin)."""
     check_entity(entity)
     _check_attribute(entity, attribute, "$.attribute")
-    goldens = await lock_active(repo, entity, [golden_id])
+    goldens = await lock_active(uow, entity, [golden_id])
     pinned = _pinned_value(rules, entity, attribute, value, goldens[golden_id].attributes)
-    await OverrideStore(repo.conn).set_pin(
-        golden_id, attribute, pinned, actor, reason, ctx.received_at
-    )
-    return await _recompute(repo, rules, entity, golden_id, actor, reason, ctx, goldens)
+    await uow.overrides.set_pin(golden_id, attribute, pinned, actor, reason, ctx.received_at)
+    return await _recompute(uow, rules, entity, golden_id, actor, reason, ctx, goldens)
 
 
 async def unpin_value(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -141,21 +137,21 @@ async def unpin_value(
 ) -> OverrideResult:
     """Remove a pin: the rules decide `attribute` again."""
     check_entity(entity)
-    goldens = await lock_active(repo, entity, [golden_id])
-    if not await OverrideStore(repo.conn).delete_pin(golden_id, attribute):
+    goldens = await lock_active(uow, entity, [golden_id])
+    if not await uow.overrides.delete_pin(golden_id, attribute):
         raise NotFound(f"{golden_id} has no pin on {attribute!r}")
-    return await _recompute(repo, rules, entity, golden_id, actor, reason, ctx, goldens)
+    return await _recompute(uow, rules, entity, golden_id, actor, reason, ctx, goldens)
 
 
-async def _member_record(repo: Repository, golden_id: str, source: str, source_id: str) -> int:
-    for m in await MergeStore(repo.conn).members(golden_id):
+async def _member_record(uow: UnitOfWork, golden_id: str, source: str, source_id: str) -> int:
+    for m in await uow.merges.members(golden_id):
         if (m.source, m.source_id) == (source, source_id) and not m.deleted:
             return m.record_id
     raise NotFound(f"{source}:{source_id} is not a live source record of {golden_id}")
 
 
 async def ignore_value(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -171,20 +167,20 @@ async def ignore_value(
     """Never use (or, with ignore=False, use again) one source record's `attribute`."""
     check_entity(entity)
     _check_attribute(entity, attribute, "$.attribute")
-    goldens = await lock_active(repo, entity, [golden_id])
-    record_id = await _member_record(repo, golden_id, source, source_id)
-    store = OverrideStore(repo.conn)
+    goldens = await lock_active(uow, entity, [golden_id])
+    record_id = await _member_record(uow, golden_id, source, source_id)
+    store = uow.overrides
     if ignore:
         await store.set_ignore(record_id, attribute, actor, reason, ctx.received_at)
     elif not await store.delete_ignore(record_id, attribute):
         raise NotFound(f"{source}:{source_id}'s {attribute!r} is not ignored")
-    return await _recompute(repo, rules, entity, golden_id, actor, reason, ctx, goldens)
+    return await _recompute(uow, rules, entity, golden_id, actor, reason, ctx, goldens)
 
 
-async def list_overrides(repo: Repository, entity: str, golden_id: str) -> dict[str, Any]:
+async def list_overrides(uow: UnitOfWork, entity: str, golden_id: str) -> dict[str, Any]:
     check_entity(entity)
-    golden = await repo.golden(golden_id)
+    golden = await uow.records.golden(golden_id)
     if golden is None or golden.entity != entity:
         raise NotFound(f"no {entity} golden record {golden_id!r}")
-    store = OverrideStore(repo.conn)
+    store = uow.overrides
     return {"pins": await store.pins(golden_id), "ignores": await store.ignores(golden_id)}

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mdm.adapters.relationships import RelationshipStore
-from mdm.adapters.repository import Repository, StoredXref
 from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.golden import GoldenRecord
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.relationships import (
     HIERARCHIES,
     REFERENCES,
@@ -23,6 +22,7 @@ from mdm.domain.relationships import (
     resolve_references,
     stated_references,
 )
+from mdm.domain.stored import StoredXref
 from mdm.domain.survivorship import Contribution, Overrides, Survived
 from mdm.services.context import RequestContext
 from schemas.events import EventReference, EventXref
@@ -46,7 +46,7 @@ def reference_locks(entity: str, source: str, values: Iterable[Mapping[str, obje
 
 
 async def lock_referenced(
-    repo: Repository, entity: str, source: str, values: Iterable[Mapping[str, object]]
+    uow: UnitOfWork, entity: str, source: str, values: Iterable[Mapping[str, object]]
 ) -> None:
     """Lock the existing source records these values refer to, FOR SHARE until commit.
 
@@ -61,7 +61,7 @@ async def lock_referenced(
         for v in values
         for name, value in stated_references(entity, v).items()
     }
-    await RelationshipStore(repo.conn).lookup(keys, lock=True)
+    await uow.relationships.lookup(keys, lock=True)
 
 
 @dataclass(slots=True)
@@ -76,7 +76,7 @@ class ReferenceResolution:
     @classmethod
     async def prepare(
         cls,
-        repo: Repository,
+        uow: UnitOfWork,
         goldens: Mapping[str, GoldenRecord],
         contributions: Mapping[str, Sequence[Contribution]],
         overrides: Mapping[str, Overrides],
@@ -91,11 +91,11 @@ class ReferenceResolution:
                     keys.add((fields[name], c.source, value))
             pins = overrides[golden_id].pins if golden_id in overrides else {}
             pinned.update(str(p.value) for name, p in pins.items() if name in fields)
-        store = RelationshipStore(repo.conn)
+        store = uow.relationships
         lookup = await store.lookup(keys)
         current = await store.current_ids(pinned)
         targets = sorted({*lookup.values(), *(now for _, now in current.values())})
-        return cls(lookup, await repo.xrefs(targets) if targets else {}, current)
+        return cls(lookup, await uow.records.xrefs(targets) if targets else {}, current)
 
     def _pinned(self, entity: str, golden_id: str) -> str | None:
         found = self.pins.get(golden_id)
@@ -132,7 +132,7 @@ class ReferenceResolution:
 
     async def save(
         self,
-        repo: Repository,
+        uow: UnitOfWork,
         goldens: Mapping[str, GoldenRecord],
         ctx: RequestContext,
         created: Collection[str] = (),
@@ -143,7 +143,7 @@ class ReferenceResolution:
         and so its references, are the survivor's now). `created`: those of them
         made in this unit of work, which have no stored references to replace.
         """
-        store = RelationshipStore(repo.conn)
+        store = uow.relationships
         await store.replace(sorted(goldens), self.found, ctx.received_at, created)
         for entity, name in HIERARCHIES.items():
             mine = sorted(

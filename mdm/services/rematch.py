@@ -32,23 +32,17 @@ committed chunk, and a run over records that did not change changes nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from matching.scoring import ClusterScore, score_clusters, strangers
-from mdm.adapters.matching import MatchStore
-from mdm.adapters.merges import MergeStore
-from mdm.adapters.rematch import TRAINING_LOCK_CLASS, RematchStore, Run
-from mdm.adapters.repository import Repository
-from mdm.adapters.retry import run_again_if_aborted
-from mdm.adapters.reviews import ReviewStore
 from mdm.domain.errors import Conflict
 from mdm.domain.mastering import ActiveModel, MasteringRules
+from mdm.domain.ports import RunLock, UnitOfWork, Units
 from mdm.domain.sources import check_entity
+from mdm.domain.stored import TRAINING_LOCK_CLASS, Run
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
 from mdm.services.matcher import GENERIC_KEY_CAP, MAX_REVIEWS, BatchPool, explanation
@@ -60,7 +54,7 @@ CHUNK = 500
 WINDOW = 100
 ACTOR = "matcher"
 
-Transaction = Callable[[], AbstractAsyncContextManager[Repository]]
+Transaction = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -75,15 +69,6 @@ class ChunkResult:
     withdrawn: int = 0
 
 
-def _engine_transaction(engine: AsyncEngine) -> Transaction:
-    @asynccontextmanager
-    async def transaction() -> AsyncIterator[Repository]:
-        async with engine.begin() as conn:
-            yield Repository(conn)
-
-    return transaction
-
-
 class Rematch:
     """One run: `await Rematch.claim(...)`, then `await run.run()` (which releases it)."""
 
@@ -91,51 +76,42 @@ class Rematch:
         self,
         rules: MasteringRules,
         entity: str,
-        lock_conn: AsyncConnection,
+        lock: RunLock,
         run: Run,
-        transaction: Transaction,
+        units: Units,
         resumed: bool,
     ) -> None:
         self.rules = rules
         self.entity = entity
-        self.lock_conn = lock_conn
+        self.lock = lock
         self.state = run
-        self.transaction = transaction
+        self.units = units
         self.resumed = resumed
 
     @classmethod
-    async def claim(
-        cls,
-        engine: AsyncEngine,
-        rules: MasteringRules,
-        entity: str,
-        transaction: Transaction | None = None,
-    ) -> Rematch:
+    async def claim(cls, units: Units, rules: MasteringRules, entity: str) -> Rematch:
         """Take the entity's run lock and the run to work on: the unfinished one, if it
         is for the model in force (it continues after its cursor), else a new one.
 
         Raises AlreadyRunning when another process is re-matching the entity."""
         check_entity(entity)
-        transaction = transaction or _engine_transaction(engine)
-        lock_conn = await engine.connect()
+        lock = await units.session_lock(entity)
+        if lock is None:
+            raise AlreadyRunning(f"{entity} records are being re-matched already")
         try:
-            store = RematchStore(lock_conn)
-            if not await store.try_lock(entity):
-                raise AlreadyRunning(f"{entity} records are being re-matched already")
-            await lock_conn.commit()  # the session lock outlives this transaction
-            async with transaction() as repo:
-                active = await rules.models.current(repo.conn, entity)
+            async with units.transaction() as uow:
+                active = await rules.models.current(uow.matches, entity)
                 version = active.model.version
-                runs = RematchStore(repo.conn)
+                runs = uow.runs
                 last = await runs.latest(entity)
                 if last is not None and last.status == "running":
                     if last.model_version == version:
-                        return cls(rules, entity, lock_conn, last, transaction, True)
+                        return cls(rules, entity, lock, last, units, True)
                     await runs.abandon(last.id)
                 run = await runs.start(entity, version, await runs.count_active(entity))
-            return cls(rules, entity, lock_conn, run, transaction, False)
+            return cls(rules, entity, lock, run, units, False)
         except BaseException:
-            await _close_session(lock_conn)
+            await lock.release()
             raise
 
     async def run(self, chunk_size: int = CHUNK, progress: Progress | None = None) -> Run:
@@ -144,11 +120,9 @@ class Rematch:
             if progress is not None:
                 progress(self.state.done, self.state.total)
             while True:
-                # A chunk that PostgreSQL aborted to break a deadlock (with a batch that
-                # locked some of its golden records) runs again (mdm.adapters.retry).
-                goldens, state = await run_again_if_aborted(
-                    self.transaction, lambda repo: self._chunk(repo, chunk_size)
-                )
+                # A chunk that the store aborted to break a deadlock (with a batch that
+                # locked some of its golden records) runs again.
+                goldens, state = await self.units.run(lambda uow: self._chunk(uow, chunk_size))
                 assert state is not None and state.id == self.state.id
                 self.state = state
                 if progress is not None:
@@ -158,14 +132,14 @@ class Rematch:
         finally:
             await self.release()
 
-    async def _chunk(self, repo: Repository, chunk_size: int) -> tuple[list[str], Run | None]:
+    async def _chunk(self, uow: UnitOfWork, chunk_size: int) -> tuple[list[str], Run | None]:
         """Re-match the next chunk after the cursor and advance it (or finish the run)."""
-        runs = RematchStore(repo.conn)
+        runs = uow.runs
         goldens = await runs.next_goldens(self.entity, self.state.cursor, chunk_size)
         if not goldens:
             await runs.finish(self.state.id)
         else:
-            result = await rematch_chunk(repo, self.rules, self.entity, goldens)
+            result = await rematch_chunk(uow, self.rules, self.entity, goldens)
             await runs.advance(
                 self.state.id,
                 goldens[-1],
@@ -177,14 +151,7 @@ class Rematch:
         return goldens, await runs.latest(self.entity)
 
     async def release(self) -> None:
-        await _close_session(self.lock_conn)
-
-
-async def _close_session(conn: AsyncConnection) -> None:
-    """Close the database session itself (not back to the pool), which ends its lock."""
-    if not conn.closed:
-        await conn.invalidate()
-        await conn.close()
+        await self.lock.release()
 
 
 @dataclass(slots=True)
@@ -203,12 +170,12 @@ class _View:
     undecided: set[frozenset[str]]
 
 
-async def _view(repo: Repository, entity: str, goldens: Sequence[str]) -> _View:
+async def _view(uow: UnitOfWork, entity: str, goldens: Sequence[str]) -> _View:
     """The reads of `load_pool` and of the merge and review checks for `goldens`, a few
     set-based queries in all: `pool.candidates(keys[g])` and the members answer for
     each of them what `load_pool(keys[g])` would (each key's owners are the same)."""
-    keys = await RematchStore(repo.conn).keys(goldens)
-    store = MatchStore(repo.conn)
+    keys = await uow.runs.keys(goldens)
+    store = uow.matches
     owners, generic = await store.candidate_owners(
         entity, sorted({k for ks in keys.values() for k in ks}), GENERIC_KEY_CAP
     )
@@ -223,14 +190,14 @@ async def _view(repo: Repository, entity: str, goldens: Sequence[str]) -> _View:
         candidates=candidates,
         pool=pool,
         own=own,
-        active=await RematchStore(repo.conn).active_among(goldens),
-        apart=await MergeStore(repo.conn).apart_pairs(goldens),
-        undecided=await ReviewStore(repo.conn).undecided_pairs(goldens),
+        active=await uow.runs.active_among(goldens),
+        apart=await uow.merges.apart_pairs(goldens),
+        undecided=await uow.reviews.undecided_pairs(goldens),
     )
 
 
 async def rematch_chunk(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     goldens: list[str],
@@ -241,7 +208,7 @@ async def rematch_chunk(
     Their reads are made `window` (WINDOW) golden records at a time (`_View`), again
     after a merge, so memory stays bounded whatever the chunk."""
     window = window or WINDOW
-    active = await rules.models.current(repo.conn, entity)
+    active = await rules.models.current(uow.matches, entity)
     ctx = RequestContext()
     result = ChunkResult()
     view: _View | None = None
@@ -250,12 +217,12 @@ async def rematch_chunk(
         later_only = True
         while current is not None:
             if view is None or current not in view.goldens:
-                view = await _view(repo, entity, [current, *goldens[i + 1 : i + window]])
+                view = await _view(uow, entity, [current, *goldens[i + 1 : i + window]])
             if current not in view.active:
                 break
             merged = result.merged
             current = await _step(
-                repo, rules, active, entity, view, current, later_only, ctx, result
+                uow, rules, active, entity, view, current, later_only, ctx, result
             )
             if result.merged != merged:
                 view = None
@@ -264,7 +231,7 @@ async def rematch_chunk(
 
 
 async def _step(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     active: ActiveModel,
     entity: str,
@@ -298,7 +265,7 @@ async def _step(
         if score.probability >= thresholds.review:
             scored.append((score.probability, candidate, score))
         elif frozenset((golden_id, candidate)) in view.undecided:
-            result.withdrawn += await _withdraw(repo, active, golden_id, candidate, score, ctx)
+            result.withdrawn += await _withdraw(uow, active, golden_id, candidate, score, ctx)
     scored.sort(key=lambda s: (-s[0], s[1]))
     strong = [
         (c, s)
@@ -310,7 +277,7 @@ async def _step(
             continue  # a steward said these are not the same: neither merge nor ask
         survivor, loser = min(golden_id, candidate), max(golden_id, candidate)
         await merge_goldens(
-            repo,
+            uow,
             rules,
             entity,
             survivor,
@@ -325,12 +292,12 @@ async def _step(
         return survivor
     linked = {c for c, _ in strong}
     band = [(c, s) for _, c, s in scored if c not in linked]
-    result.reviews += await _open_reviews(repo, active, entity, view, golden_id, band, ctx)
+    result.reviews += await _open_reviews(uow, active, entity, view, golden_id, band, ctx)
     return None
 
 
 async def _withdraw(
-    repo: Repository,
+    uow: UnitOfWork,
     active: ActiveModel,
     golden_id: str,
     candidate: str,
@@ -340,7 +307,7 @@ async def _withdraw(
     """Close the open tasks an older model opened about a pair the model in force puts
     below the review band: the question is no longer asked. A deferred task, which a
     steward has taken up, stays; so does any task of the model in force."""
-    store = ReviewStore(repo.conn)
+    store = uow.reviews
     stale = [
         task
         for task in await store.undecided_between(golden_id, candidate, exclude=0)
@@ -351,12 +318,12 @@ async def _withdraw(
         f"{score.probability:.6f}, below the review band"
     )
     for task in stale:
-        await withdraw(store, task, ACTOR, why, ctx)
+        await withdraw(uow, task, ACTOR, why, ctx)
     return len(stale)
 
 
 async def _open_reviews(
-    repo: Repository,
+    uow: UnitOfWork,
     active: ActiveModel,
     entity: str,
     view: _View,
@@ -368,7 +335,7 @@ async def _open_reviews(
     as the ingest path opens them: none for a pair a steward kept apart or that an
     undecided task asks about already. The newer golden record is the one under
     review (its first live record), the older the candidate."""
-    reviews = ReviewStore(repo.conn)
+    reviews = uow.reviews
     tasks: list[dict[str, Any]] = []
     sources: list[dict[str, Any]] = []
     for candidate, score in band:
@@ -395,9 +362,9 @@ async def _open_reviews(
         )
         sources.append({"source": record["source"], "source_id": record["source_id"]})
         view.undecided.add(pair)
-    ids = await MatchStore(repo.conn).add_review_tasks(tasks)
+    ids = await uow.matches.add_review_tasks(tasks)
     await announce_opened(
-        ReviewStore(repo.conn),
+        uow,
         [{**t, **s, "id": i} for t, s, i in zip(tasks, sources, ids, strict=True)],
         ctx,
     )
@@ -420,10 +387,10 @@ class Status:
 
 
 async def status(
-    conn: AsyncConnection,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
-    due: Callable[[AsyncConnection, str], Awaitable[bool]] | None = None,
+    due: Callable[[UnitOfWork, str], Awaitable[bool]] | None = None,
 ) -> Status:
     """Where re-matching stands for `entity`.
 
@@ -436,8 +403,8 @@ async def status(
     check will.
     """
     check_entity(entity)
-    await rules.models.current(conn, entity)  # stores the packaged model if none is
-    store = RematchStore(conn)
+    await rules.models.current(uow.matches, entity)  # stores the packaged model if none is
+    store = uow.runs
     info = await store.model_info(entity)
     assert info is not None
     last = await store.latest(entity)
@@ -451,7 +418,7 @@ async def status(
         done = await store.latest_finished(entity)
         stale = info.trained_on is not None and (done is None or done.model_version < info.version)
         state = "pending" if stale and await store.any_before(entity, info.fitted_at) else "idle"
-        if state == "idle" and due is not None and await due(conn, entity):
+        if state == "idle" and due is not None and await due(uow, entity):
             state = "training_due"
     return Status(
         entity=entity,

@@ -13,11 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import msgspec
-
-from mdm.adapters.repository import Repository
-from mdm.adapters.reviews import ReviewStore
 from mdm.domain.ids import new_event_id
+from mdm.domain.ports import UnitOfWork
 from mdm.services.context import RequestContext
 from schemas.events import Causation, ReviewEvent, ReviewPayload
 
@@ -59,35 +56,19 @@ def review_event(
     )
 
 
-def outbox_row(event: ReviewEvent) -> dict[str, Any]:
-    """The event as an outbox row, ordered per review task (its own ordering key)."""
-    return {
-        "event_id": event.event_id,
-        "entity": event.entity,
-        "golden_id": event.ordering_key,
-        "version": event.version,
-        "type": event.type,
-        "subject": event.subject,
-        "envelope": msgspec.to_builtins(event),
-        "occurred_at": event.occurred_at,
-    }
-
-
 async def announce_opened(
-    store: ReviewStore, tasks: Sequence[Mapping[str, Any]], ctx: RequestContext
+    uow: UnitOfWork, tasks: Sequence[Mapping[str, Any]], ctx: RequestContext
 ) -> None:
     """review.opened for tasks the matcher just stored (each row has its id and source)."""
-    await store.add_events(
+    await uow.outbox.append(
         [
-            outbox_row(
-                review_event(
-                    t,
-                    "review.opened",
-                    1,
-                    "open",
-                    ctx,
-                    Causation(kind="source_record", source=t["source"], source_id=t["source_id"]),
-                )
+            review_event(
+                t,
+                "review.opened",
+                1,
+                "open",
+                ctx,
+                Causation(kind="source_record", source=t["source"], source_id=t["source_id"]),
             )
             for t in tasks
         ]
@@ -95,22 +76,22 @@ async def announce_opened(
 
 
 async def withdraw(
-    store: ReviewStore, task: Mapping[str, Any], actor: str, why: str, ctx: RequestContext
+    uow: UnitOfWork, task: Mapping[str, Any], actor: str, why: str, ctx: RequestContext
 ) -> None:
     """Close an undecided task that no longer asks anything (the matcher re-scored its
     pair under a newer model below the review band, or its golden records were merged):
     superseded, with no steward's decision, and its review.resolved event carries the
     system's reason."""
-    await store.set_status([task["id"]], "superseded", actor, why, ctx.received_at)
+    await uow.reviews.set_status([task["id"]], "superseded", actor, why, ctx.received_at)
     # The task's events count its opening and each decision; this closing is one more.
-    version = 2 + await store.decision_count(task["id"])
+    version = 2 + await uow.reviews.decision_count(task["id"])
     cause = Causation(kind="system", actor=actor, reason=why, review_id=task["id"])
     event = review_event(task, "review.resolved", version, "superseded", ctx, cause, comment=why)
-    await store.add_events([outbox_row(event)])
+    await uow.outbox.append([event])
 
 
 async def withdraw_answered(
-    repo: Repository,
+    uow: UnitOfWork,
     survivor_id: str,
     tasks: Sequence[Mapping[str, Any]],
     actor: str,
@@ -120,7 +101,6 @@ async def withdraw_answered(
     golden records), undecided review tasks between golden records a merge into
     `survivor_id` made one: the records they ask about now share a golden record, so
     they ask nothing."""
-    store = ReviewStore(repo.conn)
     for task in tasks:
         why = f"{task['golden_id']} and {task['candidate_id']} were merged into {survivor_id}"
-        await withdraw(store, task, actor, why, ctx)
+        await withdraw(uow, task, actor, why, ctx)

@@ -14,14 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mdm.adapters.merges import MergeStore
-from mdm.adapters.repository import Repository
-from mdm.adapters.reviews import UNDECIDED, ReviewStore
 from mdm.domain.errors import Conflict, NotFound
 from mdm.domain.mastering import MasteringRules
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import UNDECIDED
 from mdm.services.context import RequestContext
 from mdm.services.lifecycle import merge_goldens
-from mdm.services.review_events import outbox_row, review_event
+from mdm.services.review_events import review_event
 from schemas.events import Causation
 
 Decision = Literal["merge", "not_a_match", "defer"]
@@ -44,14 +43,14 @@ class TaskDetail:
     decisions: list[dict[str, Any]]
 
 
-async def task_detail(repo: Repository, task_id: int) -> TaskDetail:
-    store = ReviewStore(repo.conn)
+async def task_detail(uow: UnitOfWork, task_id: int) -> TaskDetail:
+    store = uow.reviews
     task = await store.task(task_id)
     if task is None:
         raise NotFound(f"no review task {task_id}")
     sides = []
     for golden_id in (task["golden_id"], task["candidate_id"]):
-        golden = await repo.golden(golden_id)
+        golden = await uow.records.golden(golden_id)
         if golden is None:
             raise NotFound(f"review task {task_id} names an unknown golden record {golden_id}")
         records = await store.records(golden_id)
@@ -104,7 +103,7 @@ class Decided:
 
 
 async def _close(
-    store: ReviewStore,
+    uow: UnitOfWork,
     task: Mapping[str, Any],
     decision: str,
     status: str,
@@ -115,6 +114,7 @@ async def _close(
     cause: Causation,
 ) -> int:
     """Status change, audit row and review.resolved event of one task."""
+    store = uow.reviews
     await store.set_status([task["id"]], status, actor, comment, ctx.received_at)
     decision_id = await store.add_decision(
         {
@@ -142,12 +142,12 @@ async def _close(
         comment=comment,
         survivor_id=outcome.get("survivor_id"),
     )
-    await store.add_events([outbox_row(event)])
+    await uow.outbox.append([event])
     return decision_id
 
 
 async def decide(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     task_id: int,
     decision: Decision,
@@ -156,7 +156,7 @@ async def decide(
     ctx: RequestContext,
 ) -> Decided:
     """Apply a steward's decision to one review task (in the caller's transaction)."""
-    store = ReviewStore(repo.conn)
+    store = uow.reviews
     task = await store.task(task_id, lock=True)
     if task is None:
         raise NotFound(f"no review task {task_id}")
@@ -164,7 +164,7 @@ async def decide(
         raise Conflict(f"review task {task_id} is already {task['status']}")
     cause = Causation(kind="steward", actor=actor, reason=comment, review_id=task_id)
     left, right = task["golden_id"], task["candidate_id"]
-    goldens = await repo.lock_goldens(sorted({left, right}))
+    goldens = await uow.records.lock_goldens(sorted({left, right}))
     gone = [g for g in (left, right) if g not in goldens or goldens[g].status != "active"]
     if gone or left == right:
         why = "; ".join(
@@ -175,7 +175,7 @@ async def decide(
         )
         outcome: dict[str, Any] = {"superseded": why}
         decision_id = await _close(
-            store, task, decision, "superseded", actor, comment, outcome, ctx, cause
+            uow, task, decision, "superseded", actor, comment, outcome, ctx, cause
         )
         return Decided(task_id, "superseded", decision, decision_id, superseded_why=why)
 
@@ -187,7 +187,7 @@ async def decide(
         # The older golden record keeps its id (ids begin with their creation time).
         survivor, loser = min(left, right), max(left, right)
         merged = await merge_goldens(
-            repo,
+            uow,
             rules,
             task["entity"],
             survivor,
@@ -200,7 +200,7 @@ async def decide(
         version = merged.version
         outcome = {"survivor_id": survivor, "merged": [loser], "merge_id": merged.merge_id}
     elif decision == "not_a_match":
-        merges = MergeStore(repo.conn)
+        merges = uow.merges
         a = [m.record_id for m in await merges.members(left)]
         b = [m.record_id for m in await merges.members(right)]
         pairs = [(x, y) for x in a for y in b]
@@ -208,14 +208,14 @@ async def decide(
         kept_apart = len(pairs)
         outcome = {"kept_apart": kept_apart}
     status = _STATUS[decision]
-    decision_id = await _close(store, task, decision, status, actor, comment, outcome, ctx, cause)
+    decision_id = await _close(uow, task, decision, status, actor, comment, outcome, ctx, cause)
 
     # Other tasks about the same two golden records are answered by this one.
     also: list[int] = []
     if decision != "defer":
         for other in await store.undecided_between(left, right, exclude=task_id):
             note = {"superseded": f"decided by review task {task_id} ({decision})"}
-            await _close(store, other, decision, "superseded", actor, comment, note, ctx, cause)
+            await _close(uow, other, decision, "superseded", actor, comment, note, ctx, cause)
             also.append(other["id"])
     return Decided(
         task_id,
@@ -230,9 +230,9 @@ async def decide(
 
 
 async def assign(
-    repo: Repository, task_id: int, assignee: str | None, ctx: RequestContext
+    uow: UnitOfWork, task_id: int, assignee: str | None, ctx: RequestContext
 ) -> dict[str, Any]:
-    store = ReviewStore(repo.conn)
+    store = uow.reviews
     task = await store.task(task_id, lock=True)
     if task is None:
         raise NotFound(f"no review task {task_id}")

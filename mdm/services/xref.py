@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mdm.adapters.repository import Repository, SourceRecordWrite, StoredSourceRecord
 from mdm.domain.errors import Conflict, NotFound
 from mdm.domain.golden import XrefDelta
 from mdm.domain.mastering import MasteringRules
+from mdm.domain.ports import UnitOfWork
+from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
 from mdm.services.ingest import IncomingRecord, content_hash
-from mdm.services.relationships import follow_references
 from schemas.events import Causation
 
 #: How the source record was linked (source_record.link_rule).
@@ -33,7 +33,7 @@ class Registered:
 
 
 async def register_xref(
-    repo: Repository,
+    uow: UnitOfWork,
     rules: MasteringRules,
     entity: str,
     golden_id: str,
@@ -49,12 +49,12 @@ async def register_xref(
     """
     rules.authorize_write(source, entity)  # checks the entity type too
     # Same lock name as ingestion, so a concurrent PUT of this source record waits.
-    await repo.lock([f"sr:{entity}:{source}:{source_id}"])
-    goldens = await repo.lock_goldens([golden_id])
+    await uow.lock([f"sr:{entity}:{source}:{source_id}"])
+    goldens = await uow.records.lock_goldens([golden_id])
     golden = goldens.get(golden_id)
     if golden is None or golden.entity != entity:
         raise NotFound(f"no {entity} golden record {golden_id!r}")
-    current = (await repo.source_records(entity, source, [source_id])).get(source_id)
+    current = (await uow.records.source_records(entity, source, [source_id])).get(source_id)
     if current is not None and current.deleted_at is None:
         if current.golden_id == golden_id:
             return Registered(golden_id, "unchanged", golden.version)
@@ -66,13 +66,14 @@ async def register_xref(
         raise Conflict(f"{golden_id} was merged into {golden.merged_into}; register there")
     if golden.status != "active":
         raise Conflict(f"{golden_id} is {golden.status}")
-    await repo.write_source_records([_write(entity, source, source_id, golden_id, current, ctx)])
+    await uow.records.write_source_records(
+        [_write(entity, source, source_id, golden_id, current, ctx)]
+    )
     touch = Touch(
         xrefs=XrefDelta(linked=frozenset({(source, source_id)})),
         cause=Causation(kind="source_record", source=source, source_id=source_id),
     )
-    changes = await record_changes(repo, rules, entity, {golden_id: touch}, ctx, goldens)
-    await follow_references(repo, rules, entity, {golden_id: touch}, ctx)
+    changes = await record_changes(uow, rules, entity, {golden_id: touch}, ctx, goldens)
     return Registered(golden_id, "linked", changes.versions[golden_id])
 
 

@@ -37,7 +37,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from mdm.settings import normalize_database_url
+from publishers.settings import normalize_database_url
 from publishers.state import PostgresStateStore, PostgresUnit
 from publishers.subscriber import Subscriber, SubscriberConfig
 from schemas.events import Event

@@ -16,7 +16,7 @@ from typing import IO
 import httpx
 
 from mdm.settings import RelaySettings
-from publishers.testing import free_port
+from tests.support import free_port
 
 
 def hub_env(

@@ -12,7 +12,7 @@ import uvicorn
 
 from mdm.api.app import create_app
 from mdm.settings import Settings
-from publishers.testing import free_port
+from tests.support import free_port
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from publishers.testing import free_port
+from tests.support import free_port
 
 
 def _bin_dir() -> Path:

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.api.app import create_app
 from mdm.settings import AuthSettings, JwtSettings, Settings
-from publishers.testing import KeyedClient, MakeClient, scratch_database
+from tests.support import KeyedClient, MakeClient, scratch_database
 
 ISSUER = "https://login.example.test/"
 

@@ -30,7 +30,7 @@ from mdm.adapters.keys import KeyStore
 from mdm.adapters.tables import metadata
 from mdm.api.auth import PERMISSION_KEY, Permission
 from mdm.settings import Settings
-from publishers.testing import KeyedClient, MakeClient
+from tests.support import KeyedClient, MakeClient
 
 # Who may call a route: written out here, not read from mdm/api/auth.py, so that a
 # change to the hub's grants fails this test until the table agrees.

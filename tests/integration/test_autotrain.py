@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mdm.adapters.bulk import Row, bulk_load
 from mdm.adapters.matching import CachedModels, MatchStore
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.retrain import Retrainer
 from mdm.bootstrap import make_engine
 from mdm.services.adoption import check_and_store
-from mdm.services.bulk import Row, bulk_load
 from mdm.services.matcher import fit_model
 from mdm.settings import RetrainSettings, Settings, load_rules
-from publishers.testing import scratch_database
 from tests.integration.test_bulk_load import _mdm, workers
+from tests.support import scratch_database
 from tests.unit.test_matching_model import _older_worker_model
 
 
@@ -146,7 +147,7 @@ async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with
     )
     assert report.written > 0
     async with engine.begin() as conn:
-        fitted = await fit_model(conn, rules, "worker")
+        fitted = await fit_model(SqlUnitOfWork(conn), rules, "worker")
         # Agreeing on the family name made evidence against a match, and EM stuck.
         family = fitted.model.fields[1]
         exact = msgspec.structs.replace(family.levels[0], m=0.001, u=0.01)
@@ -154,7 +155,7 @@ async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with
         fields[1] = msgspec.structs.replace(family, levels=(exact, *family.levels[1:]))
         broken = msgspec.structs.replace(fitted.model, fields=tuple(fields))
         done = await check_and_store(
-            conn, dataclasses.replace(fitted, model=broken, converged=False)
+            SqlUnitOfWork(conn), dataclasses.replace(fitted, model=broken, converged=False)
         )
     assert not done.adopted and not done.forced
     assert done.reasons == (
@@ -164,7 +165,7 @@ async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with
     assert (done.version, done.current_version) == (2, 1)
     async with engine.connect() as conn:
         assert await MatchStore(conn).current_version("worker") == 1
-        assert (await CachedModels().current(conn, "worker")).model.version == 1
+        assert (await CachedModels().current(MatchStore(conn), "worker")).model.version == 1
         adopted, check = await MatchStore(conn).adoption("worker", 2)
     assert not adopted
     assert check["decision"] == "refused" and check["reasons"] == list(done.reasons)
@@ -172,9 +173,9 @@ async def test_an_implausible_model_is_refused_kept_out_of_force_and_stored_with
 
     # Forced, the same kind of model is adopted, and says so.
     async with engine.begin() as conn:
-        fitted = await fit_model(conn, rules, "worker")
+        fitted = await fit_model(SqlUnitOfWork(conn), rules, "worker")
         forced = await check_and_store(
-            conn, dataclasses.replace(fitted, converged=False), force=True
+            SqlUnitOfWork(conn), dataclasses.replace(fitted, converged=False), force=True
         )
     async with engine.connect() as conn:
         assert await MatchStore(conn).current_version("worker") == forced.version == 3
@@ -231,8 +232,8 @@ async def test_a_model_stored_by_an_older_release_is_fitted_in_the_packaged_shap
         engine, rules, "worker", "hcm", [Row(i + 1, x) for i, x in enumerate(workers(300))]
     )
     async with engine.begin() as conn:
-        fitted = await fit_model(conn, rules, "worker")
-        done = await check_and_store(conn, fitted)
+        fitted = await fit_model(SqlUnitOfWork(conn), rules, "worker")
+        done = await check_and_store(SqlUnitOfWork(conn), fitted)
     async with engine.connect() as conn:
         stored = await MatchStore(conn).model("worker", done.version)
     await engine.dispose()

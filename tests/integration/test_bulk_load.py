@@ -23,11 +23,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mdm.adapters.bulk import Row, bulk_load, read_rows
 from mdm.adapters.repository import Repository
 from mdm.bootstrap import make_engine
-from mdm.services.bulk import Row, bulk_load, read_rows
 from mdm.settings import load_rules
-from publishers.testing import scratch_database
+from tests.support import scratch_database
 
 GIVEN = ["William", "Anna", "Jürgen", "Maria", "Robert", "Elizabeth", "Thomas", "Sofia"]
 NICK = {"William": "Bill", "Robert": "Bob", "Elizabeth": "Liz", "Thomas": "Tom"}
@@ -391,7 +391,7 @@ async def test_a_load_refreshes_the_planner_statistics_of_its_key_columns(
 ) -> None:
     """Where autovacuum is off or behind, the load refreshes the statistics itself,
     beside the next chunks; only the columns its statements filter and join on."""
-    import mdm.services.bulk as bulk
+    import mdm.adapters.bulk as bulk
 
     monkeypatch.setattr(bulk, "ANALYZE_EVERY", 100)
     engine = make_engine(scratch, pool_size=1)

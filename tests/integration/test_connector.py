@@ -23,7 +23,7 @@ from mdm.adapters.keys import KeyStore
 from mdm.api.app import create_app
 from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
 from publishers.examples.erp_connector import ErpCustomerConnector
-from publishers.testing import KeyedClient, scratch_database, wait_for
+from tests.support import KeyedClient, scratch_database, wait_for
 
 
 @pytest.fixture

@@ -33,10 +33,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from mdm.adapters.migrate import upgrade
 from mdm.bootstrap import make_engine
 from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
-from publishers.testing import NatsServer, read_stream, scratch_database, wait_for
 from tests.integration.hub_process import HubProcess, hub_env
 from tests.integration.live_hub import serving
 from tests.integration.private_postgres import PrivatePostgres
+from tests.support import NatsServer, read_stream, scratch_database, wait_for
 
 ADMIN_KEY = "mdm_faults-" + secrets.token_hex(8)
 HEADERS = {"X-API-Key": ADMIN_KEY}

@@ -19,8 +19,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mdm.adapters.repository import Repository
 from mdm.adapters.tables import metadata
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, delete_record, ingest_records
 from mdm.services.lifecycle import merge_goldens, unmerge_records
@@ -62,7 +62,7 @@ class LifecycleMachine(RuleBasedStateMachine):
     def in_transaction(self, work: Any) -> Any:
         async def go() -> Any:
             async with self.engine.begin() as conn:
-                return await work(Repository(conn))
+                return await work(SqlUnitOfWork(conn))
 
         return self.run(go())
 

@@ -31,8 +31,8 @@ from mdm.api.fast_lookup import XrefFastPath
 from mdm.api.golden import _xref_entries
 from mdm.bootstrap import Hub, make_engine
 from mdm.settings import Settings
-from publishers.testing import MakeClient
 from schemas.api import XrefView
+from tests.support import MakeClient
 
 WAIT = 5.0  # seconds another process may take to see a committed change
 

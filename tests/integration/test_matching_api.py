@@ -14,7 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.adapters.matching import MatchStore
-from mdm.adapters.repository import Repository, fetch_rows
+from mdm.adapters.repository import fetch_rows
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.problems import database_unavailable
 from mdm.bootstrap import make_engine
 from mdm.services.context import RequestContext
@@ -191,7 +192,7 @@ async def test_concurrent_near_duplicates_make_one_golden_record(
     async def one(i: int) -> str:
         async with engine.begin() as conn:
             (result,) = await ingest_records(
-                Repository(conn),
+                SqlUnitOfWork(conn),
                 rules,
                 "worker",
                 ["hcm", "psa", "erp"][i % 3],

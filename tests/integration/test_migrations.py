@@ -11,7 +11,7 @@ from mdm.adapters.matching import CANDIDATES_SQL
 from mdm.adapters.migrate import upgrade
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import metadata
-from publishers.testing import scratch_database
+from tests.support import scratch_database
 
 
 def _diff(conn: Connection) -> list[object]:

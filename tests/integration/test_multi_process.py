@@ -30,8 +30,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mdm.settings import RelaySettings
-from publishers.testing import read_stream, scratch_database, wait_for
 from tests.integration.hub_process import HubProcess, hub_env
+from tests.support import read_stream, scratch_database, wait_for
 
 ADMIN_KEY = "mdm_multi-process-" + secrets.token_hex(8)
 HEADERS = {"X-API-Key": ADMIN_KEY}

@@ -6,7 +6,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from publishers.testing import MakeClient
+from tests.support import MakeClient
 
 STEWARD = {"actor": "steward.anna", "reason": "checked against the commercial register"}
 

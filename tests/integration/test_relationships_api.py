@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mdm.adapters.repository import Repository
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.bootstrap import Hub, make_engine
 from mdm.services.context import RequestContext
 from mdm.services.ingest import IncomingRecord, Rejected, ingest_records
@@ -373,7 +373,12 @@ async def ingest_in(
     conn: AsyncConnection, hub: Hub, entity: str, source: str, sid: str, attrs: dict
 ) -> str:
     (result,) = await ingest_records(
-        Repository(conn), hub.rules, entity, source, [IncomingRecord(sid, attrs)], RequestContext()
+        SqlUnitOfWork(conn),
+        hub.rules,
+        entity,
+        source,
+        [IncomingRecord(sid, attrs)],
+        RequestContext(),
     )
     assert not isinstance(result, Rejected)
     return result.golden_id
@@ -391,7 +396,7 @@ async def test_a_referrer_in_flight_during_a_merge_ends_at_the_survivor(
     async def merge(engine: AsyncEngine) -> None:
         async with engine.begin() as conn:
             await merge_goldens(
-                Repository(conn),
+                SqlUnitOfWork(conn),
                 hub.rules,
                 "customer",
                 survivor["golden_id"],

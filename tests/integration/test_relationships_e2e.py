@@ -17,8 +17,8 @@ from mdm.bootstrap import make_engine
 from mdm.settings import RelaySettings
 from publishers.connection import NatsLink
 from publishers.relay import Relay
-from publishers.testing import read_stream
 from schemas.events import Event
+from tests.support import read_stream
 
 _decode = msgspec.json.Decoder(Event).decode
 

@@ -37,14 +37,14 @@ from publishers.relay import PublishedEvent, Relay
 from publishers.replay import REPLAY_HEADER, replay
 from publishers.state import MemoryStateStore
 from publishers.subscriber import Outcome, Subscriber, SubscriberConfig
-from publishers.testing import (
+from schemas.events import Event
+from tests.integration.prometheus_text import samples
+from tests.support import (
     read_stream,
     scratch_database,
     truncate_hub_tables,
     wait_for,
 )
-from schemas.events import Event
-from tests.integration.prometheus_text import samples
 
 _decode = msgspec.json.Decoder(Event).decode
 

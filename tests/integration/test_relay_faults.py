@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.api.app import create_app
 from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, RelaySettings, Settings
-from publishers.testing import NatsServer, read_stream, scratch_database, wait_for
 from schemas.events import Event
+from tests.support import NatsServer, read_stream, scratch_database, wait_for
 
 RECORDS = 10_000
 UPDATES = 2_000

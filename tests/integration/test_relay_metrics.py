@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from publishers.testing import NatsServer, scratch_database, wait_for
 from tests.integration.hub_process import HubProcess, hub_env
 from tests.integration.prometheus_text import samples
+from tests.support import NatsServer, scratch_database, wait_for
 
 ADMIN_KEY = "mdm_relay-metrics-" + secrets.token_hex(8)
 PUBLISHED = 'mdm_relay_published_events_total{entity="customer"}'

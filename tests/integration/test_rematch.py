@@ -22,12 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from matching.model import default_model
 from mdm.adapters.matching import MatchStore
-from mdm.adapters.rematch import RematchStore, Run
+from mdm.adapters.rematch import RematchStore
+from mdm.adapters.unit_of_work import SqlUnits
 from mdm.bootstrap import Hub, make_engine
+from mdm.domain.stored import Run
 from mdm.services import rematch as rematch_service
 from mdm.services.rematch import Rematch
-from publishers.testing import MakeClient
 from tests.conftest import truncate_all
+from tests.support import MakeClient
 
 # (hcm record, psa record) of one person each.
 SAME = {
@@ -143,7 +145,7 @@ async def rematch(database_url: str, hub: Hub, chunk: int = 3) -> Run:
     """A run in this process (the app's engine belongs to the test client's loop)."""
     engine = make_engine(database_url, pool_size=2)
     try:
-        run = await Rematch.claim(engine, hub.rules, "worker")
+        run = await Rematch.claim(SqlUnits(engine), hub.rules, "worker")
         return await run.run(chunk)
     finally:
         await engine.dispose()
@@ -651,8 +653,8 @@ async def test_rematch_does_not_merge_a_golden_record_holding_a_stranger(
 async def test_the_status_says_training_while_the_hub_trains_the_entity(
     client: AsyncTestClient, database_url: str
 ) -> None:
-    from mdm.adapters.rematch import TRAINING_LOCK_CLASS
     from mdm.domain.sources import ENTITIES
+    from mdm.domain.stored import TRAINING_LOCK_CLASS
 
     await put(client, "hcm", "H-1", {"given_name": "Ada", "family_name": "Lovelace"})
     assert (await client.get("/v1/match/worker/status")).json()["state"] == "idle"

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mdm.adapters.retry import aborted, run_again_if_aborted
 from mdm.bootstrap import make_engine
-from publishers.testing import scratch_database
+from tests.support import scratch_database
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from publishers.connection import NatsLink
 from publishers.relay import Relay
 from publishers.state import MemoryStateStore
 from publishers.subscriber import Outcome, Subscriber, SubscriberConfig
-from publishers.testing import read_stream, scratch_database, wait_for
 from schemas.events import Event, ReviewEvent
 from tests.integration.review_data import pair
+from tests.support import read_stream, scratch_database, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mdm.api.app import create_app
 from mdm.api.sensitive import MASK
 from mdm.settings import Settings
-from publishers.testing import KeyedClient, MakeClient
 from tests.integration.review_data import pair
+from tests.support import KeyedClient, MakeClient
 
 NATIONAL_ID = "756.1234.5678.97"
 BIRTH = "1983-07-19"

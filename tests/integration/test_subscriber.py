@@ -22,8 +22,8 @@ from publishers.connection import NatsLink
 from publishers.relay import Relay
 from publishers.state import PostgresStateStore, PostgresUnit
 from publishers.subscriber import Outcome, Subscriber, SubscriberConfig
-from publishers.testing import read_stream, scratch_database, truncate_hub_tables, wait_for
 from schemas.events import Event
+from tests.support import read_stream, scratch_database, truncate_hub_tables, wait_for
 
 
 class Crash(BaseException):

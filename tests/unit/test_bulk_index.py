@@ -1,4 +1,4 @@
-"""The bulk load's in-memory blocking index (mdm.services.bulk.MemoryIndex) and the
+"""The bulk load's in-memory blocking index (mdm.adapters.bulk.MemoryIndex) and the
 candidate members it hands a unit of work: the same answers as the database's pool,
 without copying the index's lists."""
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mdm.services.bulk import MemoryIndex
+from mdm.adapters.bulk import MemoryIndex
 from mdm.services.matcher import BatchPool, Features
 
 
 def _pool(index: MemoryIndex, keys: list[str]) -> BatchPool:
-    return asyncio.run(index.pool(None, "worker", keys))  # type: ignore[arg-type]
+    return asyncio.run(index.pool("worker", keys))
 
 
 def _index() -> tuple[MemoryIndex, dict[str, Any]]:

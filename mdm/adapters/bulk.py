@@ -38,7 +38,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 
 from matching.prepare import Prepared as Features
-from mdm.adapters.repository import Repository
+from mdm.adapters.matching import MatchStore
+from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.domain.errors import FieldProblem
 from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.services.context import RequestContext
@@ -144,7 +145,7 @@ class MemoryIndex:
 
     # -- PoolSource -----------------------------------------------------------------
 
-    async def pool(self, conn: AsyncConnection, entity: str, keys: Sequence[str]) -> BatchPool:
+    async def pool(self, entity: str, keys: Sequence[str]) -> BatchPool:
         owners: dict[str, set[str]] = {}
         generic: set[str] = set()
         index, merged = self.owners, self.merged
@@ -575,7 +576,7 @@ async def bulk_load(
                 leaves = report.primed + sum(
                     1 for i in incoming if f"{source}\x1f{i}" not in index.golden_of
                 )
-            active = await rules.models.current(conn, entity, leaves)
+            active = await rules.models.current(MatchStore(conn), entity, leaves)
     except BaseException:
         if enabled:
             gc.enable()
@@ -730,8 +731,10 @@ async def _plan_chunk(
         # A chunk lost in a crash is simply loaded again (resumable), so the
         # load need not wait for each commit's WAL flush.
         await conn.execute(text("SET LOCAL synchronous_commit = off"))
-        repo = Repository(conn)
-        stored = await repo.source_records(entity, source, [r.source_id for _, r, _ in decoded])
+        uow = SqlUnitOfWork(conn)
+        stored = await uow.records.source_records(
+            entity, source, [r.source_id for _, r, _ in decoded]
+        )
         todo = [
             (row, r, p)
             for row, r, p in decoded
@@ -748,7 +751,7 @@ async def _plan_chunk(
                 p.index = i
         ctx = RequestContext()
         plan = await plan_records(
-            repo,
+            uow,
             rules,
             entity,
             source,
@@ -765,7 +768,7 @@ async def _plan_chunk(
         await conn.close()
         raise
     return _Writing(
-        conn, repo, ctx, plan, [row for row, _, _ in todo], {r.source_id for _, r, _ in decoded}
+        conn, uow, ctx, plan, [row for row, _, _ in todo], {r.source_id for _, r, _ in decoded}
     )
 
 
@@ -775,13 +778,13 @@ class _Writing:
     def __init__(
         self,
         conn: AsyncConnection,
-        repo: Repository,
+        uow: SqlUnitOfWork,
         ctx: RequestContext,
         plan: Plan,
         rows: list[Row],
         source_ids: set[str],
     ) -> None:
-        self.conn, self.repo, self.ctx, self.plan = conn, repo, ctx, plan
+        self.conn, self.uow, self.ctx, self.plan = conn, uow, ctx, plan
         self.rows, self.source_ids = rows, source_ids
         self.task: asyncio.Task[list[Accepted | Rejected]] | None = None
 
@@ -801,7 +804,7 @@ class _Writing:
         self.task = asyncio.create_task(self._apply(rules))
 
     async def _apply(self, rules: MasteringRules) -> list[Accepted | Rejected]:
-        results = await apply_plan(self.repo, rules, self.plan, self.ctx)
+        results = await apply_plan(self.uow, rules, self.plan, self.ctx)
         await self.conn.commit()
         return results
 

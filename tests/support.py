@@ -1,8 +1,10 @@
-"""Helpers for testing relays and connectors against real servers.
+"""Helpers for the tests and the benchmarks, against real servers.
 
-The hub's own tests use them; connector authors can too: a nats-server of
-their own that they may stop and start, a scratch PostgreSQL database, and a
-reader that collects what a stream holds.
+A nats-server of their own that they may stop and start, a scratch PostgreSQL
+database (at the hub's newest migration), a reader that collects what a stream
+holds, polling, and API clients with their own credentials. Imported as
+`tests.support` (with the repository root on sys.path, as `python -m pytest`
+and the bench scripts have it).
 """
 
 from __future__ import annotations
