@@ -48,10 +48,11 @@ demo: $(STAMP) ## load a sample from CRM, PSA, ERP and HCM and print the golden 
 bench: $(STAMP) ## batch-ingestion benchmark against a real PostgreSQL (see docs/benchmarks.md)
 	$(BIN)/python bench/ingest_batch.py
 
-lint: $(STAMP) ## ruff lint and format check, mypy type check
+lint: $(STAMP) ## ruff lint and format check, mypy type check, the layers' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
