@@ -24,7 +24,6 @@ from schemas import strict_json
 class MalformedJson(ValidationFailed):
     """The body is JSON the hub does not take (nested too deeply, a key twice): a 400."""
 
-    status = 400
     title = "Malformed JSON body"
 
 

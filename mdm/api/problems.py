@@ -13,7 +13,17 @@ from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mdm.domain.errors import FieldProblem, MdmError, ValidationFailed
+from mdm.api.json_body import MalformedJson
+from mdm.domain.errors import (
+    Conflict,
+    FieldProblem,
+    IdempotencyConflict,
+    MdmError,
+    NotFound,
+    SensitiveSearchForbidden,
+    ValidationFailed,
+    WriteForbidden,
+)
 from schemas.api import FieldError, Problem
 from schemas.text import explain
 
@@ -37,13 +47,36 @@ def problem_response(
     )
 
 
+# The HTTP status of each domain error, the most specific class first: the first
+# class of an error's MRO found here decides (an unlisted MdmError is a 400).
+STATUS: dict[type[MdmError], int] = {
+    MalformedJson: 400,  # a ValidationFailed, so that its body names the place
+    SensitiveSearchForbidden: 403,  # a ValidationFailed, so that its body names the fields
+    ValidationFailed: 422,
+    NotFound: 404,
+    WriteForbidden: 403,
+    IdempotencyConflict: 422,
+    Conflict: 409,
+    MdmError: 400,
+}
+
+
+def status_of(exc: MdmError) -> int:
+    """The HTTP status of a domain error (STATUS)."""
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 400
+
+
 def field_errors(problems: list[FieldProblem]) -> list[FieldError]:
     return [FieldError(path=p.path, message=p.message) for p in problems]
 
 
 def _mdm_error(request: Request[Any, Any, Any], exc: MdmError) -> Response[bytes]:
     errors = field_errors(exc.errors) if isinstance(exc, ValidationFailed) else None
-    return problem_response(exc.status, exc.title, exc.detail, request.url.path, errors)
+    return problem_response(status_of(exc), exc.title, exc.detail, request.url.path, errors)
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[bytes]:

@@ -15,7 +15,7 @@ from mdm.api.actor import actor_of
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.openapi import UNKNOWN_ENTITY, problem
-from mdm.api.problems import field_errors
+from mdm.api.problems import field_errors, status_of
 from mdm.bootstrap import Hub
 from mdm.domain.errors import Conflict, MdmError, ValidationFailed
 from mdm.domain.sources import check_entity
@@ -232,7 +232,7 @@ class ReviewController(Controller):
                     errors = field_errors(exc.errors) if isinstance(exc, ValidationFailed) else None
                     problem = Problem(
                         title=exc.title,
-                        status=exc.status,
+                        status=status_of(exc),
                         detail=exc.detail,
                         instance=f"$.decisions[{index}]",
                         errors=errors,

@@ -1,4 +1,5 @@
-"""The hub's exception root. The API maps each class to an HTTP status once."""
+"""The hub's exception root. Each class says what went wrong (its title); the API
+maps it to an HTTP status (mdm/api/problems.py), the domain knows nothing of HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 class MdmError(Exception):
     """Base of every error the hub raises on purpose."""
 
-    status = 400
     title = "Bad request"
 
     def __init__(self, detail: str) -> None:
@@ -23,7 +23,6 @@ class FieldProblem:
 
 
 class ValidationFailed(MdmError):
-    status = 422
     title = "Validation failed"
 
     def __init__(self, detail: str, errors: list[FieldProblem]) -> None:
@@ -32,7 +31,6 @@ class ValidationFailed(MdmError):
 
 
 class NotFound(MdmError):
-    status = 404
     title = "Not found"
 
 
@@ -45,7 +43,6 @@ class UnknownEntity(NotFound):
 
 
 class WriteForbidden(MdmError):
-    status = 403
     title = "Write not allowed"
 
 
@@ -55,15 +52,12 @@ class SensitiveSearchForbidden(ValidationFailed):
     A ValidationFailed so that the problem body names the refused fields.
     """
 
-    status = 403
     title = "Searching by sensitive values needs the grant"
 
 
 class IdempotencyConflict(MdmError):
-    status = 422
     title = "Idempotency-Key reused with a different request"
 
 
 class Conflict(MdmError):
-    status = 409
     title = "Conflict with the current state"
