@@ -3,8 +3,8 @@
 A hub process keeps a large heap for its whole life: the ID lookup cache alone is
 two dicts of up to millions of entries (mdm/adapters/lookup_cache.py). CPython's
 cyclic collector walks every tracked object on each full (generation 2) pass, and
-ingestion makes those passes frequent: a 1,000-record batch decodes the match
-features of some 19,000 stored members, about 200,000 containers that live a
+ingestion makes those passes frequent: a batch decodes the match features of
+thousands of stored members, hundreds of thousands of containers that live a
 while, enough to trip the collector's own rule for a full pass several times per
 batch, each pass walking the whole long-lived heap. The settings below keep those
 passes off the long-lived heap; their measured effect on batch ingestion is in

@@ -23,8 +23,8 @@ class RelaySettings:
 
     enabled: bool = True  # `mdm serve` runs a relay (MDM_RELAY=0 turns it off)
     # "process": `mdm serve` starts `mdm relay` as a child process, so publishing never
-    # shares the API's event loop (on 2 cores the inline relay doubled the ingest
-    # request's p99, docs/benchmarks.md); the default from the environment.
+    # shares the API's event loop (its cost to the ingest request's latency is in
+    # docs/benchmarks.md); the default from the environment.
     # "inline": the app runs it (MDM_RELAY=inline; an app built in code, as the tests
     # and anyone embedding create_app do, gets this unless they say otherwise).
     mode: str = "inline"

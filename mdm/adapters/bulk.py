@@ -656,9 +656,9 @@ async def _load_chunks(
     async def finish(chunk: _Writing) -> None:
         """Wait for the chunk's commit, count it, refresh statistics when due.
 
-        The refresh runs beside the next chunks instead of before them (the load
-        used to stand still for each, 1-2 s at 200,000 workers); a refresh falls
-        due only once the one before has finished.
+        The refresh runs beside the next chunks instead of before them, so the
+        load never stands still for one; a refresh falls due only once the one
+        before has finished.
         """
         nonlocal analyzed, analyzing
         written = report.written + len(chunk.rows)
@@ -834,9 +834,8 @@ class _Writing:
 
 
 # The columns the load's own statements filter and join on. The JSONB documents'
-# statistics plan none of the load's statements (and sorting a sample of them was
-# most of the time: ANALYZE source_record took 729 ms at 200,000 workers, 227 ms
-# over these columns); autovacuum keeps them as usual.
+# statistics plan none of the load's statements, and sorting a sample of them is
+# most of an ANALYZE's time; autovacuum keeps them as usual.
 ANALYZED = {
     "match_key": "entity, key, source_record_id",
     "source_record": "id, entity, source, source_id, golden_id, deleted_at",
@@ -847,8 +846,7 @@ ANALYZED = {
 async def _analyze(engine: AsyncEngine) -> None:
     """Fresh planner statistics for the tables a load grows. Where autovacuum is off
     (or behind), the planner keeps believing match_key is as small as it was and turns
-    the strong-key lookup into a scan of the whole table: a load of 350,000 workers had
-    slowed to 200 records/s, 330 after an ANALYZE.
+    the strong-key lookup into a scan of the whole table, and the load slows as it grows.
 
     On a connection of its own, outside the load's pool: the load keeps two of
     the pool's connections busy (one chunk planned, one written), and a refresh
