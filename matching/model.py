@@ -113,7 +113,7 @@ class Identity(_Base, frozen=True):
       is another person, unless an identifier agrees.
     - `identifiers`: fields whose agreement (any level but "else") excuses a
       distinguishing disagreement, and that let a strong key link at once
-      when a name agrees too (mdm.services.ingest).
+      when a name agrees too (mdm.services.ingest.plan).
     - `corroborating`: fields that, agreeing outright (their first level) in the
       same source record as an identifier, make it the same entity though no
       name agrees (both names replaced, a company renamed): a relative's or a

@@ -453,7 +453,7 @@ def vouches(model: MatchModel, a: Prepared, b: Prepared) -> bool:
     family name at any level but "else": fuzzy, nickname, phonetic, swapped, or one
     name against the other's other name), and they are not another entity (`conflict`:
     a junior and a senior, a housemate's number on a form of another given name): the
-    strong identifiers may then link them without the model (mdm.services.ingest)."""
+    strong identifiers may then link them without the model (mdm.services.ingest.plan)."""
     compiled = compile_model(model)
     levels = [f.level(a, b) for f in compiled.fields]
     if conflict(compiled, levels, a, b) is not None:

@@ -43,16 +43,14 @@ from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.domain.errors import FieldProblem
 from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.services.context import RequestContext
-from mdm.services.ingest import (
-    Accepted,
+from mdm.services.ingest.apply import apply_plan
+from mdm.services.ingest.plan import Accepted, Plan, plan_records
+from mdm.services.ingest.prepare import (
     IncomingRecord,
-    Plan,
-    Prepared,
+    PreparedRecord,
     Rejected,
-    apply_plan,
     content_hash,
     decode_item,
-    plan_records,
     prepare_records,
 )
 from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
@@ -482,7 +480,7 @@ def _unpack(rows: list[Row], packed: bytes) -> list[tuple[Row, IncomingRecord | 
             (
                 row,
                 record,
-                Prepared(
+                PreparedRecord(
                     0,
                     record,
                     values,
@@ -742,12 +740,12 @@ async def _plan_chunk(
                 (s := stored.get(r.source_id))
                 and s.deleted_at is None
                 and s.content_hash
-                == (p.content_hash if isinstance(p, Prepared) else content_hash(r))
+                == (p.content_hash if isinstance(p, PreparedRecord) else content_hash(r))
             )
         ]
         report.skipped += len(decoded) - len(todo)
         for i, (_, _, p) in enumerate(todo):
-            if isinstance(p, Prepared):
+            if isinstance(p, PreparedRecord):
                 p.index = i
         ctx = RequestContext()
         plan = await plan_records(

@@ -3,7 +3,7 @@
 litestar converts a body to the route's `data` type in msgspec's lax mode: a
 numeric string passes for a number, a number for a time ("source_updated_at":
 0 was 1970), "null" for null. The document, the exported JSON Schema and the
-batch routes (mdm/services/ingest.py decode_item) allow none of that, so one
+batch routes (mdm/services/ingest/prepare.py decode_item) allow none of that, so one
 rule holds for every body: `strict_body`, the app's before-request hook,
 converts it strictly first and answers a 422 as litestar's own does. A whole
 number written 2.0 is still an integer, as in JSON Schema.

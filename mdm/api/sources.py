@@ -26,15 +26,8 @@ from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
 from mdm.domain.sources import ENTITIES, check_entity
-from mdm.services.ingest import (
-    Accepted,
-    IncomingRecord,
-    Rejected,
-    decode_item,
-    delete_record,
-    incoming,
-    ingest_records,
-)
+from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
+from mdm.services.ingest.prepare import decode_item, incoming
 from schemas.api import (
     BATCH_ITEM,
     MAX_BATCH,

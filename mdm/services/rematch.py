@@ -4,7 +4,7 @@ Records are matched once, as they arrive, by the model in force then. When the
 model changes (`mdm train`), golden records that arrived split may now match:
 a run compares the stored golden records with each other under the current
 model and does what the matcher does when a record reveals two golden records
-to be one (mdm/services/ingest.py):
+to be one (mdm/services/ingest/plan.py):
 
 - a pair at or above `auto_link` on their own evidence (`score_clusters`) is
   merged with the lifecycle's merge (`merge_goldens`, actor `matcher`, the

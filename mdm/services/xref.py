@@ -18,7 +18,7 @@ from mdm.domain.ports import UnitOfWork
 from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
 from mdm.services.context import RequestContext
 from mdm.services.events import Touch, record_changes
-from mdm.services.ingest import IncomingRecord, content_hash
+from mdm.services.ingest.prepare import IncomingRecord, content_hash
 from schemas.events import Causation
 
 #: How the source record was linked (source_record.link_rule).

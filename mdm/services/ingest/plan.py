@@ -1,38 +1,31 @@
-"""Ingesting source records: standardize, store, match, survive, announce.
+"""Ingestion, step 2 of 3: plan (reads and matching, no writes).
 
-One call is one unit of work on one connection: the caller owns the
-transaction, so a batch's records, its golden versions, their history rows and
-their outbox events commit together or not at all.
+Under the record's locks, each prepared record is given its golden record: the
+one its strong keys or the match model link it to, or a new one; with the merges
+the matcher decides and the review tasks it opens. The result is a `Plan`;
+step 3 (mdm.services.ingest.apply) writes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-import hashlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
-from matching import standardize_record, strong_keys
 from matching.scoring import ClusterScore, strangers, vouches
-from mdm.domain.errors import FieldProblem, NotFound
 from mdm.domain.golden import GoldenRecord, XrefDelta
 from mdm.domain.ids import new_golden_id
 from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.domain.ports import UnitOfWork
 from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
-from mdm.domain.survivorship import Contribution
 from mdm.services.context import RequestContext
-from mdm.services.events import SYSTEM_CAUSE, Cause, GoldenChangeSet, Touch, record_changes
+from mdm.services.ingest.prepare import IncomingRecord, PreparedRecord, Rejected, prepare_records
 from mdm.services.matcher import (
     MAX_REVIEWS,
     BatchPool,
-    Features,
     PoolSource,
     explanation,
     features,
@@ -41,18 +34,6 @@ from mdm.services.matcher import (
     same_on_their_own,
 )
 from mdm.services.references import lock_referenced, reference_locks
-from mdm.services.review_events import announce_opened
-from schemas.api import BATCH_ITEM, OUT_OF_RANGE, in_utc_range
-from schemas.text import explain
-
-_hash_encoder = msgspec.json.Encoder(order="sorted")
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingRecord:
-    source_id: str
-    attributes: dict[str, Any]  # JSON builtins, already schema-validated
-    source_updated_at: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -63,23 +44,6 @@ class Accepted:
     warnings: list[dict[str, str]] = field(default_factory=list)
     match_probability: float | None = None  # of the golden record it was linked to by the model
     review: list[str] = field(default_factory=list)  # golden ids a steward will compare it with
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    errors: list[FieldProblem]
-
-
-@dataclass(slots=True)
-class _Prepared:
-    index: int
-    record: IncomingRecord
-    values: dict[str, Any]
-    warnings: list[dict[str, str]]
-    keys: list[str]
-    content_hash: bytes
-    features: Features | None = None
-    model_version: int | None = None  # of the model the features were prepared for
 
 
 #: Match keys are locked by bucket: a batch of a thousand records with a dozen
@@ -98,70 +62,6 @@ def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
     return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
-def decode_item(
-    entity: str, index: int, item: Any, strict: bool = True
-) -> IncomingRecord | Rejected:
-    """One batch item ({source_id, attributes, source_updated_at?}) checked against the
-    entity's schema, as POST .../batch and `mdm load` take it; problems name `$[index]...`."""
-    try:
-        parsed: Any = msgspec.convert(item, BATCH_ITEM[entity], strict=strict)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `")
-        path = where.rstrip("`") if where else "$"
-        return Rejected([FieldProblem(f"$[{index}]{path[1:]}", explain(message))])
-    return incoming(parsed.source_id, parsed, f"$[{index}]")
-
-
-def incoming(source_id: str, parsed: Any, at: str) -> IncomingRecord | Rejected:
-    """A body of the entity's UPSERT_BODY or BATCH_ITEM type, as msgspec took it, as the
-    record to ingest; `at` is its path in the request (`$`, `$[3]`)."""
-    updated = parsed.source_updated_at
-    if updated is not None and not in_utc_range(updated):
-        return Rejected([FieldProblem(f"{at}.source_updated_at", OUT_OF_RANGE)])
-    return IncomingRecord(
-        source_id=source_id,
-        attributes=msgspec.to_builtins(parsed.attributes),
-        source_updated_at=updated,
-    )
-
-
-def content_hash(record: IncomingRecord) -> bytes:
-    """What makes a replay a replay: the attributes and the source's update time."""
-    payload = _hash_encoder.encode([record.attributes, record.source_updated_at])
-    return hashlib.blake2b(payload, digest_size=16).digest()
-
-
-def _prepare(
-    entity: str, index: int, record: IncomingRecord, active: ActiveModel | None = None
-) -> _Prepared | Rejected:
-    std = standardize_record(entity, record.attributes)
-    if std.errors:
-        return Rejected([FieldProblem(f"$.attributes.{e.path}", e.message) for e in std.errors])
-    warnings = [{"path": w.path, "code": w.code, "message": w.message} for w in std.warnings]
-    return _Prepared(
-        index=index,
-        record=record,
-        values=std.values,
-        warnings=warnings,
-        keys=strong_keys(entity, std.values, std.warnings),
-        content_hash=content_hash(record),
-        features=features(active, entity, std.values) if active is not None else None,
-        model_version=active.model.version if active is not None else None,
-    )
-
-
-Prepared = _Prepared
-
-
-def prepare_records(
-    entity: str, records: Sequence[IncomingRecord], active: ActiveModel | None = None
-) -> list[_Prepared | Rejected]:
-    """Standardization, strong keys, content hash and (given the model) match features:
-    the part of ingestion that needs no database, so a bulk load runs it in another
-    process (mdm.adapters.bulk) and hands the results to `ingest_records(prepared=)`."""
-    return [_prepare(entity, i, r, active) for i, r in enumerate(records)]
-
-
 def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
     """The golden record sharing most strong keys (the oldest on a tie), and all candidates."""
     votes: dict[str, int] = {}
@@ -175,33 +75,6 @@ def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, l
     # Golden ids start with their creation time, so the smallest id is the oldest.
     best = min(votes, key=lambda g: (-votes[g], g))
     return best, sorted(votes)
-
-
-async def ingest_records(
-    uow: UnitOfWork,
-    rules: MasteringRules,
-    entity: str,
-    source: str,
-    records: Sequence[IncomingRecord],
-    ctx: RequestContext,
-    candidates: PoolSource | None = None,
-    prepared_records: Sequence[_Prepared | Rejected] | None = None,
-) -> list[Accepted | Rejected]:
-    """Upsert `records` of `source` for `entity`; one result per record, in order.
-
-    `candidates` replaces the database's blocking index as the source of candidate
-    golden records (a bulk load keeps the index in memory: mdm.adapters.bulk).
-    `prepared_records` is `prepare_records(entity, records, ...)` done already
-    (elsewhere); features prepared for another model version than the one in
-    force are prepared again.
-
-    It is `plan_records` (locks, reads, matching: who links to what) followed by
-    `apply_plan` (the writes), in the caller's transaction.
-    """
-    plan = await plan_records(
-        uow, rules, entity, source, records, ctx, candidates, prepared_records
-    )
-    return await apply_plan(uow, rules, plan, ctx)
 
 
 @dataclass(slots=True)
@@ -245,7 +118,7 @@ async def plan_records(
     records: Sequence[IncomingRecord],
     ctx: RequestContext,
     candidates: PoolSource | None = None,
-    prepared_records: Sequence[_Prepared | Rejected] | None = None,
+    prepared_records: Sequence[PreparedRecord | Rejected] | None = None,
     lock: bool = True,
     owners_known: Mapping[str, set[str]] | None = None,
     resolve: Callable[[str], str] | None = None,
@@ -263,7 +136,7 @@ async def plan_records(
     rules.authorize_write(source, entity)
     results: list[Accepted | Rejected | None] = [None] * len(records)
     plan = Plan(entity, source, results)
-    prepared: list[_Prepared] = []
+    prepared: list[PreparedRecord] = []
     if prepared_records is None:
         prepared_records = prepare_records(entity, records)
     for i, item in enumerate(prepared_records):
@@ -291,7 +164,7 @@ async def plan_records(
     plan.referenced = [p.values for p in prepared]
     plan.locked = lock
     if lock:
-        await _take_locks(uow, plan)
+        await take_locks(uow, plan)
     stored = await uow.records.source_records(
         entity, source, [p.record.source_id for p in prepared]
     )
@@ -331,7 +204,7 @@ async def plan_records(
         golden_id, outcome, rule = link.golden_id, link.outcome, link.rule
         asked = [candidate for candidate, _, _ in link.reviews]
         for other, own in link.merges:
-            survivor, loser = _roles(golden_id, other, new_goldens)
+            survivor, loser = roles(golden_id, other, new_goldens)
             if loser not in new_goldens and await merges_store.apart(survivor, loser):
                 continue  # a steward said these are not the same: neither merge nor ask again
             pool.merge(loser, survivor)
@@ -400,7 +273,7 @@ async def plan_records(
     merged = {loser: pool.resolve(loser) for loser in pool.merged}
     db_merges: dict[str, list[tuple[str, ClusterScore, str]]] = {}
     if merged:
-        writes, deltas = _follow_redirects(merged, writes, deltas)
+        writes, deltas = follow_redirects(merged, writes, deltas)
         for r in results:
             if isinstance(r, Accepted):
                 r.golden_id = merged.get(r.golden_id, r.golden_id)
@@ -420,172 +293,18 @@ async def plan_records(
     return plan
 
 
-async def _take_locks(uow: UnitOfWork, plan: Plan) -> None:
+async def take_locks(uow: UnitOfWork, plan: Plan) -> None:
+    """The plan's locks: its source records, its keys' buckets, what it references."""
     await uow.lock(plan.lock_names)
     await lock_referenced(uow, plan.entity, plan.source, plan.referenced)
 
 
-async def apply_plan(
-    uow: UnitOfWork, rules: MasteringRules, plan: Plan, ctx: RequestContext
-) -> list[Accepted | Rejected]:
-    """Write what `plan_records` decided: source records, keys, review tasks, merges,
-    golden versions with history and events (taking the plan's locks first if the
-    plan did not)."""
-    results = plan.results
-    if plan.active is None:  # nothing to write: every record was rejected
-        return [r for r in results if r is not None]
-    entity, source, active = plan.entity, plan.source, plan.active
-    if not plan.locked:
-        await _take_locks(uow, plan)
-    writes, deltas, new_goldens = plan.writes, plan.deltas, plan.new_goldens
-    reviews, db_merges, unchanged = plan.reviews, plan.db_merges, plan.unchanged
-    keys_by_source_id = plan.keys_by_source_id
-    # Lock the existing golden records this batch links to before writing. A
-    # merge that committed after our candidate lookup has moved their records:
-    # follow its redirect so nothing is linked to a merged-away record.
-    db_losers = {loser for found in db_merges.values() for loser, _, _ in found}
-    locked = await uow.records.lock_goldens(sorted((set(deltas) | db_losers) - new_goldens.keys()))
-    redirect = {g: r.merged_into for g, r in locked.items() if r.merged_into is not None}
-    if redirect:
-        locked.update(
-            await uow.records.lock_goldens(sorted(set(redirect.values()) - locked.keys()))
-        )
-        writes, deltas = _follow_redirects(redirect, writes, deltas)
-        for r in results:
-            if isinstance(r, Accepted) and r.golden_id in redirect:
-                r.golden_id = redirect[r.golden_id]
-
-    if writes:
-        ids = await uow.records.write_source_records(list(writes.values()))
-        await uow.records.replace_match_keys(
-            entity,
-            {ids[sid]: keys for sid, keys in keys_by_source_id.items()},
-            new={ids[w.source_id] for w in writes.values() if w.id is None},
-        )
-        tasks: list[dict[str, Any]] = [
-            {
-                "entity": entity,
-                "record_id": ids[sid],
-                "golden_id": redirect.get(golden_id, golden_id),
-                "candidate_id": redirect.get(candidate, candidate),
-                "reason": reason,
-                "weight": score.weight,
-                "probability": score.probability,
-                "model_version": active.model.version,
-                "explanation": explanation(score),
-                "created_at": ctx.received_at,
-            }
-            for sid, golden_id, candidate, reason, score in reviews
-            if redirect.get(golden_id, golden_id) != redirect.get(candidate, candidate)
-        ]
-        task_ids = await uow.matches.add_review_tasks(tasks)
-        source_ids = {ids[sid]: sid for sid in writes}
-        await announce_opened(
-            uow,
-            [
-                {**t, "id": i, "source": source, "source_id": source_ids[t["record_id"]]}
-                for t, i in zip(tasks, task_ids, strict=True)
-            ],
-            ctx,
-        )
-        causes = {
-            w.golden_id: Cause(kind="source_record", source=source, source_id=w.source_id)
-            for w in writes.values()
-        }
-        touches = {g: Touch(xrefs=d, cause=causes.get(g, SYSTEM_CAUSE)) for g, d in deltas.items()}
-        for survivor, found in db_merges.items():
-            touches.update(
-                await _auto_merge(
-                    uow, entity, source, survivor, found, locked, redirect, deltas, ctx
-                )
-            )
-        fresh: dict[str, list[Contribution]] = {g: [] for g in new_goldens}
-        for w in writes.values():  # in id order, as the database would answer
-            if w.golden_id in fresh:
-                fresh[w.golden_id].append(
-                    Contribution(
-                        ids[w.source_id],
-                        source,
-                        w.source_id,
-                        w.standardized,
-                        # as PostgreSQL answers a timestamptz: in UTC
-                        w.source_updated_at.astimezone(dt.UTC) if w.source_updated_at else None,
-                        w.received_at.astimezone(dt.UTC),
-                    )
-                )
-        changes = await record_changes(
-            uow, rules, entity, touches, ctx, {**locked, **new_goldens}, fresh=fresh
-        )
-        versions = changes.versions
-    else:
-        versions = {}
-    missing = sorted({g for _, g in unchanged} - versions.keys())
-    versions.update(await uow.records.golden_versions(missing))
-    for r in results:
-        if isinstance(r, Accepted):
-            r.version = versions[r.golden_id]
-    return [r for r in results if r is not None]
-
-
-def _roles(linked: str, other: str, new_goldens: Mapping[str, GoldenRecord]) -> tuple[str, str]:
+def roles(linked: str, other: str, new_goldens: Mapping[str, GoldenRecord]) -> tuple[str, str]:
     """(survivor, loser): an existing golden record keeps its id over one made just now,
     else the older one (golden ids begin with their creation time)."""
     if (linked in new_goldens) != (other in new_goldens):
         return (other, linked) if linked in new_goldens else (linked, other)
     return (min(linked, other), max(linked, other))
-
-
-async def _auto_merge(
-    uow: UnitOfWork,
-    entity: str,
-    source: str,
-    survivor: str,
-    found: Sequence[tuple[str, ClusterScore, str]],
-    locked: Mapping[str, GoldenRecord],
-    redirect: Mapping[str, str],
-    deltas: Mapping[str, XrefDelta],
-    ctx: RequestContext,
-) -> dict[str, Touch]:
-    """Merge existing golden records that match `survivor` on their own evidence.
-
-    Like a steward's merge (mdm/services/lifecycle.py): records move, redirects,
-    inherited pins, a merge_event (actor "matcher") that an unmerge can undo,
-    golden.merged and golden.lost_merge events.
-    """
-    if survivor in redirect or survivor not in locked:
-        return {}  # merged away meanwhile by someone else: leave it to a steward
-    losers = sorted(
-        {loser for loser, _, _ in found if loser in locked and locked[loser].status == "active"}
-    )
-    if not losers:
-        return {}
-    best, bridge = max(((own, b) for _, own, b in found), key=lambda x: x[0].probability)
-    reason = (
-        f"the golden records match on their own evidence (probability {best.probability:.6f}) "
-        f"when {source}:{bridge} matched both"
-    )
-    store = uow.merges
-    moved = await store.move_all(losers, survivor)
-    await store.repoint_redirects(losers, survivor)
-    await uow.overrides.inherit_pins(losers, survivor)
-    merge_id = await store.record_merge(
-        entity, survivor, losers, moved, "matcher", reason, ctx.received_at
-    )
-    cause = Cause(
-        kind="source_record", source=source, source_id=bridge, reason=reason, merge_id=merge_id
-    )
-    delta = deltas.get(survivor, XrefDelta())
-    linked = frozenset((m.source, m.source_id) for m in moved if not m.deleted)
-    touches = {
-        survivor: Touch(
-            xrefs=XrefDelta(linked=delta.linked | linked, unlinked=delta.unlinked),
-            cause=cause,
-            event_type="golden.merged",
-            merged_from=tuple(losers),
-        )
-    }
-    touches.update({loser: Touch(cause=cause, merged_into=survivor) for loser in losers})
-    return touches
 
 
 @dataclass(frozen=True, slots=True)
@@ -601,7 +320,7 @@ class _Link:
 
 
 def _vouched_owners(
-    p: _Prepared, owners: Mapping[str, set[str]], active: ActiveModel, pool: BatchPool
+    p: PreparedRecord, owners: Mapping[str, set[str]], active: ActiveModel, pool: BatchPool
 ) -> dict[str, set[str]]:
     """The golden records owning the record's strong keys that may take it at once: a
     member agrees with it on an identifier and on a name (matching.scoring.vouches),
@@ -626,7 +345,7 @@ def _vouched_owners(
 
 def _link(
     entity: str,
-    p: _Prepared,
+    p: PreparedRecord,
     current: StoredSourceRecord | None,
     owners: dict[str, set[str]],
     new_goldens: dict[str, GoldenRecord],
@@ -692,7 +411,7 @@ def _link(
     return _Link(golden.golden_id, "created", "review" if reviews else "new", None, reviews)
 
 
-def _follow_redirects(
+def follow_redirects(
     redirect: dict[str, str],
     writes: dict[str, SourceRecordWrite],
     deltas: dict[str, XrefDelta],
@@ -723,29 +442,3 @@ def _add(
         linked=d.linked | ({linked} if linked else set()),
         unlinked=d.unlinked | ({unlinked} if unlinked else set()),
     )
-
-
-async def delete_record(
-    uow: UnitOfWork,
-    rules: MasteringRules,
-    entity: str,
-    source: str,
-    source_id: str,
-    ctx: RequestContext,
-) -> Accepted:
-    """Mark a source record deleted and recompute (or retire) its golden record."""
-    rules.authorize_write(source, entity)
-    await uow.lock([f"sr:{entity}:{source}:{source_id}"])
-    current = (await uow.records.source_records(entity, source, [source_id])).get(source_id)
-    if current is None:
-        raise NotFound(f"{source} has no {entity} record {source_id!r}")
-    if current.deleted_at is not None:
-        version = (await uow.records.golden_versions([current.golden_id]))[current.golden_id]
-        return Accepted(current.golden_id, "unchanged", version)
-    await uow.records.mark_deleted(current.id, ctx.received_at)
-    cause = Cause(kind="source_record", source=source, source_id=source_id)
-    touch = Touch(xrefs=XrefDelta(unlinked=frozenset({(source, source_id)})), cause=cause)
-    changes: GoldenChangeSet = await record_changes(
-        uow, rules, entity, {current.golden_id: touch}, ctx
-    )
-    return Accepted(current.golden_id, "deleted", changes.versions[current.golden_id])
