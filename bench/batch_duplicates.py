@@ -66,9 +66,9 @@ from bench.ingest_batch import wait_healthy  # noqa: E402
 from mdm.adapters.matching import MatchStore, StoredModel  # noqa: E402
 from mdm.adapters.unit_of_work import SqlUnitOfWork  # noqa: E402
 from mdm.api.app import create_app  # noqa: E402
-from mdm.bootstrap import make_engine  # noqa: E402
+from mdm.bootstrap import load_rules, make_engine  # noqa: E402
 from mdm.services.matcher import train_model  # noqa: E402
-from mdm.settings import load_rules, normalize_database_url  # noqa: E402
+from mdm.settings import normalize_database_url  # noqa: E402
 from tests.support import scratch_database  # noqa: E402
 
 Record = dict[str, Any]

@@ -48,7 +48,7 @@ from sqlalchemy import text
 from bench.evaluate import differing_records
 from mdm.adapters.matching import MatchStore
 from mdm.api.app import create_app
-from mdm.bootstrap import make_engine
+from mdm.bootstrap import load_rules, make_engine
 from mdm.cli import _train_and_rematch
 from mdm.settings import (
     AuthSettings,
@@ -57,7 +57,6 @@ from mdm.settings import (
     RelaySettings,
     RetrainSettings,
     Settings,
-    load_rules,
     normalize_database_url,
 )
 from tests.support import scratch_database

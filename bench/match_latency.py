@@ -74,8 +74,8 @@ from mdm.adapters.matching import CANDIDATES_SQL, MEMBERS_SQL, MatchStore  # noq
 from mdm.adapters.migrate import upgrade  # noqa: E402
 from mdm.adapters.repository import fetch_rows  # noqa: E402
 from mdm.adapters.unit_of_work import SqlUnitOfWork  # noqa: E402
-from mdm.bootstrap import make_engine  # noqa: E402
-from mdm.settings import load_rules, normalize_database_url  # noqa: E402
+from mdm.bootstrap import load_rules, make_engine  # noqa: E402
+from mdm.settings import normalize_database_url  # noqa: E402
 from tests.support import free_port, scratch_database  # noqa: E402
 
 ADMIN_KEY = f"mdm_bench_{secrets.token_hex(16)}"  # the served hub's MDM_ADMIN_KEY

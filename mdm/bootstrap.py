@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from mdm.adapters.lookup_cache import Lookups
+from mdm.adapters.matching import CachedModels
 from mdm.adapters.unit_of_work import SessionLock, SqlUnitOfWork, SqlUnits
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
-from mdm.settings import Settings, load_rules
+from mdm.domain.survivorship_config import parse_policy
+from mdm.settings import Settings, load_sources
 from publishers.connection import NatsLink
+from schemas.entities import ENTITY_TYPES, SENSITIVE_ATTRIBUTES
 
 T = TypeVar("T")
 
@@ -36,6 +41,35 @@ def make_engine(url: str, pool_size: int = 10, echo: bool = False) -> AsyncEngin
         echo=echo,
         json_serializer=_json_serializer,
         json_deserializer=msgspec.json.decode,
+    )
+
+
+def load_rules(
+    sources_file: Path | None = None,
+    survivorship_file: Path | None = None,
+    catalog: SourceCatalog | None = None,
+    sensitive: tuple[str, ...] = (),
+) -> MasteringRules:
+    """The source catalog and the survivorship rules over it (packaged defaults for None),
+    with the match models read through a per-process cache (CachedModels).
+
+    Raises (PolicyError, ValueError) on a bad file, so a hub refuses to start with
+    rules it would misapply; attribute names are checked against the entities.
+    """
+    catalog = catalog or load_sources(sources_file)
+    if survivorship_file is None:
+        text = resources.files("mdm.defaults").joinpath("survivorship.toml").read_text("utf-8")
+    else:
+        text = survivorship_file.read_text("utf-8")
+    attributes = {e: t.__struct_fields__ for e, t in ENTITY_TYPES.items()}
+    policy = parse_policy(text, catalog, attributes=attributes)
+    known = {name for names in attributes.values() for name in names}
+    if unknown := sorted(set(sensitive) - known):
+        raise ValueError(
+            f"MDM_SENSITIVE_ATTRIBUTES names no attribute of any entity: {', '.join(unknown)}"
+        )
+    return MasteringRules(
+        catalog, policy, CachedModels(), sensitive=SENSITIVE_ATTRIBUTES | frozenset(sensitive)
     )
 
 

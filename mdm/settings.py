@@ -9,11 +9,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import Role, SourceCatalog, SourceSystem
-from mdm.domain.survivorship_config import parse_policy
 from publishers.settings import DAY, MINUTE, RelaySettings, normalize_database_url
-from schemas.entities import ENTITY_TYPES, SENSITIVE_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,33 +237,3 @@ def load_sources(path: Path | None = None) -> SourceCatalog:
             name=name, description=spec.get("description", ""), roles=roles
         )
     return SourceCatalog(systems=systems)
-
-
-def load_rules(
-    sources_file: Path | None = None,
-    survivorship_file: Path | None = None,
-    catalog: SourceCatalog | None = None,
-    sensitive: tuple[str, ...] = (),
-) -> MasteringRules:
-    """The source catalog and the survivorship rules over it (packaged defaults for None).
-
-    Raises (PolicyError, ValueError) on a bad file, so a hub refuses to start with
-    rules it would misapply; attribute names are checked against the entities.
-    """
-    catalog = catalog or load_sources(sources_file)
-    if survivorship_file is None:
-        text = resources.files("mdm.defaults").joinpath("survivorship.toml").read_text("utf-8")
-    else:
-        text = survivorship_file.read_text("utf-8")
-    attributes = {e: t.__struct_fields__ for e, t in ENTITY_TYPES.items()}
-    from mdm.adapters.matching import CachedModels  # the one adapter the rules carry
-
-    policy = parse_policy(text, catalog, attributes=attributes)
-    known = {name for names in attributes.values() for name in names}
-    if unknown := sorted(set(sensitive) - known):
-        raise ValueError(
-            f"MDM_SENSITIVE_ATTRIBUTES names no attribute of any entity: {', '.join(unknown)}"
-        )
-    return MasteringRules(
-        catalog, policy, CachedModels(), sensitive=SENSITIVE_ATTRIBUTES | frozenset(sensitive)
-    )

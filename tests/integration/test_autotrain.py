@@ -18,10 +18,10 @@ from mdm.adapters.bulk import Row, bulk_load
 from mdm.adapters.matching import CachedModels, MatchStore
 from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.retrain import Retrainer
-from mdm.bootstrap import make_engine
+from mdm.bootstrap import load_rules, make_engine
 from mdm.services.adoption import check_and_store
 from mdm.services.matcher import fit_model
-from mdm.settings import RetrainSettings, Settings, load_rules
+from mdm.settings import RetrainSettings, Settings
 from tests.integration.test_bulk_load import _mdm, workers
 from tests.support import scratch_database
 from tests.unit.test_matching_model import _older_worker_model

@@ -25,8 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.bulk import Row, bulk_load, read_rows
 from mdm.adapters.repository import Repository
-from mdm.bootstrap import make_engine
-from mdm.settings import load_rules
+from mdm.bootstrap import load_rules, make_engine
 from tests.support import scratch_database
 
 GIVEN = ["William", "Anna", "Jürgen", "Maria", "Robert", "Elizabeth", "Thomas", "Sofia"]

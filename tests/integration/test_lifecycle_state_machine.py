@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mdm.adapters.tables import metadata
 from mdm.adapters.unit_of_work import SqlUnitOfWork
+from mdm.bootstrap import load_rules
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, delete_record, ingest_records
 from mdm.services.lifecycle import merge_goldens, unmerge_records
-from mdm.settings import load_rules
 from tests.integration.machines import run_machine
 
 T = TypeVar("T")

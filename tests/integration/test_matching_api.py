@@ -17,10 +17,9 @@ from mdm.adapters.matching import MatchStore
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.problems import database_unavailable
-from mdm.bootstrap import make_engine
+from mdm.bootstrap import load_rules, make_engine
 from mdm.services.context import RequestContext
 from mdm.services.ingest import Accepted, IncomingRecord, ingest_records
-from mdm.settings import load_rules
 
 
 async def put(

@@ -18,6 +18,7 @@ import msgspec
 import pytest
 
 from matching.model import default_model
+from mdm.bootstrap import load_rules
 from mdm.domain.errors import Conflict, NotFound
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.stored import UNDECIDED, ReviewFilter
@@ -27,7 +28,6 @@ from mdm.services.lifecycle import merge_goldens, unmerge_records
 from mdm.services.overrides import pin_value, unpin_value
 from mdm.services.rematch import Rematch
 from mdm.services.reviews import decide
-from mdm.settings import load_rules
 from schemas.events import Event, ReviewEvent
 from tests.unit.memory_uow import MemoryUnits
 
