@@ -20,11 +20,9 @@ import nats
 import pytest
 from litestar.testing import AsyncTestClient
 from nats.js import JetStreamContext
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.keys import KeyStore
-from mdm.adapters.tables import metadata
 from mdm.api.app import create_app
 from mdm.settings import (
     AuthSettings,
@@ -35,7 +33,7 @@ from mdm.settings import (
     Settings,
     normalize_database_url,
 )
-from tests.support import KeyedClient, MakeClient, scratch_database
+from tests.support import KeyedClient, MakeClient, scratch_database, truncate_hub_tables
 
 
 @pytest.fixture(scope="session")
@@ -118,7 +116,7 @@ async def session_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
 @pytest.fixture
 async def client(session_client: AsyncTestClient, database_url: str) -> AsyncTestClient:
     """The API client, authenticated as admin, on an empty database."""
-    await truncate_all(database_url)
+    await truncate_hub_tables(database_url)
     session_client.app.state.hub.rules.models.forget()  # match models went with the tables
     session_client.headers.clear()
     session_client.headers["X-API-Key"] = ADMIN_KEY
@@ -151,14 +149,6 @@ async def make_client(client: AsyncTestClient, database_url: str) -> AsyncIterat
         return KeyedClient(client, sent)
 
     yield make
-
-
-async def truncate_all(database_url: str) -> None:
-    engine = create_async_engine(database_url)
-    tables = ", ".join(t.name for t in metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
 
 
 @pytest.fixture

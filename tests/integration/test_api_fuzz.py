@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from mdm.settings import Settings
-from tests.conftest import truncate_all
 from tests.integration.live_hub import serving
+from tests.support import truncate_hub_tables
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = "25"  # per operation and phase
@@ -33,7 +33,7 @@ EXAMPLES = "25"  # per operation and phase
 
 @pytest.fixture(scope="module")
 def live_hub(settings: Settings, database_url: str) -> Iterator[str]:
-    asyncio.run(truncate_all(database_url))
+    asyncio.run(truncate_hub_tables(database_url))
     with serving(settings) as base:
         yield base
 

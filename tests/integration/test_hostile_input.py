@@ -22,8 +22,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from mdm.settings import Settings
-from tests.conftest import truncate_all
 from tests.integration.test_bad_input import snapshot
+from tests.support import truncate_hub_tables
 
 JSON = "application/json"
 
@@ -680,7 +680,7 @@ class Seeded:
 @pytest.fixture(scope="module")
 async def seeded(session_client: AsyncTestClient, database_url: str, settings: Settings) -> Seeded:
     """A few records of each entity, an id registered back, a pin: then the snapshot."""
-    await truncate_all(database_url)
+    await truncate_hub_tables(database_url)
     client = session_client
     client.app.state.hub.rules.models.forget()
     assert settings.auth.admin_key

@@ -28,8 +28,7 @@ from mdm.bootstrap import Hub, make_engine
 from mdm.domain.stored import Run
 from mdm.services import rematch as rematch_service
 from mdm.services.rematch import Rematch
-from tests.conftest import truncate_all
-from tests.support import MakeClient
+from tests.support import MakeClient, truncate_hub_tables
 
 # (hcm record, psa record) of one person each.
 SAME = {
@@ -440,7 +439,7 @@ async def test_a_run_killed_midway_continues_where_it_stopped(
     uninterrupted = await _state(db)
     assert len(uninterrupted["golden"]) == 2 * len(PEOPLE) - 4
 
-    await truncate_all(database_url)
+    await truncate_hub_tables(database_url)
     goldens = await load_split(client, database_url)
     await fit_packaged(client, database_url)
     # The run waits on the golden record of the last pair to merge (a steward's

@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.keys import KeyStore
 from mdm.settings import Settings
-from tests.conftest import truncate_all
 from tests.integration.live_hub import serving
 from tests.integration.review_data import batches, pair
+from tests.support import truncate_hub_tables
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -54,7 +54,7 @@ def live_hub(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def hub_url(live_hub: str, database_url: str) -> str:
-    asyncio.run(truncate_all(database_url))
+    asyncio.run(truncate_hub_tables(database_url))
     return live_hub
 
 
