@@ -69,7 +69,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import mdm.services.matcher as matcher  # noqa: E402
-from mdm.adapters.bulk import Row, bulk_load  # noqa: E402
+from mdm.adapters.bulk import bulk_load  # noqa: E402
+from mdm.adapters.bulk_files import Row  # noqa: E402
 from mdm.adapters.matching import CANDIDATES_SQL, MEMBERS_SQL, MatchStore  # noqa: E402
 from mdm.adapters.migrate import upgrade  # noqa: E402
 from mdm.adapters.repository import fetch_rows  # noqa: E402

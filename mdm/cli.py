@@ -336,7 +336,8 @@ async def _load(
 ) -> tuple[int, int]:
     """Load `args.file` into the database of the (resolved) `settings`; the exit code and
     the records written."""
-    from mdm.adapters.bulk import bulk_load, detect_format, incoming_ids, read_rows
+    from mdm.adapters.bulk import bulk_load
+    from mdm.adapters.bulk_files import detect_format, incoming_ids, read_rows
     from mdm.bootstrap import make_engine, rules_of
 
     rules = rules_of(settings)
@@ -387,7 +388,7 @@ async def _load(
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from mdm.adapters.bulk import count_rows, detect_format
+    from mdm.adapters.bulk_files import count_rows, detect_format
     from mdm.bootstrap import resolve_services
     from mdm.domain.errors import MdmError
 

@@ -2,10 +2,13 @@
 
 `mdm load --source S --entity E FILE` reads NDJSON (one batch item a line:
 {source_id, attributes, source_updated_at?}), CSV or Parquet (one record a row,
-nested attributes as dotted columns: address.city, cost_rate.amount), and feeds
-it to `ingest_records` in chunks, one transaction a chunk. What differs from
+nested attributes as dotted columns: address.city, cost_rate.amount; the readers
+are mdm/adapters/bulk_files.py), and feeds it to the ingestion use case in
+chunks, one transaction a chunk. This module is the orchestration: preparation
+in worker processes, a chunk planned while the one before is written, the
+planner's statistics kept fresh. What differs from
 posting the same chunks to POST .../batch one after another is only where the
-candidates come from: `MemoryIndex` keeps the blocking index of the entity in
+candidates come from: `MemoryIndex` (mdm/adapters/bulk_index.py) keeps the blocking index of the entity in
 memory (primed from PostgreSQL at the start, then grown with every committed
 chunk) and answers exactly what the database's index would (the same cap of
 live records per key, generic keys skipped, merged golden ids followed), so a
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import csv
 import datetime as dt
 import gc
 import json
@@ -29,7 +31,6 @@ import time
 from collections.abc import AsyncIterator, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 import msgspec
@@ -37,7 +38,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from matching.prepare import Prepared as Features
+from mdm.adapters.bulk_files import Row
+from mdm.adapters.bulk_index import MemoryIndex
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.domain.errors import FieldProblem
@@ -53,325 +55,14 @@ from mdm.services.ingest.prepare import (
     decode_item,
     prepare_records,
 )
-from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
 from mdm.services.matcher import Features as MatchFeatures
-from schemas import strict_json
 
-FORMATS = ("ndjson", "csv", "parquet")
 DEFAULT_CHUNK = 1000
 #: Refresh the planner's statistics after this many records, or a fifth of the table.
 ANALYZE_EVERY = 20_000
 
 
-#: MemoryIndex.owners' mark of a generic key (never appended to)
-GENERIC: list[str] = []
-
-
-class MemoryIndex:
-    """The blocking index of one entity in memory, answering as `MatchStore` would.
-
-    A key carried by more than `cap` live records is generic (its owner list is
-    dropped: it is never a candidate again during the load, as in the database,
-    where it only gains records). Golden ids merged away in a unit of work resolve
-    to their survivor. A record updated during the load keeps its old keys here
-    besides its new ones until the load ends (the database replaces them): they
-    can only add candidates, which are scored against the record's current
-    features, and count twice towards the cap where old and new share a key.
-    """
-
-    def __init__(self, cap: int = GENERIC_KEY_CAP) -> None:
-        self.cap = cap
-        # key -> the golden id of the one record carrying it (most keys: a string is
-        # not tracked by the garbage collector and is 70 bytes smaller than a list),
-        # the golden id of each record carrying it once there are several (so its
-        # length is the key's count), or GENERIC once more than `cap` records do
-        self.owners: dict[str, str | list[str]] = {}
-        # golden id -> the prepared features of its records, in the order they came
-        # (handed to matching as they are: `_Members` copies a list before it changes)
-        self.members: dict[str, list[Features]] = {}
-        # record ("source\x1fsource_id") -> its golden id and its features in that list
-        self.golden_of: dict[str, tuple[str, Features]] = {}
-        self.merged: dict[str, str] = {}
-        self._pending: BatchPool | None = None  # the pool of the unit of work in hand
-
-    def resolve(self, golden_id: str) -> str:
-        while golden_id in self.merged:
-            golden_id = self.merged[golden_id]
-        return golden_id
-
-    async def prime(self, conn: AsyncConnection, entity: str) -> int:
-        """Read the live records' keys and features of `entity` from the database."""
-        rows = await conn.stream(
-            text(
-                """
-                SELECT s.source, s.source_id, s.golden_id, s.match_features,
-                       ARRAY(SELECT m.key FROM match_key m WHERE m.source_record_id = s.id)
-                FROM source_record s
-                WHERE s.entity = :entity AND s.deleted_at IS NULL
-                  AND jsonb_typeof(s.match_features) = 'object'  -- not a registered id's
-                """
-            ),
-            {"entity": entity},
-        )
-        n = 0
-        async for source, source_id, golden_id, prepared, keys in rows:
-            self._add(f"{source}\x1f{source_id}", golden_id, keys, prepared)
-            n += 1
-        return n
-
-    def _add(self, record: str, golden_id: str, keys: Iterable[str], prepared: Features) -> None:
-        before = self.golden_of.get(record)
-        if before is not None:  # an update: its old features go (its old keys stay)
-            listed = self.members.get(self.resolve(before[0]), [])
-            for i, old in enumerate(listed):
-                if old is before[1]:
-                    del listed[i]
-                    break
-        owners, cap = self.owners, self.cap
-        for key in keys:
-            found = owners.get(key)
-            if found is None:
-                owners[key] = golden_id if cap >= 1 else GENERIC
-            elif isinstance(found, str):
-                owners[key] = [found, golden_id] if cap > 1 else GENERIC
-            elif found is not GENERIC:
-                found.append(golden_id)
-                if len(found) > cap:
-                    owners[key] = GENERIC
-        self.golden_of[record] = (golden_id, prepared)
-        self.members.setdefault(golden_id, []).append(prepared)
-
-    # -- PoolSource -----------------------------------------------------------------
-
-    async def pool(self, entity: str, keys: Sequence[str]) -> BatchPool:
-        owners: dict[str, set[str]] = {}
-        generic: set[str] = set()
-        index, merged = self.owners, self.merged
-        for key in set(keys):
-            listed = index.get(key)
-            if listed is GENERIC:
-                generic.add(key)
-            elif listed is not None:
-                found = {listed} if isinstance(listed, str) else set(listed)
-                # (most keys name no merged-away golden record: no resolving for them)
-                if merged and not merged.keys().isdisjoint(found):
-                    found = {self.resolve(g) for g in found}
-                owners[key] = found
-        pool = BatchPool(
-            generic=generic,
-            db_owners=owners,
-            members=_Members(self.members, owners),
-        )
-        self._pending = pool
-        return pool
-
-    def commit(self, source: str) -> None:
-        """The unit of work that used the last pool committed: take in what it linked."""
-        pool, self._pending = self._pending, None
-        if pool is None:
-            return
-        for loser in pool.merged:
-            survivor = self.resolve(pool.resolve(loser))
-            if survivor == loser:
-                continue
-            self.merged[loser] = survivor
-            moved = self.members.pop(loser, [])
-            self.members.setdefault(survivor, []).extend(moved)
-        for golden_id, f, source_id in pool.added:
-            golden_id = self.resolve(pool.resolve(golden_id))
-            self._add(f"{source}\x1f{source_id}", golden_id, f.blocking, f.prepared)
-
-    def rollback(self) -> None:
-        self._pending = None
-
-
-_ABSENT = object()
-
-
-class _Members(dict):
-    """A unit of work's candidate members (BatchPool.members), taken from the index
-    when first asked for: the pool holds every golden record owning one of the unit's
-    keys (tens of thousands for a chunk, as the database's pool would), while matching
-    scores the best-keyed forty of each record. Only those are looked up.
-
-    A golden record's list is the index's own (matching only reads it; copying some
-    40,000 of them a chunk was a twentieth of the loading process's time near a
-    million records); `setdefault`, through which the unit of work adds to a list,
-    first puts a copy in its place. The index changes only in `commit`, after the
-    unit's planning, and no plan keeps a list. A golden id is looked up in the index once: if
-    it is not there (or owns none of the unit's keys), or once popped, it stays out.
-    """
-
-    def __init__(self, index: dict[str, list[Features]], owners: dict[str, set[str]]):
-        super().__init__()
-        self._index = index
-        self._owners = owners
-        self._allowed: set[str] | None = None
-        self._out: set[str] = set()  # looked up and not taken, or popped
-
-    def _take(self, golden_id: str) -> Any:
-        """The golden record's members from the index, now here (or _ABSENT)."""
-        if golden_id not in self._out:
-            found = self._index.get(golden_id)
-            if found:
-                if self._allowed is None:
-                    self._allowed = set().union(*self._owners.values()) if self._owners else set()
-                if golden_id in self._allowed:
-                    dict.__setitem__(self, golden_id, found)
-                    return found
-            self._out.add(golden_id)
-        return _ABSENT
-
-    def get(self, golden_id: str, default: Any = None) -> Any:
-        found = dict.get(self, golden_id, _ABSENT)
-        if found is _ABSENT:
-            found = self._take(golden_id)
-        return default if found is _ABSENT else found
-
-    def __getitem__(self, golden_id: str) -> Any:
-        found = self.get(golden_id, _ABSENT)
-        if found is _ABSENT:
-            raise KeyError(golden_id)
-        return found
-
-    def __contains__(self, golden_id: object) -> bool:
-        return self.get(str(golden_id), _ABSENT) is not _ABSENT
-
-    def setdefault(self, golden_id: str, default: Any = None) -> Any:
-        found: Any = self.get(golden_id, _ABSENT)
-        if found is _ABSENT:
-            return dict.setdefault(self, golden_id, default)
-        shared = self._index.get(golden_id)
-        if shared is not None and found is shared:  # the index's own list: copy it first
-            found = list(shared)
-            dict.__setitem__(self, golden_id, found)
-        return found
-
-    def pop(self, golden_id: str, *default: Any) -> Any:
-        self.get(golden_id)
-        self._out.add(golden_id)
-        return dict.pop(self, golden_id, *default)
-
-
 # -- reading files -------------------------------------------------------------------
-
-
-def detect_format(path: Path) -> str:
-    name = path.name.lower()
-    for suffix, fmt in ((".ndjson", "ndjson"), (".jsonl", "ndjson"), (".csv", "csv")):
-        if name.endswith(suffix):
-            return fmt
-    if name.endswith((".parquet", ".pq")):
-        return "parquet"
-    raise ValueError(f"cannot tell the format of {path.name}: give --format {'|'.join(FORMATS)}")
-
-
-def count_rows(path: Path, fmt: str) -> int:
-    """Records in the file (for the progress bar): lines, or Parquet's row count."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    with path.open("rb") as f:
-        lines = sum(1 for line in f if line.strip())
-    return max(0, lines - 1) if fmt == "csv" else lines
-
-
-class _Identified(msgspec.Struct):
-    source_id: Any = None
-
-
-def incoming_ids(path: Path, fmt: str, id_column: str = "source_id") -> set[str]:
-    """The distinct source ids of the file's rows (rows without one left out): with the
-    records held, the size of the store the load leaves (`bulk_load`'s `incoming`)."""
-    ids: set[str] = set()
-    if fmt == "ndjson":
-        with path.open("rb") as f:
-            for line in f:
-                try:
-                    found = msgspec.json.decode(line, type=_Identified).source_id
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue
-                if isinstance(found, str):
-                    ids.add(found)
-        return ids
-    for row in read_rows(path, fmt, id_column):
-        found = row.item.get("source_id") if isinstance(row.item, dict) else None
-        if isinstance(found, str):
-            ids.add(found)
-    return ids
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """address.city=... -> {"address": {"city": ...}}; empty cells and nulls dropped."""
-    out: dict[str, Any] = {}
-    for column, value in flat.items():
-        if value is None or value == "":
-            continue
-        *parents, leaf = column.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
-def _item(row: dict[str, Any], id_column: str) -> dict[str, Any]:
-    attributes = _nest(row)
-    item: dict[str, Any] = {"source_id": attributes.pop(id_column, None)}
-    updated = attributes.pop("source_updated_at", None)
-    if updated is not None:
-        item["source_updated_at"] = (
-            updated.isoformat() if isinstance(updated, dt.datetime) else updated
-        )
-    item["attributes"] = attributes
-    return item
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    line: int  # 1-based line (NDJSON, CSV after its header) or row number (Parquet)
-    item: Any  # a batch item, or None when the line is not readable
-    error: str | None = None
-    typed: bool = True  # False: values are text (CSV) and are converted leniently
-
-
-def read_rows(path: Path, fmt: str, id_column: str = "source_id") -> Iterator[Row]:
-    if fmt == "ndjson":
-        with path.open("rb") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield Row(n, strict_json.decode(line))
-                except msgspec.DecodeError as exc:
-                    yield Row(n, None, f"not JSON: {exc}")
-                except strict_json.JsonRefused as exc:
-                    yield Row(n, None, f"{exc.message} (at {exc.path})")
-    elif fmt == "csv":
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            for n, row in enumerate(csv.DictReader(f), 2):
-                yield Row(n, _item(row, id_column), typed=False)
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        n = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=DEFAULT_CHUNK):
-            for row in batch.to_pylist():
-                n += 1
-                yield Row(n, _item(_flatten(row), id_column))
-    else:
-        raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
-
-
-def _flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in row.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _decode(entity: str, row: Row) -> IncomingRecord | Rejected:

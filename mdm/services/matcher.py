@@ -114,7 +114,7 @@ class BatchPool:
 
 class CandidateSource(Protocol):
     """Where a unit of work's candidates come from: PostgreSQL's index (MatchStore) or
-    the in-memory index of a bulk load (mdm.adapters.bulk), which answers the same."""
+    the in-memory index of a bulk load (mdm.adapters.bulk_index), which answers the same."""
 
     async def candidate_owners(
         self, entity: str, keys: Sequence[str], cap: int

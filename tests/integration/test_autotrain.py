@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mdm.adapters.bulk import Row, bulk_load
+from mdm.adapters.bulk import bulk_load
+from mdm.adapters.bulk_files import Row
 from mdm.adapters.matching import CachedModels, MatchStore
 from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.retrain import Retrainer

@@ -23,7 +23,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mdm.adapters.bulk import Row, bulk_load, read_rows
+from mdm.adapters.bulk import bulk_load
+from mdm.adapters.bulk_files import Row, read_rows
 from mdm.adapters.repository import Repository
 from mdm.bootstrap import load_rules, make_engine
 from tests.support import scratch_database

@@ -1,4 +1,4 @@
-"""The bulk load's in-memory blocking index (mdm.adapters.bulk.MemoryIndex) and the
+"""The bulk load's in-memory blocking index (mdm.adapters.bulk_index.MemoryIndex) and the
 candidate members it hands a unit of work: the same answers as the database's pool,
 without copying the index's lists."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mdm.adapters.bulk import MemoryIndex
+from mdm.adapters.bulk_index import MemoryIndex
 from mdm.services.matcher import BatchPool, Features
 
 

@@ -41,7 +41,7 @@ async def ingest_records(
     """Upsert `records` of `source` for `entity`; one result per record, in order.
 
     `candidates` replaces the database's blocking index as the source of candidate
-    golden records (a bulk load keeps the index in memory: mdm.adapters.bulk).
+    golden records (a bulk load keeps the index in memory: mdm.adapters.bulk_index).
     `prepared_records` is `prepare_records(entity, records, ...)` done already
     (elsewhere); features prepared for another model version than the one in
     force are prepared again.
