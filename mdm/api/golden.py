@@ -14,13 +14,13 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_301_MOVED_PERMANENTLY
 
-from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import RESPONSE_KEYS, Permission, requires
 from mdm.api.openapi import moved
 from mdm.api.params import SourceIdPath
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, NotFound, ValidationFailed
 from mdm.domain.golden import GoldenRecord
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import check_entity
 from mdm.domain.stored import StoredXref
 from schemas.api import (
@@ -57,7 +57,7 @@ def _xref_entries(
 
 
 async def _xref_view(
-    hub: NamedDependency[Hub], uow: SqlUnitOfWork, entity: str, golden_id: str
+    hub: NamedDependency[Hub], uow: UnitOfWork, entity: str, golden_id: str
 ) -> XrefView:
     golden = await uow.records.golden(golden_id)
     if golden is None:
@@ -177,7 +177,7 @@ class GoldenController(Controller):
 
 
 async def _as_of(
-    hub: Hub, uow: SqlUnitOfWork, golden: GoldenRecord, as_of: dt.datetime
+    hub: Hub, uow: UnitOfWork, golden: GoldenRecord, as_of: dt.datetime
 ) -> GoldenRecordView:
     if as_of.tzinfo is None:
         raise ValidationFailed(

@@ -17,7 +17,6 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Schema
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
-from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
@@ -25,6 +24,7 @@ from mdm.api.params import SourceIdPath
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
 from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
+from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import ENTITIES, check_entity
 from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
 from mdm.services.ingest.prepare import decode_item, incoming
@@ -66,7 +66,7 @@ async def _idempotent(
     key: str | None,
     entity: str,
     source: str,
-    work: Callable[[SqlUnitOfWork], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
+    work: Callable[[UnitOfWork], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
 ) -> Response[Any]:
     """Run `work` in one unit of work (run again if PostgreSQL aborted it to break a
     deadlock: `work` repeats nothing outside it), then count the ingestion outcomes it
@@ -75,7 +75,7 @@ async def _idempotent(
     scope = f"{request.method} {request.url.path}"
     request_hash = hashlib.blake2b(body, digest_size=16).digest()
 
-    async def unit(uow: SqlUnitOfWork) -> tuple[Response[Any], Sequence[str]]:
+    async def unit(uow: UnitOfWork) -> tuple[Response[Any], Sequence[str]]:
         if key is not None:
             stored = await uow.records.claim_idempotency_key(scope, key, request_hash)
             if stored is not None:
@@ -127,7 +127,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         if isinstance(record, Rejected):
             raise ValidationFailed("the request does not match the schema", record.errors)
 
-        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             (result,) = await ingest_records(
                 uow, hub.rules, entity, source, [record], request_context(request)
             )
@@ -157,7 +157,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
 
-        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             result = await delete_record(
                 uow, hub.rules, entity, source, source_id, request_context(request)
             )
@@ -205,7 +205,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             else:
                 decoded.append((i, record))
 
-        async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
             outcomes = await ingest_records(
                 uow,
                 hub.rules,

@@ -15,12 +15,12 @@ from litestar import Request, Response, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from mdm.adapters.unit_of_work import SqlUnitOfWork
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.openapi import problem
 from mdm.api.sources import IdempotencyKey, _idempotent
 from mdm.bootstrap import Hub
+from mdm.domain.ports import UnitOfWork
 from mdm.services.xref import register_xref
 from schemas.api import SourceId
 
@@ -67,7 +67,7 @@ async def register(
     """
     hub.catalog.authorize_write(source, entity)
 
-    async def work(uow: SqlUnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
+    async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
         result = await register_xref(
             uow, hub.rules, entity, golden_id, source, data.source_id, request_context(request)
         )
