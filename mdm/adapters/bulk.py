@@ -6,13 +6,15 @@ nested attributes as dotted columns: address.city, cost_rate.amount; the readers
 are mdm/adapters/bulk_files.py), and feeds it to the ingestion use case in
 chunks, one transaction a chunk. This module is the orchestration: preparation
 in worker processes, a chunk planned while the one before is written, the
-planner's statistics kept fresh. What differs from
-posting the same chunks to POST .../batch one after another is only where the
-candidates come from: `MemoryIndex` (mdm/adapters/bulk_index.py) keeps the blocking index of the entity in
-memory (primed from PostgreSQL at the start, then grown with every committed
-chunk) and answers exactly what the database's index would (the same cap of
-live records per key, generic keys skipped, merged golden ids followed), so a
-load does not look up ~20 keys a record in a table that grows with it.
+planner's statistics kept fresh.
+
+What differs from posting the same chunks to POST .../batch one after another is
+only where the candidates come from: `MemoryIndex` (mdm/adapters/bulk_index.py)
+keeps the blocking index of the entity in memory (primed from PostgreSQL at the
+start, then grown with every committed chunk) and answers exactly what the
+database's index would (the same cap of live records per key, generic keys
+skipped, merged golden ids followed), so a load does not look up ~20 keys a
+record in a table that grows with it.
 
 Resumable: a record already stored with the same content is skipped before any
 work (its content hash is compared), so a load killed half-way is simply run
