@@ -20,6 +20,7 @@ from mdm.domain.sources import SourceCatalog
 from mdm.domain.survivorship_config import parse_policy
 from mdm.settings import Settings, load_sources
 from publishers.connection import NatsLink
+from publishers.relay import Relay
 from schemas.entities import ENTITY_TYPES, SENSITIVE_ATTRIBUTES
 
 T = TypeVar("T")
@@ -96,9 +97,15 @@ class Hub:
     lookups: Lookups  # the ID lookup's pool and caches (mdm/adapters/lookup_cache.py)
     # Units of work on the engine (mdm.domain.ports.Units), evicting the lookups they change.
     units: SqlUnits = field(init=False)
+    # The outbox relay, when it runs in this process (MDM_RELAY=inline; by default
+    # `mdm serve` runs it as a child process). Several at once keep per-golden-record
+    # order (publishers/relay.py).
+    relay: Relay | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.units = SqlUnits(self.engine, self.lookups.evict_committed)
+        inline = self.settings.relay.inline
+        self.relay = Relay(self.engine, self.nats, self.settings.relay) if inline else None
 
     @classmethod
     def from_settings(cls, settings: Settings, catalog: SourceCatalog | None = None) -> Hub:
@@ -130,7 +137,14 @@ class Hub:
         await self.nats.start()
         await self.lookups.start()
 
+    async def start_relay(self) -> None:
+        """Start publishing the outbox, when the relay runs in this process."""
+        if self.relay is not None:
+            await self.relay.start()
+
     async def stop(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()  # drain: the round in hand is published and marked
         await self.lookups.stop()
         await self.nats.close()
         await self.engine.dispose()

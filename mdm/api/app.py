@@ -37,7 +37,6 @@ from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import SourceCatalog
 from mdm.settings import Settings
-from publishers.relay import Relay
 
 
 def _provide_hub(state: State) -> Hub:
@@ -68,7 +67,6 @@ def create_app(
     """
     hub = Hub.from_settings(settings, catalog)
 
-    relays: list[Relay] = []
     retrainer = Retrainer(hub.engine, settings)
 
     async def on_startup(app: Litestar) -> None:
@@ -80,22 +78,14 @@ def create_app(
             heap.observe_pauses()
             heap.tune()
             heap.freeze_long_lived()
-        # With MDM_RELAY=inline the relay runs in this process (by default `mdm serve`
-        # runs it as a child process); several at once keep per-golden-record order
-        # (publishers/relay.py).
-        if settings.relay.inline:
-            relay = Relay(hub.engine, hub.nats, settings.relay)
-            relays.append(relay)
-            await relay.start()
+        await hub.start_relay()  # with MDM_RELAY=inline (mdm.bootstrap.Hub.relay)
         if settings.retrain.interval > 0:  # retraining as the held records grow
             retrainer.start()
 
     async def on_shutdown(app: Litestar) -> None:
         await retrainer.stop()
         await stop_runs(hub.engine)  # re-matching runs started here (resumable)
-        while relays:
-            await relays.pop().stop()  # drain: the round in hand is published and marked
-        await hub.stop()
+        await hub.stop()  # the relay first, if it runs here: it drains
 
     prometheus = PrometheusConfig(
         app_name="mdm",
