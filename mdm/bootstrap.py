@@ -86,6 +86,32 @@ def rules_of(settings: Settings, catalog: SourceCatalog | None = None) -> Master
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a command (`mdm load`, `train`, `rematch`, `relay`, ...) works with, built
+    from the settings as the server's Hub is: the rules, an engine of its own and
+    units of work on it."""
+
+    settings: Settings
+    rules: MasteringRules
+    engine: AsyncEngine
+    units: SqlUnits
+
+
+@asynccontextmanager
+async def wired(settings: Settings, pool_size: int = 1) -> AsyncIterator[Wiring]:
+    """A command's `Wiring`; its engine is disposed of when the block ends. The
+    database URL must be resolved (mdm.cli resolves it, embedded if none is set)."""
+    rules = rules_of(settings)  # a bad rules file fails before any connection
+    if settings.database.url is None:
+        raise ValueError("the database URL must be resolved")
+    engine = make_engine(settings.database.url, pool_size=pool_size)
+    try:
+        yield Wiring(settings, rules, engine, SqlUnits(engine))
+    finally:
+        await engine.dispose()
+
+
 @dataclass(slots=True)
 class Hub:
     """Everything a request handler needs, built once per process."""

@@ -205,17 +205,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 async def _train(settings: Settings, entity: str, sample: int, seed: int, force: bool) -> Adoption:
     """Fit, check and store the entity's model (mdm/services/adoption.py); say what happened."""
-    from mdm.adapters.unit_of_work import SqlUnits
-    from mdm.bootstrap import make_engine, rules_of
+    from mdm.bootstrap import wired
     from mdm.services.adoption import train_and_adopt
 
-    rules = rules_of(settings)
-    engine = make_engine(settings.database.url or "", pool_size=1)
-    try:
-        async with SqlUnits(engine).transaction() as uow:
-            done = await train_and_adopt(uow, rules, entity, sample=sample, seed=seed, force=force)
-    finally:
-        await engine.dispose()
+    async with wired(settings) as wiring, wiring.units.transaction() as uow:
+        done = await train_and_adopt(
+            uow, wiring.rules, entity, sample=sample, seed=seed, force=force
+        )
     print(_adoption_text(done), flush=True)
     return done
 
@@ -291,14 +287,11 @@ def _progress_bar(label: str, *fields: str, quiet: bool) -> Any:
 
 
 async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> None:
-    from mdm.adapters.unit_of_work import SqlUnits
-    from mdm.bootstrap import make_engine, rules_of
+    from mdm.bootstrap import wired
     from mdm.services.rematch import Rematch
 
-    rules = rules_of(settings)
-    engine = make_engine(settings.database.url or "", pool_size=2)
-    try:
-        run = await Rematch.claim(SqlUnits(engine), rules, entity)
+    async with wired(settings, pool_size=2) as wiring:
+        run = await Rematch.claim(wiring.units, wiring.rules, entity)
         state = run.state
         print(
             f"{'continuing' if run.resumed else 'starting'} re-matching run {state.id} of "
@@ -311,8 +304,6 @@ async def _rematch(settings: Settings, entity: str, chunk: int, quiet: bool) -> 
             final = await run.run(
                 chunk, lambda done, total: bar.update(task, completed=done, total=total)
             )
-    finally:
-        await engine.dispose()
     print(
         f"run {final.id}: merged {final.merged:,}, review tasks opened {final.reviews:,}, "
         f"withdrawn {final.withdrawn:,}"
@@ -338,14 +329,12 @@ async def _load(
     the records written."""
     from mdm.adapters.bulk import bulk_load
     from mdm.adapters.bulk_files import detect_format, incoming_ids, read_rows
-    from mdm.bootstrap import make_engine, rules_of
+    from mdm.bootstrap import wired
 
-    rules = rules_of(settings)
     path = Path(args.file)
     fmt = args.format or detect_format(path)
-    engine = make_engine(settings.database.url or "", pool_size=1)
     began = time.perf_counter()
-    try:
+    async with wired(settings) as wiring:
         with _progress_bar(
             f"{args.source} {args.entity}", "{task.fields[rate]}", quiet=args.quiet
         ) as bar:
@@ -357,8 +346,8 @@ async def _load(
                 bar.update(task, advance=n, rate=f"{rate:,.0f} records/s")
 
             report = await bulk_load(
-                engine,
-                rules,
+                wiring.engine,
+                wiring.rules,
                 args.entity,
                 args.source,
                 read_rows(path, fmt, args.id_column),
@@ -368,8 +357,6 @@ async def _load(
                 processes=args.processes,
                 incoming=incoming_ids(path, fmt, args.id_column),
             )
-    finally:
-        await engine.dispose()
     seconds = time.perf_counter() - began
     outcomes = ", ".join(f"{k} {v:,}" for k, v in sorted(report.outcomes.items())) or "none"
     if report.primed:
@@ -436,15 +423,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _relay(settings: Settings) -> None:
-    from mdm.bootstrap import make_engine
+    from mdm.bootstrap import wired
     from publishers.commands import run_relay
 
-    assert settings.database.url is not None and settings.nats.url is not None
-    engine = make_engine(settings.database.url, pool_size=2)
-    try:
-        await run_relay(engine, settings.nats.url, settings.relay)
-    finally:
-        await engine.dispose()
+    assert settings.nats.url is not None
+    async with wired(settings, pool_size=2) as wiring:
+        await run_relay(wiring.engine, settings.nats.url, settings.relay)
 
 
 def cmd_relay(args: argparse.Namespace) -> int:
@@ -468,14 +452,13 @@ def _timestamp(value: str) -> dt.datetime:
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> ReplayResult:
-    from mdm.bootstrap import make_engine
+    from mdm.bootstrap import wired
     from publishers.commands import run_replay
 
-    assert settings.database.url is not None and settings.nats.url is not None
-    engine = make_engine(settings.database.url, pool_size=1)
-    try:
+    assert settings.nats.url is not None
+    async with wired(settings) as wiring:
         return await run_replay(
-            engine,
+            wiring.engine,
             settings.nats.url,
             settings.relay,
             args.entity,
@@ -483,8 +466,6 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> ReplayResult:
             args.until,
             args.golden_id,
         )
-    finally:
-        await engine.dispose()
 
 
 def cmd_events_replay(args: argparse.Namespace) -> int:
