@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching.prepare import Prepared as Features
-from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool
+from mdm.services.matcher import GENERIC_KEY_CAP, BatchPool, generic_key
 
 #: MemoryIndex.owners' mark of a generic key (never appended to)
 GENERIC: list[str] = []
@@ -31,6 +31,8 @@ class MemoryIndex:
 
     def __init__(self, cap: int = GENERIC_KEY_CAP) -> None:
         self.cap = cap
+        # generic_key for a key's first and second carriers, asked once (the hot loop)
+        self._generic_at = (generic_key(1, cap), generic_key(2, cap))
         # key -> the golden id of the one record carrying it (most keys: a string is
         # not tracked by the garbage collector and is 70 bytes smaller than a list),
         # the golden id of each record carrying it once there are several (so its
@@ -78,15 +80,16 @@ class MemoryIndex:
                     del listed[i]
                     break
         owners, cap = self.owners, self.cap
+        one_is_generic, two_are_generic = self._generic_at
         for key in keys:
             found = owners.get(key)
             if found is None:
-                owners[key] = golden_id if cap >= 1 else GENERIC
+                owners[key] = GENERIC if one_is_generic else golden_id
             elif isinstance(found, str):
-                owners[key] = [found, golden_id] if cap > 1 else GENERIC
+                owners[key] = GENERIC if two_are_generic else [found, golden_id]
             elif found is not GENERIC:
                 found.append(golden_id)
-                if len(found) > cap:
+                if generic_key(len(found), cap):
                     owners[key] = GENERIC
         self.golden_of[record] = (golden_id, prepared)
         self.members.setdefault(golden_id, []).append(prepared)

@@ -18,6 +18,7 @@ from mdm.adapters.tables import match_model, review_task, source_record
 from mdm.domain.mastering import ActiveModel
 from mdm.domain.ports import MatchIndex
 from mdm.domain.stored import Member, StoredModel
+from mdm.services.matcher import generic_key
 
 # For each blocking key, at most $3 (the cap + 1) live records: a key with more
 # than the cap is generic ("smith", a shared mailbox) and skipped by the caller, so
@@ -171,7 +172,7 @@ class MatchStore:
                 by_key[key] = [golden_id]
             else:
                 found.append(golden_id)
-        generic = {k for k, found in by_key.items() if len(found) > cap}
+        generic = {k for k, found in by_key.items() if generic_key(len(found), cap)}
         owners = {k: set(found) for k, found in by_key.items() if k not in generic}
         return owners, generic
 

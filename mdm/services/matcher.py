@@ -48,6 +48,17 @@ from mdm.domain.stored import Member
 
 #: A blocking key shared by more live source records than this is skipped as generic.
 GENERIC_KEY_CAP = 50
+
+
+def generic_key(carriers: int, cap: int = GENERIC_KEY_CAP) -> bool:
+    """Whether a blocking key carried by `carriers` live records is generic: it names
+    no candidates, however alike the records (a common name, a big city). The one
+    rule of the database's index (mdm.adapters.matching.MatchStore.candidate_owners)
+    and of a bulk load's in-memory one (mdm.adapters.bulk_index.MemoryIndex); reading
+    `cap + 1` carriers of a key is enough to apply it."""
+    return carriers > cap
+
+
 #: At most this many candidate golden records are scored for one record (best-keyed first).
 MAX_CANDIDATES = 40
 #: Review tasks opened for one record at most.

@@ -8,9 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mdm.adapters.bulk_index import MemoryIndex
-from mdm.services.matcher import BatchPool, Features
+from mdm.services.matcher import BatchPool, Features, generic_key
 
 
 def _pool(index: MemoryIndex, keys: list[str]) -> BatchPool:
@@ -78,3 +80,31 @@ def test_an_update_removes_the_very_features_it_replaces() -> None:
     index._add("hcm\x1f2", "G1", ["k"], {"v": "y"})
     assert index.members["G1"][0] is same[0]
     assert index.members["G1"][1:] == [{"v": "y"}]
+
+
+@given(
+    cap=st.integers(min_value=0, max_value=4),
+    records=st.lists(
+        st.tuples(
+            st.sampled_from(["G1", "G2", "G3", "G4"]),
+            st.sets(st.sampled_from(["k:a", "k:b", "k:c"]), max_size=3),
+        ),
+        max_size=12,
+    ),
+)
+def test_the_in_memory_index_applies_the_generic_key_rule_of_the_database(
+    cap: int, records: list[tuple[str, set[str]]]
+) -> None:
+    """A key carried by more than `cap` records is generic, as `generic_key` says and
+    MatchStore.candidate_owners answers; the others name the golden ids carrying them."""
+    index = MemoryIndex(cap=cap)
+    carriers: dict[str, list[str]] = {}
+    for n, (golden_id, keys) in enumerate(records):
+        index._add(f"hcm\x1f{n}", golden_id, sorted(keys), {"n": n})
+        for key in keys:
+            carriers.setdefault(key, []).append(golden_id)
+    pool = _pool(index, ["k:a", "k:b", "k:c"])
+    assert pool.generic == {k for k, found in carriers.items() if generic_key(len(found), cap)}
+    assert pool.db_owners == {
+        k: set(found) for k, found in carriers.items() if not generic_key(len(found), cap)
+    }
