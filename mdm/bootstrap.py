@@ -18,6 +18,7 @@ from mdm.adapters.unit_of_work import SessionLock, SqlUnitOfWork, SqlUnits
 from mdm.domain.mastering import MasteringRules
 from mdm.domain.sources import SourceCatalog
 from mdm.domain.survivorship_config import parse_policy
+from mdm.services.ingest.group import GroupCommit
 from mdm.settings import Settings, load_sources
 from publishers.connection import NatsLink
 from publishers.relay import Relay
@@ -127,9 +128,14 @@ class Hub:
     # `mdm serve` runs it as a child process). Several at once keep per-golden-record
     # order (publishers/relay.py).
     relay: Relay | None = field(init=False)
+    # Single-record writes gathered into groups, one unit of work each
+    # (MDM_GROUP_COMMIT; None when it is 0: each write in a unit of its own).
+    writes: GroupCommit | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.units = SqlUnits(self.engine, self.lookups.evict_committed)
+        group = self.settings.api.group_commit
+        self.writes = GroupCommit(self.units.run, self.rules, group) if group > 0 else None
         inline = self.settings.relay.inline
         self.relay = Relay(self.engine, self.nats, self.settings.relay) if inline else None
 
@@ -169,6 +175,8 @@ class Hub:
             await self.relay.start()
 
     async def stop(self) -> None:
+        if self.writes is not None:
+            await self.writes.stop()  # the groups queued commit and are answered
         if self.relay is not None:
             await self.relay.stop()  # drain: the round in hand is published and marked
         await self.lookups.stop()

@@ -30,6 +30,12 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 8 * 1024 * 1024
+    # Single-record writes of one entity and source gathered into one unit of work,
+    # at most this many (mdm/services/ingest/group.py); 0: each in its own.
+    group_commit: int = 64
+    # `mdm serve` logs the event loop's stack when the loop has not run for this
+    # long (mdm/watchdog.py); 0 turns the watchdog off.
+    loop_stall_ms: float = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,8 @@ class Settings:
                 host=get("HOST") or "127.0.0.1",
                 port=int(get("PORT") or 8000),
                 max_body_bytes=int(get("MAX_BODY_BYTES") or 8 * 1024 * 1024),
+                group_commit=int(get("GROUP_COMMIT") or 64),
+                loop_stall_ms=float(get("LOOP_STALL_MS") or 100.0),
             ),
             relay=_relay_from_env(get),
             auth=_auth_from_env(get),

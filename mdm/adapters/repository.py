@@ -524,6 +524,10 @@ class Repository:
             .values(status_code=status_code, response=response)
         )
 
+    async def release_idempotency_key(self, scope: str, key: str) -> None:
+        ik = idempotency_key.c
+        await self.conn.execute(delete(idempotency_key).where(ik.scope == scope, ik.key == key))
+
 
 def _row(w: SourceRecordWrite) -> dict[str, Any]:
     return {

@@ -21,7 +21,7 @@ from mdm.api.golden import GoldenController, XrefController, render_xref
 from mdm.api.json_body import JsonRequest
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
-from mdm.api.metrics import exposition
+from mdm.api.metrics import WRITE_GROUPS, exposition
 from mdm.api.openapi import document, openapi_config
 from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
@@ -37,6 +37,7 @@ from mdm.api.xref_register import register as register_xref
 from mdm.bootstrap import Hub
 from mdm.domain.sources import SourceCatalog
 from mdm.settings import Settings
+from mdm.watchdog import LoopWatchdog
 
 
 def _provide_hub(state: State) -> Hub:
@@ -68,12 +69,18 @@ def create_app(
     hub = Hub.from_settings(settings, catalog)
 
     retrainer = Retrainer(hub.engine, settings)
+    stall = settings.api.loop_stall_ms / 1000
+    watchdog = LoopWatchdog(threshold=stall) if own_process and stall > 0 else None
+    if hub.writes is not None:
+        hub.writes.observers.append(lambda entity, n: WRITE_GROUPS.labels(entity).observe(n))
 
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub
         if problem := await missing_credentials(hub.engine, settings.auth):
             raise RuntimeError(problem)
         await hub.start()
+        if watchdog is not None:
+            watchdog.start()
         if own_process:
             heap.observe_pauses()
             heap.tune()
@@ -86,6 +93,8 @@ def create_app(
         await retrainer.stop()
         await stop_runs(hub.engine)  # re-matching runs started here (resumable)
         await hub.stop()  # the relay first, if it runs here: it drains
+        if watchdog is not None:
+            await watchdog.stop()
 
     prometheus = PrometheusConfig(
         app_name="mdm",

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import REGISTRY, Counter, generate_latest
+from prometheus_client import REGISTRY, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +36,13 @@ RECORDS_INGESTED = Counter(
     "mdm_records_ingested_total",
     "Source records accepted, by entity, source and outcome",
     ["entity", "source", "outcome"],
+)
+
+WRITE_GROUPS = Histogram(
+    "mdm_write_group_size",
+    "Single-record writes (PUT, DELETE) run in one unit of work (group commit), by entity",
+    ["entity"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 
 #: How long a scrape waits for the database's outbox figures.

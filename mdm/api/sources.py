@@ -23,10 +23,11 @@ from mdm.api.metrics import RECORDS_INGESTED
 from mdm.api.params import SourceIdPath
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
-from mdm.domain.errors import FieldProblem, IdempotencyConflict, ValidationFailed
+from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import ENTITIES, check_entity
 from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
+from mdm.services.ingest.group import Answered, IdempotencyClaim, SingleWrite, replay
 from mdm.services.ingest.prepare import decode_item, incoming
 from schemas.api import (
     BATCH_ITEM,
@@ -60,47 +61,65 @@ IdempotencyKey = Annotated[
 ]
 
 
+async def _claim(request: Request[Any, Any, Any], key: str | None) -> IdempotencyClaim | None:
+    """The request's Idempotency-Key claim: its scope (method and path), the key and
+    the body's hash, which a replay must match."""
+    if key is None:
+        return None
+    body = await request.body()
+    return IdempotencyClaim(
+        f"{request.method} {request.url.path}", key, hashlib.blake2b(body, digest_size=16).digest()
+    )
+
+
+def _respond(answer: Answered) -> Response[Any]:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )
+
+
+def _answer(entity: str, source: str, answer: Answered) -> Response[Any]:
+    """A single write's response, its outcome counted (its group has committed)."""
+    if answer.outcome is not None:
+        RECORDS_INGESTED.labels(entity=entity, source=source, outcome=answer.outcome).inc()
+    return _respond(answer)
+
+
 async def _idempotent(
     request: Request[Any, Any, Any],
     hub: Hub,
     key: str | None,
     entity: str,
     source: str,
-    work: Callable[[UnitOfWork], Awaitable[tuple[int, msgspec.Struct, Sequence[str]]]],
+    work: Callable[[UnitOfWork], Awaitable[tuple[int, msgspec.Struct | bytes, Sequence[str]]]],
 ) -> Response[Any]:
-    """Run `work` in one unit of work (run again if PostgreSQL aborted it to break a
-    deadlock: `work` repeats nothing outside it), then count the ingestion outcomes it
-    returns, once committed; with an Idempotency-Key, answer replays from storage."""
-    body = await request.body()
-    scope = f"{request.method} {request.url.path}"
-    request_hash = hashlib.blake2b(body, digest_size=16).digest()
+    """Run `work` in a unit of work of its own (run again if PostgreSQL aborted it to
+    break a deadlock: `work` repeats nothing outside it), then count the ingestion
+    outcomes it returns, once committed; with an Idempotency-Key, answer replays from
+    storage. A batch goes this way, and single writes when group commit is off."""
+    claim = await _claim(request, key)
 
-    async def unit(uow: UnitOfWork) -> tuple[Response[Any], Sequence[str]]:
-        if key is not None:
-            stored = await uow.records.claim_idempotency_key(scope, key, request_hash)
+    async def unit(uow: UnitOfWork) -> tuple[Answered, Sequence[str]]:
+        if claim is not None:
+            stored = await uow.records.claim_idempotency_key(
+                claim.scope, claim.key, claim.request_hash
+            )
             if stored is not None:
-                stored_hash, status, response = stored
-                if stored_hash != request_hash or status is None or response is None:
-                    raise IdempotencyConflict(
-                        f"Idempotency-Key {key!r} was first used with a different request body"
-                    )
-                replayed = Response(
-                    response,
-                    status_code=status,
-                    media_type="application/json",
-                    headers={"Idempotent-Replayed": "true"},
-                )
+                replayed = replay(claim, stored)
+                if isinstance(replayed, Exception):
+                    raise replayed
                 return replayed, ()
         status, result, outcomes = await work(uow)
-        encoded = _encoder.encode(result)
-        if key is not None:
-            await uow.records.store_idempotent_response(scope, key, status, encoded)
-        return Response(encoded, status_code=status, media_type="application/json"), outcomes
+        body = result if isinstance(result, bytes) else _encoder.encode(result)
+        if claim is not None:
+            await uow.records.store_idempotent_response(claim.scope, claim.key, status, body)
+        return Answered(status, body), outcomes
 
-    response, outcomes = await hub.unit_of_work(unit)
+    answer, outcomes = await hub.unit_of_work(unit)
     for outcome in outcomes:
         RECORDS_INGESTED.labels(entity=entity, source=source, outcome=outcome).inc()
-    return response
+    return _respond(answer)
 
 
 def _warnings(items: list[dict[str, str]]) -> list[DataQualityWarning]:
@@ -127,14 +146,8 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
         if isinstance(record, Rejected):
             raise ValidationFailed("the request does not match the schema", record.errors)
 
-        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
-            (result,) = await ingest_records(
-                uow, hub.rules, entity, source, [record], request_context(request)
-            )
-            if isinstance(result, Rejected):
-                raise ValidationFailed("the record is invalid", result.errors)
-            return (
-                200,
+        def respond(result: Accepted) -> tuple[int, bytes]:
+            return 200, _encoder.encode(
                 IngestResult(
                     golden_id=result.golden_id,
                     outcome=result.outcome,  # type: ignore[arg-type]
@@ -142,9 +155,27 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                     warnings=_warnings(result.warnings),
                     match_probability=result.match_probability,
                     review=result.review,
-                ),
-                [result.outcome],
+                )
             )
+
+        if hub.writes is not None:
+            write = SingleWrite(
+                source,
+                source_id,
+                record,
+                request_context(request),
+                respond,
+                await _claim(request, idempotency_key),
+            )
+            return _answer(entity, source, await hub.writes.submit(entity, write))
+
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
+            (result,) = await ingest_records(
+                uow, hub.rules, entity, source, [record], request_context(request)
+            )
+            if isinstance(result, Rejected):
+                raise ValidationFailed("the record is invalid", result.errors)
+            return (*respond(result), [result.outcome])
 
         return await _idempotent(request, hub, idempotency_key, entity, source, work)
 
@@ -157,19 +188,31 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
     ) -> Response[IngestResult]:
         hub.catalog.authorize_write(source, entity)
 
-        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
-            result = await delete_record(
-                uow, hub.rules, entity, source, source_id, request_context(request)
-            )
-            return (
-                200,
+        def respond(result: Accepted) -> tuple[int, bytes]:
+            return 200, _encoder.encode(
                 IngestResult(
                     golden_id=result.golden_id,
                     outcome=result.outcome,  # type: ignore[arg-type]
                     version=result.version,
-                ),
-                [result.outcome],
+                )
             )
+
+        if hub.writes is not None:
+            write = SingleWrite(
+                source,
+                source_id,
+                None,
+                request_context(request),
+                respond,
+                await _claim(request, idempotency_key),
+            )
+            return _answer(entity, source, await hub.writes.submit(entity, write))
+
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
+            result = await delete_record(
+                uow, hub.rules, entity, source, source_id, request_context(request)
+            )
+            return (*respond(result), [result.outcome])
 
         return await _idempotent(request, hub, idempotency_key, entity, source, work)
 
@@ -205,7 +248,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             else:
                 decoded.append((i, record))
 
-        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct, Sequence[str]]:
+        async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
             outcomes = await ingest_records(
                 uow,
                 hub.rules,

@@ -76,6 +76,9 @@ class Records(Protocol):
     async def store_idempotent_response(
         self, scope: str, key: str, status_code: int, response: bytes
     ) -> None: ...
+    async def release_idempotency_key(self, scope: str, key: str) -> None:
+        """Forget a claim whose request failed, as a rolled-back claim is forgotten."""
+        ...
 
 
 class MatchIndex(Protocol):

@@ -149,7 +149,7 @@ def _event(
         golden_id=golden.golden_id,
         version=change.version,
         occurred_at=ctx.received_at,
-        correlation_id=ctx.correlation_id,
+        correlation_id=ctx.correlation_of(touch.cause),
         causation=touch.cause,
         payload=GoldenPayload(
             status=golden.status,

@@ -480,6 +480,9 @@ class MemoryRecords:
         if found is not None:
             found["status_code"], found["response"] = status_code, response
 
+    async def release_idempotency_key(self, scope: str, key: str) -> None:
+        self.s.idempotency.pop((scope, key), None)
+
 
 # -- MatchIndex ----------------------------------------------------------------------
 
