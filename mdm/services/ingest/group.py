@@ -125,6 +125,10 @@ class GroupCommit:
                 group = self._next_group(queue)
                 if group:
                     await self._run(key[0], group)
+        except asyncio.CancelledError:
+            while queue:  # their callers are answered as cancelled, not left waiting
+                queue.popleft().future.cancel()
+            raise
         finally:
             # No await between the loop's last check and here: a write queued after
             # it finds no drain running and starts one.
@@ -157,6 +161,10 @@ class GroupCommit:
             observe(entity, len(group))
         try:
             answers = await self._run_unit(lambda uow: self._work(uow, entity, group))
+        except asyncio.CancelledError:  # the hub is stopping: nothing was committed
+            for write in group:
+                write.future.cancel()
+            raise
         except Exception as exc:  # the group's transaction failed and was rolled back
             if len(group) == 1:
                 _settle(group[0], exc)
