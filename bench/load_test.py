@@ -146,7 +146,12 @@ class Hub(ml.Server):
     lookup cache `cache_entries` answers large (warmed at start, as `mdm serve` does)."""
 
     def __init__(
-        self, url: str, stream: str, cache_entries: int, env: dict[str, str] | None = None
+        self,
+        url: str,
+        stream: str,
+        cache_entries: int,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
     ) -> None:
         super().__init__(
             url,
@@ -158,6 +163,7 @@ class Hub(ml.Server):
                 "MDM_LOOKUP_CACHE_ENTRIES": str(cache_entries),
                 **(env or {}),
             },
+            serve_args=("--workers", str(workers)) if workers > 1 else (),
         )
         self.wait_healthy()
 
@@ -284,6 +290,7 @@ def _answered(times: list[float], elapsed: float, failed: int) -> dict[str, Any]
         "per_s": len(times) / elapsed,
         "p50": ms["median"],
         "p99": ms["p99"],
+        "p999": ms["p999"],
         "max": ms["max"],
         "non2xx": failed,
         "errors": 0,
@@ -349,8 +356,8 @@ async def put_sweep(
         steps.append(step)
         print(
             f"  {began} paced {rate:g}/s: {step['per_s']:.1f}/s answered, "
-            f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, max {step['max']:.0f} ms, "
-            f"failed {step['non2xx']}",
+            f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, "
+            f"p99.9 {step['p999']:.1f} ms, max {step['max']:.0f} ms, failed {step['non2xx']}",
             flush=True,
         )
         if step["p99"] > PUT_P99_MS or step["non2xx"]:
@@ -695,6 +702,7 @@ async def _main(args: argparse.Namespace) -> None:
         f"--seconds {args.seconds:g} --cache-entries {args.cache_entries} "
         f"--put-rates {args.put_rates} --put-step-seconds {args.put_step_seconds:g} "
         + "".join(f"--hub-env {kv} " for kv in args.hub_env)
+        + (f"--hub-workers {args.hub_workers} " if args.hub_workers > 1 else "")
         + "--write",
         "cache_entries": args.cache_entries,
         "scenarios": {},
@@ -722,7 +730,13 @@ async def _main(args: argparse.Namespace) -> None:
     print(f"marked {marked:,} earlier outbox rows published, then VACUUM ANALYZE", flush=True)
     key = await _reader_key(url, create=True)
     stream = f"MDMLOAD{secrets.token_hex(3).upper()}"
-    hub = Hub(url, stream, args.cache_entries, dict(kv.split("=", 1) for kv in args.hub_env))
+    hub = Hub(
+        url,
+        stream,
+        args.cache_entries,
+        dict(kv.split("=", 1) for kv in args.hub_env),
+        workers=args.hub_workers,
+    )
     try:
         warm = hub.warmed()
         report["warm"] = warm
@@ -789,6 +803,9 @@ async def _main(args: argparse.Namespace) -> None:
             )
             print("(e') batch", s["batch_clients"], flush=True)
     finally:
+        if args.hub_log:
+            # The hub's own log: its event-loop watchdog names each stall (mdm/watchdog.py).
+            shutil.copyfile(hub.log.name, args.hub_log)
         hub.stop()
         await _reader_key(url, create=False)
         await ml._delete_stream(stream)
@@ -834,6 +851,15 @@ def main() -> None:
         default=[],
         metavar="MDM_NAME=VALUE",
         help="a setting for the hub process (repeatable), e.g. MDM_DATABASE_POOL_SIZE=20",
+    )
+    parser.add_argument(
+        "--hub-workers",
+        type=int,
+        default=1,
+        help="`mdm serve --workers N`: hub processes sharing the port (docs/scaling.md)",
+    )
+    parser.add_argument(
+        "--hub-log", help="keep the hub's log here (its event-loop watchdog names each stall)"
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(

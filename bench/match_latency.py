@@ -555,10 +555,11 @@ async def _copy_of(server: str, url: str, keep: str | None) -> AsyncIterator[str
 
 
 def _pct(values: Sequence[float]) -> dict[str, float]:
-    """Median, p95, p99 (nearest rank) and max."""
+    """Median, p95, p99, p99.9 (nearest rank) and max."""
     ordered = sorted(values)
     if not ordered:
-        return {"median": float("nan"), "p95": float("nan"), "p99": float("nan"), "max": 0.0}
+        nan = float("nan")
+        return {"median": nan, "p95": nan, "p99": nan, "p999": nan, "max": 0.0}
 
     def rank(q: float) -> float:
         return ordered[max(0, min(len(ordered) - 1, int(np.ceil(q * len(ordered))) - 1))]
@@ -567,6 +568,7 @@ def _pct(values: Sequence[float]) -> dict[str, float]:
         "median": statistics.median(ordered),
         "p95": rank(0.95),
         "p99": rank(0.99),
+        "p999": rank(0.999),
         "max": ordered[-1],
     }
 
@@ -696,7 +698,12 @@ class Server:
     """`mdm serve` as its own process on loopback, stopped with SIGTERM."""
 
     def __init__(
-        self, url: str, relay: str, stream: str, extra_env: dict[str, str] | None = None
+        self,
+        url: str,
+        relay: str,
+        stream: str,
+        extra_env: dict[str, str] | None = None,
+        serve_args: Sequence[str] = (),
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -716,7 +723,7 @@ class Server:
         mdm = Path(sys.executable).with_name("mdm")
         cmd = [str(mdm)] if mdm.exists() else [sys.executable, "-m", "mdm.cli"]
         self.proc = subprocess.Popen(
-            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*cmd, "serve", "--host", "127.0.0.1", "--port", str(self.port), *serve_args],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
