@@ -27,7 +27,13 @@ from mdm.domain.errors import FieldProblem, ValidationFailed
 from mdm.domain.ports import UnitOfWork
 from mdm.domain.sources import ENTITIES, check_entity
 from mdm.services.ingest import Accepted, IncomingRecord, Rejected, delete_record, ingest_records
-from mdm.services.ingest.group import Answered, IdempotencyClaim, SingleWrite, replay
+from mdm.services.ingest.group import (
+    Answered,
+    GroupCommit,
+    IdempotencyClaim,
+    SingleWrite,
+    replay,
+)
 from mdm.services.ingest.prepare import decode_item, incoming
 from schemas.api import (
     BATCH_ITEM,
@@ -79,10 +85,19 @@ def _respond(answer: Answered) -> Response[Any]:
     )
 
 
-def _answer(entity: str, source: str, answer: Answered) -> Response[Any]:
-    """A single write's response, its outcome counted (its group has committed)."""
+async def _grouped(
+    request: Request[Any, Any, Any],
+    writes: GroupCommit,
+    entity: str,
+    write: SingleWrite,
+    key: str | None,
+) -> Response[Any]:
+    """A single PUT or DELETE through group commit: its response once its group has
+    committed, its outcome counted."""
+    write.idempotency = await _claim(request, key)
+    answer = await writes.submit(entity, write)
     if answer.outcome is not None:
-        RECORDS_INGESTED.labels(entity=entity, source=source, outcome=answer.outcome).inc()
+        RECORDS_INGESTED.labels(entity=entity, source=write.source, outcome=answer.outcome).inc()
     return _respond(answer)
 
 
@@ -159,15 +174,8 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             )
 
         if hub.writes is not None:
-            write = SingleWrite(
-                source,
-                source_id,
-                record,
-                request_context(request),
-                respond,
-                await _claim(request, idempotency_key),
-            )
-            return _answer(entity, source, await hub.writes.submit(entity, write))
+            write = SingleWrite(source, source_id, record, request_context(request), respond)
+            return await _grouped(request, hub.writes, entity, write, idempotency_key)
 
         async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
             (result,) = await ingest_records(
@@ -198,15 +206,8 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
             )
 
         if hub.writes is not None:
-            write = SingleWrite(
-                source,
-                source_id,
-                None,
-                request_context(request),
-                respond,
-                await _claim(request, idempotency_key),
-            )
-            return _answer(entity, source, await hub.writes.submit(entity, write))
+            write = SingleWrite(source, source_id, None, request_context(request), respond)
+            return await _grouped(request, hub.writes, entity, write, idempotency_key)
 
         async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
             result = await delete_record(

@@ -220,10 +220,8 @@ class GroupCommit:
             while end < len(todo) and group[todo[end]].record is not None:
                 end += 1
             run = todo[start:end]
-            records = [group[i].record for i in run]
-            results = await ingest_records(
-                uow, self._rules, entity, source, [r for r in records if r is not None], ctx
-            )
+            records = [r for i in run if (r := group[i].record) is not None]
+            results = await ingest_records(uow, self._rules, entity, source, records, ctx)
             for i, result in zip(run, results, strict=True):
                 if isinstance(result, Rejected):
                     # This request's 422; its key is released, as a rolled-back
