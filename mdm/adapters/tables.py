@@ -332,6 +332,9 @@ api_key = Table(
     Column("key_hash", Text, nullable=False, unique=True),
     Column("created_at", TS, nullable=False, server_default=func.now()),
     Column("revoked_at", TS, nullable=True),
+    # The key's own requests per second (migration 0017); NULL: the hub's default.
+    Column("read_rate", Float, nullable=True),
+    Column("write_rate", Float, nullable=True),
     CheckConstraint("role IN ('admin', 'steward', 'reader', 'source')", name="role"),
     CheckConstraint("(role = 'source') = (source IS NOT NULL)", name="source_bound"),
 )
