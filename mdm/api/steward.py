@@ -1,6 +1,6 @@
 """The stewards' web page at /steward: static HTML, CSS and plain JS over the JSON API.
 
-No build step and no template engine: the page is three files in mdm/steward,
+No build step and no template engine: the page is a few files in mdm/steward,
 served as they are; everything it shows comes from the /v1 API.
 """
 

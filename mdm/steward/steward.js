@@ -27,9 +27,17 @@ function show(value) {
   return typeof value === "object" ? JSON.stringify(value) : String(value);
 }
 
-function say(message, kind) {
+// A message under the header; `link` ({ href, text }) adds a link after it.
+function say(message, kind, link) {
   flash.textContent = message;
   flash.className = kind || "";
+  if (link) {
+    const a = document.createElement("a");
+    a.href = link.href;
+    a.textContent = link.text;
+    a.id = "flash-link";
+    flash.append(" ", a);
+  }
 }
 
 async function api(method, path, body) {
@@ -56,6 +64,14 @@ function actor() {
   return name;
 }
 
+// The name typed in the Steward box, if any: the hub records the key's own identity as
+// the actor and this name as the person it acts for (docs/security.md).
+function onBehalfOf() {
+  const name = actorBox.value.trim();
+  if (name) sessionStorage.setItem("mdm.actor", name);
+  return name || undefined;
+}
+
 function params() {
   const hash = location.hash || "#/queue";
   const i = hash.indexOf("?");
@@ -73,12 +89,13 @@ async function queueView() {
   for (const name of FILTERS) if (p.get(name)) query.set(name, p.get(name));
   const list = await api("GET", `/v1/reviews?${query}`);
   const offset = Number(p.get("offset") || 0);
+  const context = queueContext();
   const option = (name, values, labels) => values.map((v, i) =>
     `<option value="${esc(v)}" ${p.get(name) === v ? "selected" : ""}>${esc(labels ? labels[i] : v || "any")}</option>`).join("");
   const rows = list.tasks.map((t) => `
     <tr data-task="${t.id}">
       <td><input type="checkbox" class="pick" value="${t.id}" aria-label="select task ${t.id}"></td>
-      <td><a href="#/task/${t.id}">#${t.id}</a></td>
+      <td><a href="${withContext(`#/task/${t.id}`, context)}">#${t.id}</a></td>
       <td>${esc(t.entity)}</td>
       <td>${esc(t.source)}:${esc(t.source_id)}</td>
       <td><a href="#/golden/${esc(t.entity)}/${esc(t.golden_id)}">${esc(t.golden_id)}</a></td>
@@ -144,7 +161,7 @@ async function bulkDecide(decision) {
   const ids = [...view.querySelectorAll(".pick:checked")].map((box) => Number(box.value));
   if (!ids.length) return say("Select tasks first.", "error");
   const comment = document.getElementById("bulk-comment").value || null;
-  const body = { actor: actor(), comment, decisions: ids.map((id) => ({ task_id: id, decision })) };
+  const body = { actor: onBehalfOf(), comment, decisions: ids.map((id) => ({ task_id: id, decision })) };
   const answer = await api("POST", "/v1/reviews/decisions", body);
   const failed = answer.results.filter((r) => !r.ok)
     .map((r) => `#${r.task_id}: ${r.error.detail || r.error.title}`);
@@ -155,20 +172,66 @@ async function bulkDecide(decision) {
 
 // -- one task -------------------------------------------------------------------------
 
-function sideTable(side, other, different) {
-  const names = [...new Set([...Object.keys(side.attributes), ...Object.keys(other.attributes)])].sort();
-  const rows = names.map((name) => `
-    <tr class="${different.includes(name) ? "diff" : ""}" data-attr="${esc(name)}">
-      <th>${esc(name)}</th><td>${esc(show(side.attributes[name]))}</td>
-      <td class="muted">${esc(side.provenance[name] ? `${side.provenance[name].source}:${side.provenance[name].source_id}` : "")}</td>
-    </tr>`).join("");
-  const records = side.records.map((r) =>
+// The queue filters a task was opened with: the next task after a decision comes from
+// the same queue, and "← queue" goes back to it.
+const QUEUE_CONTEXT = ["entity", "min_probability", "max_probability", "min_age_hours",
+  "assignee", "sort"];
+// The attributes a record is recognised by come first; the rest follow alphabetically.
+const LEADING = ["name", "legal_name", "given_name", "middle_name", "family_name"];
+// Keys that decide the task on screen (not while typing in a box).
+const SHORTCUTS = { m: "merge", n: "not_a_match", d: "defer" };
+let deciding = false;  // a decision is on its way: further keys and clicks wait for it
+
+function queueContext() {
+  const p = params();
+  const q = new URLSearchParams();
+  for (const name of QUEUE_CONTEXT) if (p.get(name)) q.set(name, p.get(name));
+  return q;
+}
+
+function withContext(path, context) {
+  const query = context.toString();
+  return query ? `${path}?${query}` : path;
+}
+
+function attributeOrder(names) {
+  const rank = (name) => (LEADING.includes(name) ? LEADING.indexOf(name) : LEADING.length);
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+function sideHeading(side, entity) {
+  return `<a href="#/golden/${esc(entity)}/${esc(side.golden_id)}">${esc(side.golden_id)}</a>
+    <span class="muted">${esc(side.status)} v${side.version}${side.merged_into ? ` → ${esc(side.merged_into)}` : ""}</span>`;
+}
+
+function provenance(side, name) {
+  const p = side.provenance[name];
+  return p ? `<span class="from">${esc(p.source)}:${esc(p.source_id)}</span>` : "";
+}
+
+// The two golden records attribute by attribute: this record's beside the candidate's,
+// agreeing values shown as such, the differing parts of differing values marked.
+function comparison(d, entity) {
+  const names = attributeOrder([...new Set([
+    ...Object.keys(d.left.attributes), ...Object.keys(d.right.attributes)])]);
+  const rows = names.map((name) => {
+    const c = Review.compareAttribute(name, d.left.attributes[name], d.right.attributes[name],
+      d.different.includes(name));
+    const badge = { agree: "same", differ: "differs", "one-sided": "one side", masked: "masked" }[c.state];
+    return `<tr class="${c.state}" data-attr="${esc(name)}">
+      <th>${esc(name)} <span class="state">${badge}</span></th>
+      <td class="this">${c.left}${provenance(d.left, name)}</td>
+      <td class="candidate">${c.right}${provenance(d.right, name)}</td></tr>`;
+  }).join("");
+  return `<table id="compare">
+    <thead><tr><th>attribute</th><th>this record · ${sideHeading(d.left, entity)}</th>
+      <th>candidate · ${sideHeading(d.right, entity)}</th></tr></thead>
+    <tbody>${rows}</tbody></table>`;
+}
+
+function sourceRecords(side) {
+  return side.records.map((r) =>
     `<li>${esc(r.source)}:${esc(r.source_id)}${r.under_review ? " <strong>(under review)</strong>" : ""}</li>`).join("");
-  return `
-    <h2><a href="#/golden/{ENTITY}/${esc(side.golden_id)}">${esc(side.golden_id)}</a>
-      <span class="muted">${esc(side.status)} v${side.version}${side.merged_into ? ` → ${esc(side.merged_into)}` : ""}</span></h2>
-    <table><thead><tr><th>attribute</th><th>value</th><th>from</th></tr></thead><tbody>${rows}</tbody></table>
-    <div>Source records:<ul>${records}</ul></div>`;
 }
 
 // A field's weight, or the mask a caller without the sensitive grant gets instead.
@@ -187,27 +250,37 @@ function waterfall(explanation) {
     <tr><th colspan="4">total weight (probability ${explanation.probability.toFixed(3)})</th><th>${explanation.weight.toFixed(2)}</th></tr></tbody></table>`;
 }
 
+function decideButtons() {
+  const button = (key, decision, label, css) =>
+    `<button class="${css}" data-decide="${decision}" aria-keyshortcuts="${key}">${label} <kbd>${key}</kbd></button>`;
+  return `<div class="decide">
+      <input id="comment" placeholder="comment (kept with the decision; Esc leaves the box)">
+      ${button("m", "merge", "Merge", "merge")}
+      ${button("n", "not_a_match", "Not a match", "not-a-match")}
+      ${button("d", "defer", "Defer", "")}</div>`;
+}
+
 async function taskView(id) {
   const d = await api("GET", `/v1/reviews/${id}`);
   const t = d.task;
+  const context = queueContext();
   const decisions = d.decisions.map((x) =>
     `<li>${esc(new Date(x.created_at).toLocaleString())}: <strong>${esc(x.decision)}</strong> by ${esc(x.actor)} → ${esc(x.status)}${x.comment ? ` — “${esc(x.comment)}”` : ""}</li>`).join("");
   view.innerHTML = `
-    <p><a href="#/queue">← queue</a></p>
+    <p><a href="${withContext("#/queue", context)}">← queue</a></p>
     <h1>Review task #${t.id} <span class="muted" id="task-status">${esc(t.status)}</span></h1>
     <p>${esc(t.entity)} record <strong>${esc(t.source)}:${esc(t.source_id)}</strong> (${esc(t.reason)}),
       match probability <strong>${t.probability.toFixed(3)}</strong>, model v${t.model_version}.
       ${t.assigned_to ? `Assigned to ${esc(t.assigned_to)}.` : ""}
       <button id="assign-me">Assign to me</button></p>
-    ${d.decidable ? `<div class="decide">
-      <input id="comment" placeholder="comment (kept with the decision)">
-      <button class="merge" data-decide="merge">Merge</button>
-      <button class="not-a-match" data-decide="not_a_match">Not a match</button>
-      <button data-decide="defer">Defer</button></div>`
+    ${d.decidable ? decideButtons()
       : `<p class="muted">This task cannot be decided now (${esc(t.status)}${d.left.status !== "active" || d.right.status !== "active" ? ", a golden record changed meanwhile" : ""}).</p>`}
+    ${comparison(d, t.entity)}
     <div class="sides">
-      <div class="side" id="left">${sideTable(d.left, d.right, d.different).replace("{ENTITY}", esc(t.entity))}</div>
-      <div class="side" id="right">${sideTable(d.right, d.left, d.different).replace("{ENTITY}", esc(t.entity))}</div>
+      <div class="side" id="left">This record's golden record: ${sideHeading(d.left, t.entity)}
+        <div>Source records:<ul>${sourceRecords(d.left)}</ul></div></div>
+      <div class="side" id="right">The candidate: ${sideHeading(d.right, t.entity)}
+        <div>Source records:<ul>${sourceRecords(d.right)}</ul></div></div>
     </div>
     <h2>Why the matcher was unsure</h2>${waterfall(t.explanation)}
     <h2>Decisions</h2><ul id="decisions">${decisions || "<li class=muted>none yet</li>"}</ul>`;
@@ -217,21 +290,64 @@ async function taskView(id) {
     say(`Task #${id} assigned to you.`, "ok");
   });
   for (const button of view.querySelectorAll("[data-decide]")) {
-    button.addEventListener("click", async () => {
-      const body = { decision: button.dataset.decide, actor: actor(),
-        comment: document.getElementById("comment").value || null };
-      const result = await api("POST", `/v1/reviews/${id}/decision`, body);
-      if (result.survivor_id) {
-        // Shown once the golden record's page is on screen (navigation clears the flash).
-        nextFlash = [`Task #${id}: merged into ${result.survivor_id} (version ${result.version}).`, "ok"];
-        location.hash = `#/golden/${t.entity}/${result.survivor_id}`;
-      } else {
-        await taskView(id);
-        say(`Task #${id}: ${result.status}.`, "ok");
-      }
-    });
+    button.addEventListener("click", () => decide(t, button.dataset.decide));
   }
 }
+
+async function decide(task, decision) {
+  if (deciding) return;
+  deciding = true;
+  const buttons = [...view.querySelectorAll("[data-decide]")];
+  for (const button of buttons) button.disabled = true;
+  try {
+    const body = { decision, actor: onBehalfOf(),
+      comment: document.getElementById("comment").value || null };
+    const result = await api("POST", `/v1/reviews/${task.id}/decision`, body);
+    await openNextTask(task, result);
+  } catch (error) {
+    for (const button of buttons) button.disabled = false;
+    say(error.message, "error");
+  } finally {
+    deciding = false;
+  }
+}
+
+// After a decision: the next open task of the same queue, or the queue when none is left.
+// The flash says what was decided (with the survivor of a merge) once the next page is on.
+async function openNextTask(task, result) {
+  const context = queueContext();
+  const query = new URLSearchParams(context);
+  query.set("status", "open");
+  query.set("limit", "2");
+  const next = (await api("GET", `/v1/reviews?${query}`)).tasks.find((t) => t.id !== task.id);
+  const done = result.survivor_id
+    ? `merged into ${result.survivor_id} (version ${result.version})`
+    : result.status.replace(/_/g, " ");
+  const link = result.survivor_id
+    ? { href: `#/golden/${task.entity}/${result.survivor_id}`, text: `open ${result.survivor_id}` }
+    : null;
+  if (next) {
+    nextFlash = [`Task #${task.id}: ${done}. Next: task #${next.id}.`, "ok", link];
+    location.hash = withContext(`#/task/${next.id}`, context);
+  } else {
+    nextFlash = [`Task #${task.id}: ${done}. No open task left in this queue.`, "ok", link];
+    location.hash = withContext("#/queue", context);
+  }
+}
+
+document.addEventListener("keydown", (event) => {
+  if (document.body.dataset.view !== "task") return;
+  if (event.target.closest && event.target.closest("input, textarea, select, [contenteditable]")) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const decision = SHORTCUTS[event.key];
+  if (!decision || event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
+  const button = view.querySelector(`[data-decide="${decision}"]`);
+  if (!button || button.disabled) return;
+  event.preventDefault();
+  button.click();
+});
 
 // -- golden records -------------------------------------------------------------------
 
@@ -244,7 +360,7 @@ async function goldenView(entity, id) {
   ]);
   const attributes = Object.keys(g.attributes).sort().map((name) => {
     const p = g.provenance[name] || {};
-    return `<tr data-attr="${esc(name)}"><th>${esc(name)}</th><td class="value">${esc(show(g.attributes[name]))}</td>
+    return `<tr data-attr="${esc(name)}"><th>${esc(name)}</th><td class="value">${Review.readableValue(name, g.attributes[name])}</td>
       <td>${esc(p.source || "")}:${esc(p.source_id || "")}</td><td>${esc(p.rule || "")}${p.actor ? ` (${esc(p.actor)})` : ""}</td></tr>`;
   }).join("");
   const xrefs = g.xrefs.map((x) => `<tr><td>${esc(x.source)}</td><td>${esc(x.source_id)}</td><td>${esc(x.role)}</td></tr>`).join("");
@@ -328,9 +444,9 @@ document.getElementById("search-form").addEventListener("submit", (event) => {
   location.hash = `#/search?q=${encodeURIComponent(document.getElementById("search-q").value.trim())}`;
 });
 window.addEventListener("hashchange", () => {
-  const [message, kind] = nextFlash || ["", ""];
+  const [message, kind, link] = nextFlash || ["", ""];
   nextFlash = null;
-  say(message, kind);
+  say(message, kind, link);
   route();
 });
 window.addEventListener("unhandledrejection", (event) => say(event.reason.message, "error"));
