@@ -69,3 +69,61 @@ def batches(n: int, start: int = 0) -> tuple[list[dict[str, Any]], list[dict[str
         hcm.append({"source_id": f"H-{i}", "attributes": a})
         psa.append({"source_id": f"P-{i}", "attributes": b})
     return hcm, psa
+
+
+# Two pairs whose review tasks show structured values: a worker known to HCM and PSA
+# with two addresses on one street and two employee numbers (digits swapped), and a
+# project known to PSA and ERP with two start dates and two contract values.
+# (source, entity, source_id, attributes), in the order to ingest them.
+LETTER_RECORDS: list[tuple[str, str, str, dict[str, Any]]] = [
+    (
+        "hcm",
+        "worker",
+        "H-3",
+        {
+            "given_name": "Ingrid",
+            "family_name": "Lindbrau",
+            "date_of_birth": "1984-03-12",
+            "employee_number": "E-10442",
+            "hire_date": "2019-04-01",
+            "address": {
+                "line1": "5 Beaumont Close",
+                "city": "St Ives",
+                "postal_code": "TR26 1AB",
+                "country": "GB",
+            },
+        },
+    ),
+    (
+        "psa",
+        "worker",
+        "P-3",
+        {
+            "given_name": "Ingrid",
+            "family_name": "Lindbrau",
+            "employee_number": "E-10424",
+            "hire_date": "2019-04-15",
+            "address": {"line1": "7 Beaumont Close", "city": "St Ives", "country": "GB"},
+        },
+    ),
+    (
+        "psa",
+        "project",
+        "PR-4",
+        {
+            "name": "Supply chain audit",
+            "start_date": "2026-06-01",
+            "contract_value": {"amount": "250000", "currency": "EUR"},
+        },
+    ),
+    (
+        "erp",
+        "project",
+        "PR-6",
+        {
+            "name": "Supply chain audit",
+            "start_date": "2026-06-15",
+            "contract_value": {"amount": "245000.50", "currency": "EUR"},
+        },
+    ),
+]
