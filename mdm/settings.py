@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -150,7 +151,9 @@ class Settings:
             relay=_relay_from_env(get),
             auth=_auth_from_env(get),
             lookup=LookupSettings(
-                cache_bytes=_mebibytes(get("LOOKUP_CACHE_MB"), LOOKUP_CACHE_BUDGET),
+                cache_bytes=_mebibytes(
+                    "MDM_LOOKUP_CACHE_MB", get("LOOKUP_CACHE_MB"), LOOKUP_CACHE_BUDGET
+                ),
                 cache_entries=int(n) if (n := get("LOOKUP_CACHE_ENTRIES")) else None,
                 warm=_flag("MDM_LOOKUP_WARM", get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
@@ -168,9 +171,17 @@ class Settings:
         )
 
 
-def _mebibytes(value: str | None, default: int) -> int:
-    """Bytes from a number of MiB (`512`, `1.5`); unset: `default`."""
-    return default if value is None else round(float(value) * MIB)
+def _mebibytes(name: str, value: str | None, default: int) -> int:
+    """Bytes from setting `name`, a number of MiB (`512`, `1.5`); unset: `default`."""
+    if value is None:
+        return default
+    try:
+        mib = float(value)
+    except ValueError:
+        mib = math.nan
+    if not 0 <= mib < math.inf:
+        raise ValueError(f"{name} is not a size in MiB: {value!r} (use e.g. 512, or 0 for none)")
+    return round(mib * MIB)
 
 
 def _flag(name: str, value: str | None, default: bool) -> bool:

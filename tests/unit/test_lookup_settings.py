@@ -28,6 +28,12 @@ def test_lookup_settings_from_env() -> None:
         assert Settings.from_env({"MDM_LOOKUP_WARM": word}).lookup.warm is on
 
 
+def test_a_cache_size_that_is_no_size_is_refused_by_name() -> None:
+    for bad in ("lots", "-1", "nan", "inf"):
+        with pytest.raises(ValueError, match="MDM_LOOKUP_CACHE_MB is not a size in MiB"):
+            Settings.from_env({"MDM_LOOKUP_CACHE_MB": bad})
+
+
 def test_a_misspelt_on_off_value_is_refused_not_read_as_off() -> None:
     with pytest.raises(ValueError, match="MDM_LOOKUP_WARM is not an on/off value"):
         Settings.from_env({"MDM_LOOKUP_WARM": "ture"})
