@@ -14,11 +14,12 @@ On loopback, bounded in time (`--seconds` per scenario), 4 connections:
                connectors' traffic looks like (the records being worked on now are
                asked for again and again);
                both print the share of lookups the cache answered (from /metrics).
-               The hub's cache is `--cache-entries` large (default 1,200,000: the
-               whole store) and the run waits for its warming at start (the answers
-               it read, the seconds it took and the process's RSS are printed);
-               `--cache-entries 100000` (the default of `mdm serve`) measures a
-               cache a tenth of the store;
+               The hub's cache has the hub's default budget (MDM_LOOKUP_CACHE_MB)
+               unless `--cache-mb` sets one (`--cache-entries` adds a cap on the
+               answers held, e.g. 100000 for a cache a tenth of the store), and the
+               run waits for its warming at start (the share of the store's answers
+               it holds, their bytes, the seconds it took and the process's RSS are
+               printed);
   d. put       single-record PUTs (`/v1/sources/psa/worker/{id}`, 4 clients), half new
                people and half near-duplicates of stored workers, generated as
                bench/match_latency.py does, matching against the whole store;
@@ -42,8 +43,11 @@ GET scenarios are driven by wrk (Debian's `wrk`, the least CPU-hungry client; a 
 script walks a pre-drawn list of paths); the PUT scenarios by an asyncio httpx client.
 The hub authenticates a reader key stored in the database (the key cache's path), with
 the rate limiter on at a limit no client reaches, the relay on, and its metrics on.
+The `mdm serve` process's resident set (VmRSS) is printed after the warming and again
+after the last scenario, with its child processes' (the relay; the workers of
+`--hub-workers`).
 
-    python bench/load_test.py --database NAME [--seconds 20] [--cache-entries N] [--write]
+    python bench/load_test.py --database NAME [--seconds 20] [--cache-mb MB] [--write]
 
 NAME is an existing database loaded with workers from HCM as bench/match_latency.py
 (`--keep-db NAME`) loads them. The PUTs and batches are written into NAME (source
@@ -73,6 +77,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psutil
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -143,13 +148,14 @@ class Bare:
 
 class Hub(ml.Server):
     """`mdm serve` on the database, relay on (its child process), rate limiter on, its
-    lookup cache `cache_entries` answers large (warmed at start, as `mdm serve` does)."""
+    lookup cache at the hub's defaults unless `cache` (MDM_* settings) says otherwise
+    (warmed at start, as `mdm serve` does)."""
 
     def __init__(
         self,
         url: str,
         stream: str,
-        cache_entries: int,
+        cache: dict[str, str],
         env: dict[str, str] | None = None,
         workers: int = 1,
     ) -> None:
@@ -160,7 +166,7 @@ class Hub(ml.Server):
             extra_env={
                 "MDM_RATE_LIMIT": "1000000",
                 "MDM_RATE_BURST": "1000000",
-                "MDM_LOOKUP_CACHE_ENTRIES": str(cache_entries),
+                **cache,
                 **(env or {}),
             },
             serve_args=("--workers", str(workers)) if workers > 1 else (),
@@ -168,17 +174,23 @@ class Hub(ml.Server):
         self.wait_healthy()
 
     def warmed(self, timeout: float = 900) -> dict[str, float]:
-        """Waits for the lookup cache's warming: its answers, seconds, the process's RSS."""
+        """Waits for the lookup cache's warming: its answers, the store's, their bytes,
+        the budget, the seconds it took, and the processes' RSS (`rss`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = _metrics(self.base, "mdm_lookup_cache_warm")
+            found = _metrics(self.base, "mdm_lookup_cache_")
             if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
-                status = Path(f"/proc/{self.proc.pid}/status").read_text()
-                rss = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
-                found["rss_mb"] = int(rss.split()[1]) / 1024
-                return found
+                return {**found, **self.rss()}
             time.sleep(1)
         raise RuntimeError("the hub's lookup cache did not finish warming")
+
+    def rss(self) -> dict[str, float]:
+        """MiB resident (VmRSS): the `mdm serve` process's (`rss_mb`), and its child
+        processes' together (`children_rss_mb`: the relay, and the workers of
+        `--hub-workers`, which then serve instead of it)."""
+        proc = psutil.Process(self.proc.pid)
+        children = sum(c.memory_info().rss for c in proc.children(recursive=True))
+        return {"rss_mb": proc.memory_info().rss / 2**20, "children_rss_mb": children / 2**20}
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -665,6 +677,37 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cache_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The hub's lookup cache settings the options name (none: the hub's defaults)."""
+    env = {}
+    if args.cache_mb is not None:
+        env["MDM_LOOKUP_CACHE_MB"] = f"{args.cache_mb:g}"
+    if args.cache_entries is not None:
+        env["MDM_LOOKUP_CACHE_ENTRIES"] = str(args.cache_entries)
+    return env
+
+
+def _cache_settings_text(cache: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cache.items()) or "the hub's defaults"
+
+
+def _warm_text(warm: dict[str, float]) -> str:
+    """What the warming read in and the share of the store the cache held then."""
+    budget = warm.get("mdm_lookup_cache_budget_bytes", float("inf"))
+    return (
+        f"read {warm['mdm_lookup_cache_warmed_entries']:,.0f} answers at start in "
+        f"{warm['mdm_lookup_cache_warm_seconds']:.1f} s and then held "
+        f"{warm['mdm_lookup_cache_warmed_share']:.1%} of the store's "
+        f"{warm['mdm_lookup_cache_warmed_store_answers']:,.0f}, "
+        f"{warm['mdm_lookup_cache_warmed_bytes'] / 2**20:,.0f} MiB of its "
+        f"{budget / 2**20:,.0f} MiB budget"
+    )
+
+
+def _rss_text(rss: dict[str, float]) -> str:
+    return f"{rss['rss_mb']:,.0f} MiB (its child processes {rss['children_rss_mb']:,.0f} MiB)"
+
+
 def _write(report: dict[str, Any], table: str) -> None:
     path = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
     warm = report["warm"]
@@ -674,10 +717,9 @@ def _write(report: dict[str, Any], table: str) -> None:
         f"{report['stored']:,} workers stored (database `{report['database']}`), "
         f"{CONNECTIONS} connections, {report['seconds']:g} s a scenario, on {report['machine']}, "
         f"{report['date']}. Command: `{report['command']}`. The hub's lookup cache "
-        f"(MDM_LOOKUP_CACHE_ENTRIES={report['cache_entries']:,}) read "
-        f"{warm['mdm_lookup_cache_warmed_entries']:,.0f} answers at start in "
-        f"{warm['mdm_lookup_cache_warm_seconds']:.1f} s; the hub process then held "
-        f"{warm['rss_mb']:,.0f} MB.\n\n{table}\n{end}"
+        f"({_cache_settings_text(report['cache'])}) {_warm_text(warm)}. The hub process's "
+        f"resident set: {_rss_text(warm)} after the warming, "
+        f"{_rss_text(report['rss_after'])} after the run.\n\n{table}\n{end}"
     )
     doc = path.read_text("utf-8")
     if begin in doc and end in doc:
@@ -702,6 +744,7 @@ async def _main(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.database} holds no HCM workers: load it first")
     rng = random.Random(args.seed)
     machine = ml._machine()
+    cache = _cache_settings(args)
     report: dict[str, Any] = {
         "database": args.database,
         "stored": len(source_ids),
@@ -709,12 +752,14 @@ async def _main(args: argparse.Namespace) -> None:
         "machine": ", ".join(f"{k} {v}" for k, v in machine.items() if v),
         "date": dt.date.today().isoformat(),
         "command": f"python bench/load_test.py --database {args.database} "
-        f"--seconds {args.seconds:g} --cache-entries {args.cache_entries} "
-        f"--put-rates {args.put_rates} --put-step-seconds {args.put_step_seconds:g} "
+        f"--seconds {args.seconds:g} "
+        + (f"--cache-mb {args.cache_mb:g} " if args.cache_mb is not None else "")
+        + (f"--cache-entries {args.cache_entries} " if args.cache_entries is not None else "")
+        + f"--put-rates {args.put_rates} --put-step-seconds {args.put_step_seconds:g} "
         + "".join(f"--hub-env {kv} " for kv in args.hub_env)
         + (f"--hub-workers {args.hub_workers} " if args.hub_workers > 1 else "")
         + "--write",
-        "cache_entries": args.cache_entries,
+        "cache": cache,
         "scenarios": {},
     }
     s = report["scenarios"]
@@ -743,7 +788,7 @@ async def _main(args: argparse.Namespace) -> None:
     hub = Hub(
         url,
         stream,
-        args.cache_entries,
+        cache,
         dict(kv.split("=", 1) for kv in args.hub_env),
         workers=args.hub_workers,
     )
@@ -751,9 +796,8 @@ async def _main(args: argparse.Namespace) -> None:
         warm = hub.warmed()
         report["warm"] = warm
         print(
-            f"lookup cache warmed: {warm['mdm_lookup_cache_warmed_entries']:,.0f} answers in "
-            f"{warm['mdm_lookup_cache_warm_seconds']:.1f} s; the hub process's RSS "
-            f"{warm['rss_mb']:,.0f} MB",
+            f"lookup cache ({_cache_settings_text(cache)}) {_warm_text(warm)}; "
+            f"the hub process's RSS {_rss_text(warm)}",
             flush=True,
         )
         if not args.writes_only:
@@ -819,6 +863,8 @@ async def _main(args: argparse.Namespace) -> None:
                 ),
             )
             print("(e') batch", s["batch_clients"], flush=True)
+        report["rss_after"] = hub.rss()
+        print(f"the hub process's RSS after the run: {_rss_text(report['rss_after'])}", flush=True)
     finally:
         if args.hub_log:
             # The hub's own log: its event-loop watchdog names each stall (mdm/watchdog.py).
@@ -842,10 +888,15 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=60_000, help="spare people for writes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--cache-mb",
+        type=float,
+        help="the hub's lookup cache budget, MDM_LOOKUP_CACHE_MB (default: the hub's own)",
+    )
+    parser.add_argument(
         "--cache-entries",
         type=int,
-        default=1_200_000,
-        help="the hub's MDM_LOOKUP_CACHE_ENTRIES (default: the whole million and more)",
+        help="the hub's MDM_LOOKUP_CACHE_ENTRIES, a cap on the answers its lookup cache "
+        "holds besides the budget (default: none, as the hub's)",
     )
     parser.add_argument(
         "--batch-clients",

@@ -154,6 +154,7 @@ class Hub:
             nats=NatsLink(settings.nats.url),
             lookups=Lookups(
                 settings.database.url,
+                max_bytes=settings.lookup.cache_bytes,
                 max_entries=settings.lookup.cache_entries,
                 max_keys=settings.lookup.key_cache_entries,
                 pool_size=settings.lookup.pool_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -38,11 +39,25 @@ class ApiSettings:
     loop_stall_ms: float = 100.0
 
 
+MIB = 1024 * 1024
+
+#: The ID lookup cache's default budget (MDM_LOOKUP_CACHE_MB): the answers of a
+#: million source records, one a golden record (about 620 bytes each as
+#: mdm/adapters/lookup_cache.py accounts them, close to what they take), with a
+#: fifth to spare. A fixed figure, not a share of the machine's memory: each
+#: `mdm serve --workers` process holds a cache of its own, and in a container the
+#: memory the system reports is not the container's limit.
+LOOKUP_CACHE_BUDGET = 768 * MIB
+
+
 @dataclass(frozen=True, slots=True)
 class LookupSettings:
     """The ID lookup's caches (mdm/adapters/lookup_cache.py): sizes and its own pool."""
 
-    cache_entries: int = 100_000  # encoded xref answers kept (LRU); 0 turns caching off
+    # Bytes the encoded xref answers may take (LRU, each answer accounted for its
+    # key's and body's lengths and a measured constant); 0 turns caching off.
+    cache_bytes: int = LOOKUP_CACHE_BUDGET
+    cache_entries: int | None = None  # a further cap on answers kept; None: the budget alone
     warm: bool = True  # read the stored answers into the cache at start, until it is full
     key_cache_entries: int = 10_000  # API key hash -> caller
     pool_size: int = 4  # asyncpg connections of the lookup path
@@ -136,7 +151,10 @@ class Settings:
             relay=_relay_from_env(get),
             auth=_auth_from_env(get),
             lookup=LookupSettings(
-                cache_entries=int(get("LOOKUP_CACHE_ENTRIES") or 100_000),
+                cache_bytes=_mebibytes(
+                    "MDM_LOOKUP_CACHE_MB", get("LOOKUP_CACHE_MB"), LOOKUP_CACHE_BUDGET
+                ),
+                cache_entries=int(n) if (n := get("LOOKUP_CACHE_ENTRIES")) else None,
                 warm=_flag("MDM_LOOKUP_WARM", get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
                 pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
@@ -151,6 +169,19 @@ class Settings:
             survivorship_file=Path(p) if (p := get("SURVIVORSHIP_FILE")) else None,
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _mebibytes(name: str, value: str | None, default: int) -> int:
+    """Bytes from setting `name`, a number of MiB (`512`, `1.5`); unset: `default`."""
+    if value is None:
+        return default
+    try:
+        mib = float(value)
+    except ValueError:
+        mib = math.nan
+    if not 0 <= mib < math.inf:
+        raise ValueError(f"{name} is not a size in MiB: {value!r} (use e.g. 512, or 0 for none)")
+    return round(mib * MIB)
 
 
 def _flag(name: str, value: str | None, default: bool) -> bool:

@@ -4,14 +4,19 @@ A lookup by source id reads one prepared statement on a small asyncpg pool of
 its own (no ORM, no SQLAlchemy pool) and keeps the *encoded answer* in an LRU
 keyed by "entity/source/source_id" (the request path's tail, so a cached
 answer is found before the path is split), indexed by the golden id it names.
+The LRU is bounded by a budget in bytes (MDM_LOOKUP_CACHE_MB): each answer is
+accounted for its key's and body's lengths plus a measured constant for the
+Python objects and table slots around them (`answer_size`), so that the budget
+is close to the memory the answers take.
 
 Warming: once its invalidation listener is live, a process reads the stored
 answers page by page (golden ids in order, a thousand a page) into the cache
-until it is full, in the background, so that after a restart the lookups of a
-store the cache can hold are answered from memory from the first request. Each
-page is one statement whose answers go through the same generation check as a
-lookup's, so a page overtaken by a change of one of its golden ids does not
-store that answer.
+until the next one would not fit the budget, in the background, so that after a
+restart the lookups of a store the cache can hold are answered from memory from
+the first request; it then logs (and exposes as gauges) what share of the
+store's answers the cache holds. Each page is one statement whose answers go
+through the same generation check as a lookup's, so a page overtaken by a
+change of one of its golden ids does not store that answer.
 
 Invalidation, correct with several hub processes on one database: triggers
 (migration 0012) NOTIFY `mdm_lookup` at commit with the golden ids whose
@@ -32,9 +37,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import asyncpg
 from prometheus_client import Counter, Gauge
@@ -63,6 +70,27 @@ _EVICTIONS = Counter(
 _WARMED = Gauge(
     "mdm_lookup_cache_warmed_entries",
     "xref answers the ID lookup cache read in by its last finished warming",
+)
+_WARMED_STORE = Gauge(
+    "mdm_lookup_cache_warmed_store_answers",
+    "xref answers the store held (its live source records) when the last warming finished",
+)
+_WARMED_SHARE = Gauge(
+    "mdm_lookup_cache_warmed_share",
+    "Share of the store's xref answers the ID lookup cache held when its last warming "
+    "finished (1: every lookup of a stored record is answered from memory)",
+)
+_WARMED_BYTES = Gauge(
+    "mdm_lookup_cache_warmed_bytes",
+    "Bytes the ID lookup cache's answers were accounted for when its last warming finished",
+)
+_HELD_BYTES = Gauge(
+    "mdm_lookup_cache_bytes",
+    "Bytes the xref answers held in the ID lookup cache are accounted for now",
+)
+_BUDGET_BYTES = Gauge(
+    "mdm_lookup_cache_budget_bytes",
+    "The ID lookup cache's budget for xref answers in bytes (MDM_LOOKUP_CACHE_MB)",
 )
 _WARM_SECONDS = Gauge(
     "mdm_lookup_cache_warm_seconds",
@@ -95,6 +123,18 @@ ORDER BY p.golden_id, x.source, x.source_id
 """
 WARM_PAGE = 1000
 
+#: The answers the store holds, when a warming stopped before its end.
+COUNT_QUERY = "SELECT count(*) FROM source_record WHERE deleted_at IS NULL"
+
+
+class Filled(NamedTuple):
+    """What a warming (`Lookups.fill`) did."""
+
+    stored: int  # answers put in the cache
+    read: int  # answers it tried to store: all of the store's when complete
+    complete: bool  # read to the store's end (else the budget was reached, or it went dark)
+
+
 _CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
@@ -110,12 +150,27 @@ V = TypeVar("V")
 class GenerationalLru(Generic[K, V]):
     """A bounded LRU whose entries are tagged with golden ids, evicted by tag.
 
+    Bounded in entries (`max_entries`, None: no bound) and, given `weigh` (the
+    bytes an entry is accounted for), in bytes (`max_bytes`, None: no bound);
+    the least recently used entries go until both hold. 0 for either: nothing is
+    ever stored.
+
     `put` takes the generation read before the value was loaded and refuses the
     value if an eviction naming its tag (or a flush) happened since.
     """
 
-    def __init__(self, max_entries: int, remembered: int = 1024) -> None:
-        self.max_entries = max(0, max_entries)  # 0: nothing is ever stored
+    def __init__(
+        self,
+        max_entries: int | None,
+        remembered: int = 1024,
+        *,
+        max_bytes: int | None = None,
+        weigh: Callable[[K, V], int] | None = None,
+    ) -> None:
+        self.max_entries = None if max_entries is None else max(0, max_entries)
+        self.max_bytes = None if max_bytes is None else max(0, max_bytes)
+        self._weigh: Callable[[K, V], int] = weigh or _weightless
+        self.bytes = 0  # what the entries held now are accounted for (by `weigh`)
         self.generation = 0
         self.live = False  # only while invalidations are being received
         self._entries: OrderedDict[K, tuple[str, V]] = OrderedDict()
@@ -136,15 +191,26 @@ class GenerationalLru(Generic[K, V]):
         return found[1]
 
     @property
-    def full(self) -> bool:
-        return len(self._entries) >= self.max_entries
+    def off(self) -> bool:
+        """Sized to hold nothing (caching turned off)."""
+        return self.max_entries == 0 or self.max_bytes == 0
+
+    def room_for(self, key: K, value: V) -> bool:
+        """Whether storing `value` as a new entry would evict nothing to stay in bounds."""
+        return (self.max_entries is None or len(self._entries) < self.max_entries) and (
+            self.max_bytes is None or self.bytes + self._weigh(key, value) <= self.max_bytes
+        )
 
     def put(self, key: K, tag: str, value: V, generation: int) -> bool:
-        """Store `value` unless it may be stale; True when stored."""
-        if not self.live or not self.max_entries or not self._still_valid(tag, generation):
+        """Store `value` unless it may be stale or cannot fit at all; True when stored."""
+        if not self.live or self.off or not self._still_valid(tag, generation):
             return False
         self._remove(key)
+        size = self._weigh(key, value)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return False  # larger than the whole budget: it would only empty the cache
         self._entries[key] = (tag, value)
+        self.bytes += size
         keys = self._by_tag.get(tag)
         if keys is None:
             self._by_tag[tag] = key
@@ -152,9 +218,10 @@ class GenerationalLru(Generic[K, V]):
             keys.add(key)
         else:
             self._by_tag[tag] = {keys, key}
-        while len(self._entries) > self.max_entries:
-            oldest = next(iter(self._entries))
-            self._remove(oldest)
+        while (self.max_entries is not None and len(self._entries) > self.max_entries) or (
+            self.max_bytes is not None and self.bytes > self.max_bytes
+        ):
+            self._remove(next(iter(self._entries)))
         return True
 
     def evict(self, tags: Iterable[str]) -> None:
@@ -165,15 +232,16 @@ class GenerationalLru(Generic[K, V]):
             keys = self._by_tag.pop(tag, None)
             if isinstance(keys, set):
                 for key in keys:
-                    self._entries.pop(key, None)
+                    self._pop(key)
             elif keys is not None:
-                self._entries.pop(keys, None)
+                self._pop(keys)
 
     def clear(self) -> None:
         self.generation += 1
         self._recent.append((self.generation, None))
         self._entries.clear()
         self._by_tag.clear()
+        self.bytes = 0
 
     def _still_valid(self, tag: str, generation: int) -> bool:
         if generation == self.generation:
@@ -187,8 +255,15 @@ class GenerationalLru(Generic[K, V]):
                 return False
         return True
 
-    def _remove(self, key: K) -> None:
+    def _pop(self, key: K) -> tuple[str, V] | None:
+        """Drop `key`'s entry and its bytes (its tag's index is the caller's)."""
         found = self._entries.pop(key, None)
+        if found is not None:
+            self.bytes -= self._weigh(key, found[1])
+        return found
+
+    def _remove(self, key: K) -> None:
+        found = self._pop(key)
         if found is None:
             return
         tag = found[0]
@@ -199,6 +274,10 @@ class GenerationalLru(Generic[K, V]):
                 self._by_tag[tag] = keys.pop()
         elif keys == key:
             del self._by_tag[tag]
+
+
+def _weightless(key: Any, value: Any) -> int:
+    return 0
 
 
 #: "entity/source/source_id": the tail of the lookup's path (neither an entity nor
@@ -212,6 +291,49 @@ RenderAny = Callable[[str, Sequence[Any]], bytes]
 
 def xref_key(entity: str, source: str, source_id: str) -> XrefKey:
     return f"{entity}/{source}/{source_id}"
+
+
+#: Bytes an answer holds in the cache beyond its key's and encoded answer's lengths:
+#: the two objects' headers, the golden id (one for the answers of one golden
+#: record), the entry's tuple, the LRU's slot and the golden-id index's share, as
+#: the process's resident set grows with them (bench/lookup_cache_memory.py;
+#: docs/benchmarks.md). The dicts' share shrinks as they fill up to their next
+#: doubling, so this is rounded up from what a cache of a million answers costs.
+ANSWER_OVERHEAD = 400
+
+MIB = 1024 * 1024
+
+
+def answer_size(key: XrefKey, body: bytes) -> int:
+    """The bytes a cached answer is accounted for against the budget.
+
+    Lengths and a constant, no introspection: exact for ASCII keys; an answer
+    shared by several keys of a golden record is counted with each of them.
+    """
+    return len(key) + len(body) + ANSWER_OVERHEAD
+
+
+def answer_cache(max_bytes: int | None, max_entries: int | None) -> GenerationalLru[XrefKey, bytes]:
+    """The LRU of encoded xref answers, bounded by its byte budget (and entries if given)."""
+    return GenerationalLru(max_entries, max_bytes=max_bytes, weigh=answer_size)
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("MiB", MIB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:,.0f} {unit}"
+    return f"{n:,.0f} bytes"
+
+
+def _budget_text(cache: GenerationalLru[XrefKey, bytes]) -> str:
+    """`412 MiB of its 768 MiB budget`, and the cap on answers when there is one."""
+    if cache.max_bytes is None:
+        text = f"{_size(cache.bytes)}, no byte budget"
+    else:
+        text = f"{_size(cache.bytes)} of its {_size(cache.max_bytes)} budget"
+    if cache.max_entries is not None:
+        text += f", at most {cache.max_entries:,} answers"
+    return text
 
 
 _KEYS_TAG = "api_key"
@@ -234,7 +356,8 @@ class Lookups:
     def __init__(
         self,
         database_url: str,
-        max_entries: int = 100_000,
+        max_bytes: int | None = None,  # the answers' budget (mdm/settings.py LookupSettings)
+        max_entries: int | None = None,
         max_keys: int = 10_000,
         pool_size: int = 4,
         health_interval: float = 5.0,
@@ -246,7 +369,7 @@ class Lookups:
         #: set by the API (mdm/api/golden.py render_xref): warming renders with it
         self.renderer: RenderAny | None = None
         self.warmed: asyncio.Event = asyncio.Event()  # set when a warming has finished
-        self.answers: GenerationalLru[XrefKey, bytes] = GenerationalLru(max_entries)
+        self.answers = answer_cache(max_bytes, max_entries)
         self.keys: GenerationalLru[str, Any] = GenerationalLru(max_keys)
         self.pool_size = pool_size
         self.health_interval = health_interval
@@ -260,6 +383,7 @@ class Lookups:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self, wait: float = 5.0) -> None:
+        self._expose()
         self._pool = await asyncpg.create_pool(
             self.dsn,
             min_size=1,
@@ -292,6 +416,18 @@ class Lookups:
     def live(self) -> bool:
         return self.answers.live
 
+    def _expose(self) -> None:
+        """Bind the cache's size gauges to this process's cache (read at each scrape)."""
+        held = weakref.ref(self.answers)  # a stopped hub's cache is not kept alive by them
+
+        def used() -> float:
+            cache = held()
+            return cache.bytes if cache is not None else 0.0
+
+        _HELD_BYTES.set_function(used)
+        budget = self.answers.max_bytes
+        _BUDGET_BYTES.set(float("inf") if budget is None else budget)
+
     # -- reads -------------------------------------------------------------------
 
     async def xref(self, entity: str, source: str, source_id: str, render: Render) -> bytes | None:
@@ -320,21 +456,22 @@ class Lookups:
         self.answers.put(key, rows[0]["golden_id"], body, generation)
         return body
 
-    async def fill(self, page: int = WARM_PAGE) -> int:
-        """Read the stored answers into the cache until it is full; how many were stored.
+    async def fill(self, page: int = WARM_PAGE) -> Filled:
+        """Read the stored answers into the cache until the next one does not fit.
 
         Pages of `page` golden records in id order, each one statement on the lookup
-        pool. Stops early (returns what it stored) when the cache goes dark.
+        pool. Stops early when the cache goes dark.
         """
         assert self._pool is not None and self.renderer is not None
         render, answers = self.renderer, self.answers
-        stored, last = 0, ""
-        while answers.live and not answers.full:
+        stored = read = 0
+        last = ""
+        while answers.live:
             generation = answers.generation
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(WARM_QUERY, last, page)
             if not rows:
-                break
+                return Filled(stored, read, complete=True)
             last = rows[0]["last"]
             for golden_id, grouped in itertools.groupby(rows, key=lambda r: r["golden_id"]):
                 members = list(grouped)
@@ -344,21 +481,48 @@ class Lookups:
                 body = render(entity, members)
                 for r in members:
                     key = xref_key(entity, r["source"], r["source_id"])
+                    if not answers.room_for(key, body):
+                        return Filled(stored, read, complete=False)
+                    read += 1
                     stored += answers.put(key, golden_id, body, generation)
-        return stored
+        return Filled(stored, read, complete=False)
 
     async def _warm(self) -> None:
-        began = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
-            stored = await self.fill()
+            filled = await self.fill()
+            took = loop.time() - began
+            store = filled.read if filled.complete else await self._count_answers()
         except Exception as exc:  # lookups go on, uncached until asked for
             log.warning("lookup cache warming stopped: %s", exc)
             return
-        took = asyncio.get_running_loop().time() - began
-        _WARMED.set(stored)
+        answers = self.answers
+        held = len(answers)
+        share = min(1.0, held / store) if store else 1.0
+        # rounded down: "100%" only when every answer is held
+        percent = math.floor(1000 * share) / 10
+        _WARMED.set(filled.stored)
+        _WARMED_STORE.set(store)
+        _WARMED_SHARE.set(share)
+        _WARMED_BYTES.set(answers.bytes)
         _WARM_SECONDS.set(max(took, 1e-6))
         self.warmed.set()
-        log.info("lookup cache warmed: %d answers in %.1f s", stored, took)
+        log.info(
+            "lookup cache warmed: %s of %s answers (%g%%), %s, in %.1f s",
+            f"{held:,}",
+            f"{store:,}",
+            percent,
+            _budget_text(answers),
+            took,
+        )
+
+    async def _count_answers(self) -> int:
+        """The store's answers: its live source records (one answer each)."""
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            count: int = await conn.fetchval(COUNT_QUERY)
+        return count
 
     def count_fast_hit(self) -> None:
         """An answer sent from both caches before routing (mdm/api/fast_lookup.py)."""
@@ -424,7 +588,7 @@ class Lookups:
                 self._listen_conn = conn
                 self._connected.set()
                 log.debug("lookup cache live: listening on %s", CHANNEL)
-                if self.warm and self.renderer is not None and self.answers.max_entries:
+                if self.warm and self.renderer is not None and not self.answers.off:
                     self._warming = asyncio.create_task(self._warm(), name="mdm-lookup-warm")
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):

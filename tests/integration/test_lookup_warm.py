@@ -11,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from mdm import heap
-from mdm.adapters.lookup_cache import Lookups
+from mdm.adapters.lookup_cache import Lookups, answer_size
 from mdm.api.app import create_app
 from mdm.api.golden import render_xref
 from mdm.settings import LookupSettings, Settings
+from tests.integration.prometheus_text import samples
 from tests.integration.test_lookup_cache import fast_path
 
 WAIT = 10.0
@@ -83,15 +86,54 @@ async def test_a_starting_process_holds_every_live_answer_before_it_is_asked(
         served = fast_path(started).served
         assert (await started.get("/v1/xref/customer/crm/P")).content == warmed["customer/crm/P"]
         assert fast_path(started).served == served + 1  # from memory, before routing
-        metrics = (await started.get("/metrics")).text
-        assert "mdm_lookup_cache_warmed_entries 3.0" in metrics
+        metrics = samples((await started.get("/metrics")).text)
+        assert metrics["mdm_lookup_cache_warmed_entries"] == 3
+        assert metrics["mdm_lookup_cache_warmed_store_answers"] == 3
+        assert metrics["mdm_lookup_cache_warmed_share"] == 1.0
+        held = lookups_of(started).answers.bytes
+        assert held == sum(answer_size(key, body) for key, body in warmed.items())
+        assert metrics["mdm_lookup_cache_warmed_bytes"] == held
+        assert metrics["mdm_lookup_cache_budget_bytes"] == LookupSettings().cache_bytes
+
+
+async def test_warming_stops_at_the_byte_budget_and_says_what_share_of_the_store_it_holds(
+    client: AsyncTestClient, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    await three_goldens(client)
+    async with hub_process(settings) as whole:
+        sizes = {key: answer_size(key, body) for key, body in (await stored(whole)).items()}
+    # Golden ids in order: ACC-1 and C-77's record, then P's. A budget one byte short
+    # of all three answers holds the first two.
+    budget = sum(sizes.values()) - 1
+    caplog.set_level(logging.INFO, logger="mdm.lookup")
+    async with hub_process(settings, cache_bytes=budget) as started:
+        warmed = await stored(started)
+        assert set(warmed) == {"customer/crm/ACC-1", "customer/erp/C-77"}
+        answers = lookups_of(started).answers
+        assert answers.bytes == sizes["customer/crm/ACC-1"] + sizes["customer/erp/C-77"]
+        assert (
+            f"lookup cache warmed: 2 of 3 answers (66.6%), {answers.bytes / 1024:.0f} KiB of "
+            f"its {budget / 1024:.0f} KiB budget, in " in caplog.text
+        )
+        metrics = samples((await started.get("/metrics")).text)
+        assert metrics["mdm_lookup_cache_warmed_entries"] == 2
+        assert metrics["mdm_lookup_cache_warmed_store_answers"] == 3
+        assert metrics["mdm_lookup_cache_warmed_share"] == pytest.approx(2 / 3)
+        assert metrics["mdm_lookup_cache_budget_bytes"] == budget
+        # A lookup of P is stored, and the least recently used answer makes room for it.
+        await started.get("/v1/xref/customer/crm/P")
+        assert set(answers._entries) == {"customer/erp/C-77", "customer/crm/P"}
+        assert answers.bytes == sizes["customer/erp/C-77"] + sizes["customer/crm/P"] <= budget
+        assert samples((await started.get("/metrics")).text)["mdm_lookup_cache_bytes"] == (
+            answers.bytes
+        )
 
 
 async def test_warming_stops_when_the_cache_is_full_and_can_be_turned_off(
     client: AsyncTestClient, settings: Settings
 ) -> None:
     await three_goldens(client)
-    async with hub_process(settings, cache_entries=2) as started:
+    async with hub_process(settings, cache_entries=2) as started:  # a cap on answers
         assert len(await stored(started)) == 2
     async with hub_process(settings, warm=False) as started:
         await asyncio.sleep(0.5)
@@ -115,7 +157,7 @@ async def test_an_answer_an_eviction_overtook_is_not_stored_by_the_warming(
             return render_xref(client.app.state.hub, entity, rows)
 
         lookups.renderer = overtaken
-        assert await lookups.fill(page=1) == 2  # one golden record a page
+        assert (await lookups.fill(page=1)).stored == 2  # one golden record a page
         assert set(lookups.answers._entries) == {"customer/crm/ACC-1", "customer/erp/C-77"}
     finally:
         await lookups.stop()
