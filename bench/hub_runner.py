@@ -101,7 +101,7 @@ def _settings(url: str, retrain: RetrainSettings | None = None) -> Settings:
         database=DatabaseSettings(url=url, pool_size=4),
         nats=NatsSettings(url=os.environ.get("MDM_BENCH_NATS_URL", "nats://127.0.0.1:4222")),
         relay=RelaySettings(enabled=False),  # events stay in the outbox; not measured here
-        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0),  # unthrottled, as admin
+        auth=AuthSettings(admin_key=ADMIN_KEY, read_rate=0, write_rate=0),  # unthrottled, as admin
         retrain=retrain or RetrainSettings(),  # interval 0: off, as in any app built in code
     )
 

@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import math
 import os
 import shutil
 import signal
@@ -491,11 +492,16 @@ async def _keys(url: str, args: argparse.Namespace) -> int:
             store = KeyStore(conn)
             if args.keys_command == "create":
                 name = args.name or (f"{args.source} {args.role}" if args.source else args.role)
-                stored, key = await store.create(args.role, name, args.source, args.sensitive)
+                read_rate = args.read_rate if args.read_rate is not None else args.rate
+                write_rate = args.write_rate if args.write_rate is not None else args.rate
+                stored, key = await store.create(
+                    args.role, name, args.source, args.sensitive, read_rate, write_rate
+                )
                 print(
                     f"created {stored.key_id} ({stored.role}"
                     + (f", source {stored.source}" if stored.source else "")
                     + (", sensitive" if stored.sensitive else "")
+                    + f", {_rates(stored.read_rate, stored.write_rate)}"
                     + f"): {stored.name}"
                 )
                 print("the key is shown once; send it as the X-API-Key header:")
@@ -505,7 +511,8 @@ async def _keys(url: str, args: argparse.Namespace) -> int:
                     state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
                     print(
                         f"{k.key_id}\t{k.role}\t{k.source or '-'}\t"
-                        f"{'sensitive' if k.sensitive else '-'}\t{state}\t"
+                        f"{'sensitive' if k.sensitive else '-'}\t"
+                        f"{_rates(k.read_rate, k.write_rate)}\t{state}\t"
                         f"{k.created_at:%Y-%m-%d %H:%M}\t{k.name}"
                     )
             elif not await store.revoke(args.key_id):
@@ -516,6 +523,28 @@ async def _keys(url: str, args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     return 0
+
+
+def _rates(read: float | None, write: float | None) -> str:
+    """A key's own rates as `mdm keys` shows them: `read 20/s write default`."""
+
+    def shown(rate: float | None) -> str:
+        if rate is None:
+            return "default"
+        return "unlimited" if rate == 0 else f"{rate:g}/s"
+
+    return f"read {shown(read)} write {shown(write)}"
+
+
+def _rate(text: str) -> float:
+    """An argparse type: requests per second, a number >= 0 (0: unlimited)."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and rate >= 0):
+        raise argparse.ArgumentTypeError(f"not a rate (requests per second >= 0): {text!r}")
+    return rate
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -679,6 +708,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--sensitive",
         action="store_true",
         help="may read sensitive attributes unmasked (admin keys always may)",
+    )
+    create.add_argument(
+        "--read-rate",
+        type=_rate,
+        metavar="N",
+        help="this key's reads per second, in place of MDM_RATE_LIMIT_READ (0: unlimited)",
+    )
+    create.add_argument(
+        "--write-rate",
+        type=_rate,
+        metavar="N",
+        help="this key's writes per second, in place of MDM_RATE_LIMIT_WRITE (0: unlimited)",
+    )
+    create.add_argument(
+        "--rate",
+        type=_rate,
+        metavar="N",
+        help="both at once (--read-rate and --write-rate win over it)",
     )
     data_dir_option(create)
     listing = keys_sub.add_parser("list", help="the live keys (never the keys themselves)")

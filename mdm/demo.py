@@ -357,7 +357,7 @@ async def run_demo(settings: Settings, out: TextIO) -> None:
     # The demo drives the API in this process: it holds a one-off admin key of its own.
     key = "mdm_demo_" + secrets.token_urlsafe(16)
     settings = dataclasses.replace(
-        settings, auth=dataclasses.replace(settings.auth, admin_key=key, rate_limit=0)
+        settings, auth=dataclasses.replace(settings.auth, admin_key=key, read_rate=0, write_rate=0)
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
         client.headers["X-API-Key"] = key

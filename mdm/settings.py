@@ -92,8 +92,17 @@ class AuthSettings:
     # A production hub (MDM_DATABASE_URL configured) refuses to start without any credential.
     require_credentials: bool = False
     jwt: JwtSettings | None = None
-    rate_limit: float = 50.0  # requests per second per client; 0 turns limiting off
-    rate_burst: int = 200
+    # Requests per second per client, reads and writes each in a bucket of their own
+    # (mdm/api/rate_limit.py says which is which); 0 turns that limit off. Reads are
+    # cheap (the ID lookup answers thousands a second): a sync resolving ids one by one
+    # must not meet the limit. A write runs a unit of work (matching, survivorship,
+    # outbox): 200/s is above what the hub sustains in single-record writes for all its
+    # clients together (docs/benchmarks.md), and a batch of up to 1,000 records is one
+    # request, so a source writing at full speed does not meet it either; what it stops
+    # is one client flooding the cheap write answers (rejections, replays, 404s).
+    read_rate: float = 5_000.0
+    write_rate: float = 200.0
+    burst_seconds: float = 2.0  # a bucket holds this many seconds' worth of its rate
     sensitive_attributes: tuple[str, ...] = ()  # added to the schemas' own
 
 
@@ -197,7 +206,6 @@ def _flag(name: str, value: str | None, default: bool) -> bool:
 
 
 def _auth_from_env(get: Callable[[str], str | None]) -> AuthSettings:
-    d = AuthSettings()
     jwt = None
     if get("JWT_ISSUER") or get("JWT_AUDIENCE") or get("JWT_JWKS_URL") or get("JWT_KEY"):
         issuer, audience = get("JWT_ISSUER"), get("JWT_AUDIENCE")
@@ -219,10 +227,37 @@ def _auth_from_env(get: Callable[[str], str | None]) -> AuthSettings:
         admin_key=get("ADMIN_KEY"),
         require_credentials=get("DATABASE_URL") is not None,
         jwt=jwt,
-        rate_limit=float(get("RATE_LIMIT") or d.rate_limit),
-        rate_burst=int(get("RATE_BURST") or d.rate_burst),
+        **_rates_from_env(get),
         sensitive_attributes=tuple(a.strip() for a in sensitive.split(",") if a.strip()),
     )
+
+
+def _rates_from_env(get: Callable[[str], str | None]) -> dict[str, float]:
+    """The rate limits: MDM_RATE_LIMIT_READ / _WRITE and MDM_RATE_BURST_SECONDS.
+
+    MDM_RATE_LIMIT, from before reads and writes were split, still sets both rates
+    where the specific one is unset (`MDM_RATE_LIMIT=0` turns limiting off), and
+    MDM_RATE_BURST, the burst in requests that went with it, still means that.
+    """
+    d = AuthSettings()
+    both = get("RATE_LIMIT")
+    rates = {
+        "read_rate": float(get("RATE_LIMIT_READ") or both or d.read_rate),
+        "write_rate": float(get("RATE_LIMIT_WRITE") or both or d.write_rate),
+        "burst_seconds": float(get("RATE_BURST_SECONDS") or d.burst_seconds),
+    }
+    burst = get("RATE_BURST")
+    if burst is not None:
+        if both is None or get("RATE_BURST_SECONDS"):
+            raise ValueError(
+                "MDM_RATE_BURST (requests) goes with MDM_RATE_LIMIT; with "
+                "MDM_RATE_LIMIT_READ / MDM_RATE_LIMIT_WRITE set MDM_RATE_BURST_SECONDS"
+            )
+        if float(both) > 0:
+            rates["burst_seconds"] = float(burst) / float(both)
+    if not all(math.isfinite(v) and v >= 0 for v in rates.values()) or rates["burst_seconds"] <= 0:
+        raise ValueError(f"rates are numbers >= 0 and the burst's seconds > 0, not {rates}")
+    return rates
 
 
 def _relay_from_env(get: Callable[[str], str | None]) -> RelaySettings:

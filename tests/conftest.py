@@ -102,7 +102,7 @@ def settings(database_url: str, nats_url: str) -> Settings:
         relay=RelaySettings(enabled=False),
         # The shared clients act as admin through MDM_ADMIN_KEY; role clients get keys
         # from the database (make_client). No rate limit: the suite is one fast client.
-        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0, jwt=TEST_JWT),
+        auth=AuthSettings(admin_key=ADMIN_KEY, read_rate=0, write_rate=0, jwt=TEST_JWT),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ class StoredKey:
     sensitive: bool
     created_at: dt.datetime
     revoked_at: dt.datetime | None = None
+    # The key's own requests per second (mdm/api/rate_limit.py); None: the hub's defaults.
+    read_rate: float | None = None
+    write_rate: float | None = None
 
 
 class KeyStore:
@@ -44,13 +48,26 @@ class KeyStore:
         self.conn = conn
 
     async def create(
-        self, role: str, name: str, source: str | None = None, sensitive: bool = False
+        self,
+        role: str,
+        name: str,
+        source: str | None = None,
+        sensitive: bool = False,
+        read_rate: float | None = None,
+        write_rate: float | None = None,
     ) -> tuple[StoredKey, str]:
-        """Store a new key; answers it with the key itself, which is never readable again."""
+        """Store a new key; answers it with the key itself, which is never readable again.
+
+        `read_rate` / `write_rate`: the key's own requests per second in place of
+        the hub's defaults (0: unlimited; None: the defaults).
+        """
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
         if (role == "source") != (source is not None):
             raise ValueError("a source key needs --source, and only a source key takes one")
+        for rate in (read_rate, write_rate):
+            if rate is not None and not (math.isfinite(rate) and rate >= 0):
+                raise ValueError(f"a rate is a number of requests per second >= 0, not {rate}")
         key = new_key()
         key_id = "key_" + secrets.token_hex(6)
         row = (
@@ -63,6 +80,8 @@ class KeyStore:
                     source=source,
                     sensitive=sensitive,
                     key_hash=hash_key(key),
+                    read_rate=read_rate,
+                    write_rate=write_rate,
                 )
                 .returning(*_COLUMNS)
             )
@@ -110,4 +129,6 @@ _COLUMNS = (
     api_key.c.sensitive,
     api_key.c.created_at,
     api_key.c.revoked_at,
+    api_key.c.read_rate,
+    api_key.c.write_rate,
 )

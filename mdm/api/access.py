@@ -1,4 +1,4 @@
-"""The access middleware: authenticate once, limit the rate per client, mask sensitive values.
+"""The access middleware: authenticate once, limit each client's rate, mask sensitive values.
 
 It runs inside each route (after routing, before the guard), so it knows the
 route's declared permission. It only resolves who is calling into
@@ -8,64 +8,39 @@ route's declared permission. It only resolves who is calling into
 
 from __future__ import annotations
 
-import math
-import time
-from typing import Any
+from typing import cast
 
 import msgspec
 from litestar.datastructures import Headers, MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
-from mdm.api.auth import PERMISSION_KEY, RESPONSE_KEYS, Authenticator, Identity, Permission
+from mdm.api.auth import (
+    PERMISSION_KEY,
+    RESPONSE_KEYS,
+    Authenticator,
+    Identity,
+    Permission,
+    Refusal,
+)
+from mdm.api.rate_limit import RateLimiter, Taken, is_write
 from mdm.api.sensitive import compared_fields, mask
 from mdm.bootstrap import Hub
 from mdm.settings import AuthSettings
 
-_MAX_BUCKETS = 100_000
-#: Set in the scope by mdm/api/fast_lookup.py when it took this request's token.
+#: Set in the scope by mdm/api/fast_lookup.py to the Taken of the token it took for
+#: this request, so that litestar, if it answers after all, takes no second one.
 RATE_TAKEN = "mdm_rate_taken"
-
-
-class TokenBuckets:
-    """Per-client token buckets: `rate` requests per second, bursts up to `burst`.
-
-    In-process: with N hub processes behind a balancer a client gets up to N
-    times the rate (docs/security.md).
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, client: str) -> float:
-        """0 when the request may go, else the seconds until it may."""
-        now = self.clock()
-        tokens, last = self._buckets.get(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
-            return (1.0 - tokens) / self.rate
-        if len(self._buckets) >= _MAX_BUCKETS and client not in self._buckets:
-            self._evict(now)
-        self._buckets[client] = (tokens - 1.0, now)
-        return 0.0
-
-    def _evict(self, now: float) -> None:
-        # Buckets that have refilled carry no state worth keeping.
-        full = [
-            c
-            for c, (t, last) in self._buckets.items()
-            if t + (now - last) * self.rate >= self.burst
-        ]
-        for client in full:
-            del self._buckets[client]
-        if len(self._buckets) >= _MAX_BUCKETS:
-            self._buckets.clear()
 
 
 class AccessMiddleware(ASGIMiddleware):
@@ -73,11 +48,7 @@ class AccessMiddleware(ASGIMiddleware):
 
     def __init__(self, settings: AuthSettings, sensitive: frozenset[str]) -> None:
         self.authenticator = Authenticator(settings.admin_key, settings.jwt)
-        self.buckets = (
-            TokenBuckets(settings.rate_limit, settings.rate_burst)
-            if settings.rate_limit > 0
-            else None
-        )
+        self.limiter = RateLimiter(settings.read_rate, settings.write_rate, settings.burst_seconds)
         self.sensitive = sensitive
         self.compared = compared_fields(sensitive)
 
@@ -86,28 +57,49 @@ class AccessMiddleware(ASGIMiddleware):
         identity = await self.authenticator.authenticate(hub, Headers.from_scope(scope))
         scope["auth"] = identity
         permission = scope["route_handler"].opt.get(PERMISSION_KEY)
-        if (
-            self.buckets is not None
-            and permission != Permission.PUBLIC
-            and not scope.get(RATE_TAKEN)
-        ):
-            client = identity.client if isinstance(identity, Identity) else _address(scope)
-            wait = self.buckets.take(client)
-            if wait > 0:
-                raise TooManyRequestsException(
-                    detail="rate limit exceeded for this client; retry later",
-                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
-                )
+        if permission != Permission.PUBLIC:
+            taken = cast("Taken | None", scope.get(RATE_TAKEN)) or self._take(
+                scope, identity, permission
+            )
+            if taken is not None:
+                if not taken.allowed:
+                    raise TooManyRequestsException(
+                        detail="rate limit exceeded for this client; retry later",
+                        headers=taken.header_dict(),
+                    )
+                send = _with_headers(send, taken.headers)
         if isinstance(identity, Identity) and not identity.sensitive:
             keys = scope["route_handler"].opt.get(RESPONSE_KEYS)
             if keys is None or not keys.isdisjoint(self.sensitive):
                 send = _masking(send, self.sensitive, self.compared)
         await next_app(scope, receive, send)
 
+    def _take(
+        self, scope: Scope, identity: Identity | Refusal | None, permission: object
+    ) -> Taken | None:
+        """A token from the caller's read or write bucket; None when no limit applies."""
+        write = is_write(permission, cast("HTTPScope", scope)["method"])
+        limit = self.limiter.limit(identity, write)
+        if limit is None:
+            return None
+        client = identity.client if isinstance(identity, Identity) else _address(scope)
+        return self.limiter.take(client, limit, write)
+
 
 def _address(scope: Scope) -> str:
     client = scope.get("client")
     return f"ip:{client[0] if client else 'unknown'}"
+
+
+def _with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """Wrap `send`: the answer's start carries `headers` too."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *headers]
+        await send(message)
+
+    return sending
 
 
 def _masking(send: Send, sensitive: frozenset[str], compared: frozenset[str]) -> Send:

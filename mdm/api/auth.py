@@ -80,6 +80,9 @@ class Identity:
     key_id: str | None = None  # an API key's id (None for a JWT)
     subject: str | None = None  # a JWT's `sub`
     sensitive: bool = False  # may read sensitive attributes unmasked
+    # The key's own requests per second (None: the hub's; 0: none), mdm/api/rate_limit.py
+    read_rate: float | None = None
+    write_rate: float | None = None
 
     @property
     def client(self) -> str:
@@ -162,6 +165,8 @@ class Authenticator:
             stored.source,
             key_id=stored.key_id,
             sensitive=stored.sensitive,
+            read_rate=stored.read_rate,
+            write_rate=stored.write_rate,
         )
         hub.lookups.remember_key(digest, identity, generation)
         return identity

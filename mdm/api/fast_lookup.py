@@ -9,7 +9,8 @@ caller is known in memory and the record exists:
 - the caller's API key is in the key cache (or is MDM_ADMIN_KEY): the same
   Identity litestar's access middleware would resolve;
 - its role holds XREF_READ (the guard's rule, mdm/api/auth.py GRANTS);
-- its rate-limit bucket has a token (the very same TokenBuckets);
+- its read bucket has a token (the very same buckets, mdm/api/rate_limit.py);
+  the answer carries the RateLimit-* headers as litestar's would;
 - entity, source and source id pass the route's checks (a cached answer
   passed them when it was stored);
 - the caller may see it unmasked (no answer key names a sensitive attribute);
@@ -38,6 +39,7 @@ from mdm.api.access import RATE_TAKEN, AccessMiddleware
 from mdm.api.auth import GRANTS, Identity, Permission
 from mdm.api.edge import SLASHED
 from mdm.api.golden import XREF_KEYS, render_xref
+from mdm.api.rate_limit import Taken
 from mdm.bootstrap import Hub
 from mdm.domain.sources import ENTITIES
 
@@ -78,16 +80,11 @@ class XrefFastPath:
         if body is None:
             await self.app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", _JSON),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        taken: Taken | None = scope.get(RATE_TAKEN)  # type: ignore[assignment]
+        if taken is not None:
+            headers += taken.headers
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self.served += 1
         if self._labels is None:
@@ -121,13 +118,15 @@ class XrefFastPath:
             # The route's own checks (mdm/api/golden.py get_xref), else litestar answers 4xx.
             if not (entity in ENTITIES and 0 < len(source) <= 64 and 0 < len(source_id) <= 200):
                 return None
-        buckets = self.access.buckets
-        if buckets is not None:
-            if buckets.take(identity.client) > 0:
-                return None  # litestar answers the 429
-            # if litestar answers after all, it takes no second token (a key of ours in
-            # the ASGI scope, which litestar's Scope type does not know)
-            cast(dict[str, Any], scope)[RATE_TAKEN] = True
+        limiter = self.access.limiter
+        limit = limiter.limit(identity, write=False)
+        if limit is not None:
+            taken = limiter.take(identity.client, limit, write=False)
+            # Litestar, answering after all (the 429 too), takes no second token and sends
+            # these headers: a key of ours in the ASGI scope, which its Scope type lacks.
+            cast(dict[str, Any], scope)[RATE_TAKEN] = taken
+            if not taken.allowed:
+                return None
         if cached is not None:
             lookups.count_fast_hit()
             return cached

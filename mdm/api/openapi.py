@@ -13,7 +13,8 @@ plugin of mdm/api/struct_schemas.py and calls `document`):
 - request bodies as the hub decodes them (`StructSchemas`): unknown fields
   refused, and the rules msgspec's metadata holds, as in the exported JSON
   Schema (schemas/export.py);
-- the headers of those answers (Retry-After, Location), that a public route
+- the headers of those answers (Retry-After, Location, the RateLimit-* fields of
+  mdm/api/rate_limit.py), that a public route
   needs no credentials, and parameters' bounds as declared (litestar writes
   them as floats).
 """
@@ -115,6 +116,26 @@ _RETRY_AFTER = OpenAPIHeader(
     description="Seconds to wait before retrying",
     required=True,
 )
+#: The rate-limit fields (mdm/api/rate_limit.py) of the bucket a request drew on: on
+#: every answer of a limited route while limits are on, and always on a 429.
+_RATE_LIMIT = {
+    "RateLimit-Limit": "Requests the caller's read or write bucket holds (its burst)",
+    "RateLimit-Remaining": "Whole requests left in that bucket after this one",
+    "RateLimit-Reset": "Seconds until that bucket is full again, rounded up",
+}
+
+
+def _rate_limit_headers(required: bool) -> dict[str, OpenAPIHeader | Reference]:
+    return {
+        name: OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.INTEGER, minimum=0),
+            description=description,
+            required=required,
+        )
+        for name, description in _RATE_LIMIT.items()
+    }
+
+
 _LOCATION = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING),
     description="Where the resource is now",
@@ -193,16 +214,22 @@ def _declare(operation: Operation, handler: HTTPRouteHandler) -> None:
     """Keep only the answers the route gives; name their headers; mark a public route."""
     declared = handler.responses or {}
     success = str(handler.status_code)
+    limited = handler.opt.get(PERMISSION_KEY) is not Permission.PUBLIC
     kept: dict[str, OpenAPIResponse | Reference] = {}
     for status, response in (operation.responses or {}).items():
         if status != success and (not status.isdigit() or int(status) not in declared):
             continue  # litestar's own guess (a 400 for a validation error)
         if isinstance(response, OpenAPIResponse):
             spec = declared.get(int(status))
+            headers: dict[str, OpenAPIHeader | Reference] = {}
             if status.startswith("3"):
-                response.headers = {"Location": _LOCATION}
+                headers["Location"] = _LOCATION
             elif status in ("429", "503") and spec is not None and spec.media_type == PROBLEM_JSON:
-                response.headers = {"Retry-After": _RETRY_AFTER}
+                headers["Retry-After"] = _RETRY_AFTER
+            if limited:
+                headers |= _rate_limit_headers(required=status == "429")
+            if headers:
+                response.headers = {**(response.headers or {}), **headers}
         kept[status] = response
     operation.responses = kept
     if handler.opt.get(PERMISSION_KEY) is Permission.PUBLIC:

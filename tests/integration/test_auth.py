@@ -174,7 +174,9 @@ async def test_jwt_issuer_audience_and_algorithms_are_checked(
         config = JwtSettings(issuer=ISSUER, audience="mdm-hub", key=pem)
     else:
         config = JwtSettings(issuer=ISSUER, audience="mdm-hub", jwks_url=url)
-    app = create_app(dataclasses.replace(settings, auth=AuthSettings(jwt=config, rate_limit=0)))
+    app = create_app(
+        dataclasses.replace(settings, auth=AuthSettings(jwt=config, read_rate=0, write_rate=0))
+    )
     headers = {"kid": "k1"}
 
     def rs256(**claims: Any) -> str:
@@ -294,7 +296,7 @@ def _mdm_serve(url: str, nats_url: str, admin: str | None) -> subprocess.Complet
 
 async def test_rate_limit_per_client_answers_429_with_retry_after(settings: Settings) -> None:
     limited = dataclasses.replace(
-        settings, auth=dataclasses.replace(settings.auth, rate_limit=0.01, rate_burst=3)
+        settings, auth=dataclasses.replace(settings.auth, read_rate=0.01, burst_seconds=300)
     )
     async with AsyncTestClient(app=create_app(limited)) as admin:
         admin.headers["X-API-Key"] = settings.auth.admin_key or ""

@@ -67,7 +67,7 @@ async def test_the_erp_connector_registers_its_id_and_the_crm_lookup_answers_it(
         database=DatabaseSettings(url=hub_db),
         nats=NatsSettings(url=nats_url),
         relay=relay,
-        auth=AuthSettings(admin_key=admin, rate_limit=0),
+        auth=AuthSettings(admin_key=admin, read_rate=0, write_rate=0),
     )
     engine = create_async_engine(hub_db)
     async with engine.begin() as conn:  # the connector writes with an erp key, as in production

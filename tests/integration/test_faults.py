@@ -338,7 +338,7 @@ async def test_postgres_restart_under_load_answers_503_and_recovers(
         database=DatabaseSettings(url=url),
         nats=NatsSettings(url=nats_url),
         relay=RelaySettings(enabled=False),  # the database alone is under test here
-        auth=AuthSettings(admin_key=ADMIN_KEY, rate_limit=0),
+        auth=AuthSettings(admin_key=ADMIN_KEY, read_rate=0, write_rate=0),
     )
     with serving(settings) as base:
         load = _Load(base)

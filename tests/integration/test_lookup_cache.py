@@ -460,7 +460,7 @@ async def test_the_rate_limit_still_holds_for_cached_answers(
 ) -> None:
     await put(client, "crm", "H", {"name": "Acme GmbH"})
     limited = dataclasses.replace(
-        settings, auth=dataclasses.replace(settings.auth, rate_limit=0.01, rate_burst=3)
+        settings, auth=dataclasses.replace(settings.auth, read_rate=0.01, burst_seconds=300)
     )
     async with AsyncTestClient(app=create_app(limited)) as third:
         third.headers["X-API-Key"] = settings.auth.admin_key or ""
@@ -474,7 +474,7 @@ async def test_a_404_costs_one_token_whoever_answers_it(
     client: AsyncTestClient, settings: Settings
 ) -> None:
     limited = dataclasses.replace(
-        settings, auth=dataclasses.replace(settings.auth, rate_limit=0.01, rate_burst=3)
+        settings, auth=dataclasses.replace(settings.auth, read_rate=0.01, burst_seconds=300)
     )
     async with AsyncTestClient(app=create_app(limited)) as third:
         third.headers["X-API-Key"] = settings.auth.admin_key or ""

@@ -129,8 +129,17 @@ async def test_every_operation_declares_its_problems(document: dict[str, Any]) -
                 or response.get("content") in (PROBLEM, None)
                 or (path == "/health")
             ), (method, path, status)
+        rate_limit = {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"}
         if "429" in responses:
-            assert responses["429"]["headers"]["Retry-After"]["required"] is True
+            headers = responses["429"]["headers"]
+            assert headers["Retry-After"]["required"] is True
+            assert all(headers[name]["required"] is True for name in rate_limit)
+            # Every answer of a limited route may carry them (not when limits are off).
+            for status, response in responses.items():
+                assert rate_limit <= response.get("headers", {}).keys(), (method, path, status)
+        else:
+            for response in responses.values():
+                assert not rate_limit & response.get("headers", {}).keys(), (method, path)
 
 
 async def test_routes_declare_their_own_answers(document: dict[str, Any]) -> None:

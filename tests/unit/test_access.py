@@ -1,8 +1,7 @@
-"""Masking and the per-client token buckets, without a server."""
+"""Masking and the authentication settings, without a server."""
 
 from __future__ import annotations
 
-from mdm.api.access import TokenBuckets
 from mdm.api.sensitive import MASK, compared_fields, mask
 from schemas.entities import SENSITIVE_ATTRIBUTES
 
@@ -88,26 +87,12 @@ def test_a_sensitive_attribute_masks_every_match_field_that_reads_it() -> None:
     }
 
 
-def test_token_buckets_refill_at_the_rate_and_are_per_client() -> None:
-    now = [0.0]
-    buckets = TokenBuckets(rate=2.0, burst=3, clock=lambda: now[0])
-    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert buckets.take("a") == 0.5  # one token comes back in half a second
-    assert buckets.take("b") == 0.0
-    now[0] = 0.5
-    assert buckets.take("a") == 0.0
-    assert buckets.take("a") > 0
-    now[0] = 100.0
-    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]  # never above the burst
-    assert buckets.take("a") > 0
-
-
 def test_auth_settings_from_the_environment() -> None:
     from mdm.settings import Settings
 
     embedded = Settings.from_env({})
     assert embedded.auth.require_credentials is False  # embedded mode: a dev key is printed
-    assert embedded.auth.rate_limit == 50.0 and embedded.auth.jwt is None
+    assert embedded.auth.jwt is None
     production = Settings.from_env(
         {
             "MDM_DATABASE_URL": "postgresql://mdm@db/mdm",
@@ -117,5 +102,6 @@ def test_auth_settings_from_the_environment() -> None:
         }
     )
     assert production.auth.require_credentials is True
-    assert production.auth.admin_key == "k" and production.auth.rate_limit == 0
+    assert production.auth.admin_key == "k"
+    assert production.auth.read_rate == production.auth.write_rate == 0
     assert production.auth.sensitive_attributes == ("employee_number", "phone")
