@@ -42,8 +42,9 @@ HISTORY_LOCK_CLASS = 0x4D444D48  # "MDMH"
 OUTCOMES = ("created", "linked", "review", "unchanged", "rejected")
 
 #: Match-probability bins are one unit of match weight wide (log2 of the odds), from
-#: WEIGHT_LOW to WEIGHT_HIGH; a probability beyond either end counts in the end bin.
-WEIGHT_LOW, WEIGHT_HIGH = -10, 40
+#: WEIGHT_LOW to WEIGHT_HIGH (a probability of about 0.001 to 0.999999); a probability
+#: beyond either end counts in the end bin.
+WEIGHT_LOW, WEIGHT_HIGH = -10, 20
 
 _HOUR = "date_trunc('hour', now(), 'UTC')"
 _UPSERT = "ON CONFLICT (hour, series, entity, source, label) DO UPDATE SET value = "
