@@ -228,6 +228,13 @@ class HistoryStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
+    async def first_hour(self, hours: int) -> dt.datetime:
+        """The first hour of a window of the last `hours` (this one included)."""
+        at: dt.datetime = (
+            await self.conn.execute(text(f"SELECT {_SINCE}"), {"hours": hours})
+        ).scalar_one()
+        return at
+
     async def series(self, hours: int) -> list[Point]:
         """Every series' points of the last `hours` hours (this one included), the
         ingestion counts not yet folded added to their hour's."""

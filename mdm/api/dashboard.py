@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
-from sqlalchemy import text
 
 from matching.model import MatchModel, default_model
 from mdm.adapters.dashboard import DashboardStore
@@ -67,7 +66,7 @@ async def dashboard(
         points = await history.series(hours)
         per_day = await history.decisions_per_day(days)
         histograms = _histograms(await history.probability_bins(), await _models(repo))
-        since = (await repo.conn.execute(_SINCE, {"hours": hours})).scalar_one()
+        since = await history.first_hour(hours)
 
     def by(name: str) -> list[CountBy]:
         return [CountBy(entity=e, key=k, count=n) for e, k, n in counts[name]]
@@ -98,9 +97,6 @@ async def dashboard(
             exceptions=_points(points, "exceptions"),
         ),
     )
-
-
-_SINCE = text("SELECT date_trunc('hour', now(), 'UTC') - make_interval(hours => :hours - 1)")
 
 
 def _point(p: Point) -> HistoryPoint:
