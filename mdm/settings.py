@@ -122,6 +122,19 @@ class RetrainSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """The dashboard's hourly history (docs/stewardship.md, mdm/adapters/history.py).
+
+    Every `sample_interval` seconds the hub samples it (0: off, for an app built in
+    code; `mdm serve`: every minute unless MDM_DASHBOARD_SAMPLE_INTERVAL says); hours
+    older than `retention` seconds are deleted.
+    """
+
+    sample_interval: float = 0.0
+    retention: float = 30 * DAY
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     nats: NatsSettings = field(default_factory=NatsSettings)
@@ -130,6 +143,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     lookup: LookupSettings = field(default_factory=LookupSettings)
     retrain: RetrainSettings = field(default_factory=RetrainSettings)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     data_dir: Path = Path("mdm-data")
     sources_file: Path | None = None
     survivorship_file: Path | None = None
@@ -172,6 +186,10 @@ class Settings:
                 interval=parse_duration(get("RETRAIN_INTERVAL") or "10m"),
                 growth=float(get("RETRAIN_GROWTH") or 2.0),
                 minimum=int(get("RETRAIN_MIN_RECORDS") or 1_000),
+            ),
+            dashboard=DashboardSettings(
+                sample_interval=parse_duration(get("DASHBOARD_SAMPLE_INTERVAL") or "1m"),
+                retention=parse_duration(get("DASHBOARD_RETENTION") or "30d"),
             ),
             data_dir=Path(get("DATA_DIR") or "mdm-data"),
             sources_file=Path(p) if (p := get("SOURCES_FILE")) else None,

@@ -518,6 +518,55 @@ class OutboxLag(msgspec.Struct, kw_only=True):
     lag_seconds: float  # age of the oldest unpublished event
 
 
+class ProbabilityBin(msgspec.Struct, kw_only=True):
+    """Kept match probabilities in one bin, from `low` to `high`: the bin is one unit of
+    match weight wide (log2 of the odds), from `weight` to `weight + 1`."""
+
+    weight: int
+    low: float
+    high: float
+    linked: int  # live source records the model linked, at this probability
+    merged: int  # review tasks a steward merged
+    not_a_match: int  # review tasks a steward kept apart
+    undecided: int  # review tasks open or deferred
+
+
+class ProbabilityHistogram(msgspec.Struct, kw_only=True):
+    """An entity's kept match probabilities, and the thresholds of its model in force."""
+
+    entity: str
+    model_version: int
+    review: float  # at or above: a steward is asked
+    auto_link: float  # at or above: linked at once
+    bins: list[ProbabilityBin]  # only bins holding a probability, lowest first
+
+
+class HistoryPoint(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One value of a series of the dashboard's history."""
+
+    at: dt.datetime  # the hour (for decisions_per_day, the UTC day) it is for
+    value: float
+    entity: str = ""
+    source: str = ""
+    key: str = ""  # the outcome, the decision, or the data-quality rule
+
+
+class DashboardHistory(msgspec.Struct, kw_only=True):
+    """The hourly history the hub keeps (MDM_DASHBOARD_RETENTION), of the last `hours`."""
+
+    hours: int
+    since: dt.datetime  # the first hour shown
+    # Records per hour, entity, source and outcome (key: created, linked, review,
+    # unchanged, rejected).
+    ingested: list[HistoryPoint]
+    open_reviews: list[HistoryPoint]  # open and deferred tasks per entity, last sample of the hour
+    decisions_per_day: list[HistoryPoint]  # per entity and decision (key), over `days`
+    days: int
+    outbox_lag_seconds: list[HistoryPoint]  # the highest sample of the hour
+    outbox_pending: list[HistoryPoint]  # the highest sample of the hour
+    exceptions: list[HistoryPoint]  # data-quality exceptions per rule (key), sampled hourly
+
+
 class DashboardView(msgspec.Struct, kw_only=True):
     """The business view: what the hub holds and what needs a steward."""
 
@@ -531,3 +580,6 @@ class DashboardView(msgspec.Struct, kw_only=True):
     # Data-quality exceptions across entities per rule (GET /v1/exceptions lists them).
     exceptions: dict[str, int] = {}
     generated_at: dt.datetime
+    # The charts: the kept match probabilities per entity, and the hourly history.
+    probabilities: list[ProbabilityHistogram] = []
+    history: DashboardHistory | None = None

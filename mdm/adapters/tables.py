@@ -381,3 +381,34 @@ rematch_run = Table(
     CheckConstraint("status IN ('running', 'finished', 'abandoned')", name="status"),
     Index(None, "entity", "id"),
 )
+
+# The dashboard's history (mdm/adapters/history.py, migration 0018): one value per
+# hour, series and labels ('' where a series has no such label), kept for
+# MDM_DASHBOARD_RETENTION and pruned by the sampler. `ingested` (per entity, source
+# and outcome) is folded in from ingest_tally; `open_reviews`, `outbox_lag_seconds`,
+# `outbox_pending` and `exceptions` are sampled; `decisions` is counted from
+# review_decision.
+metric_hour = Table(
+    "metric_hour",
+    metadata,
+    Column("hour", TS, nullable=False),
+    Column("series", Text, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    PrimaryKeyConstraint("hour", "series", "entity", "source", "label"),
+)
+
+# What each ingesting unit of work counted (its records per outcome), one INSERT per
+# unit and never an UPDATE, so writers never wait on each other's counters; the
+# sampler moves the rows into metric_hour's `ingested` series.
+ingest_tally = Table(
+    "ingest_tally",
+    metadata,
+    Column("at", TS, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("records", Integer, nullable=False),
+)

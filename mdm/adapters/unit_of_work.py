@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mdm.adapters.history import TallyStore
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
 from mdm.adapters.overrides import OverrideStore
@@ -75,6 +76,7 @@ class SqlUnitOfWork:
         "relationships",
         "reviews",
         "runs",
+        "tallies",
     )
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -87,6 +89,7 @@ class SqlUnitOfWork:
         self.reviews = ReviewStore(conn)
         self.runs = RematchStore(conn)
         self.outbox = OutboxStore(conn)
+        self.tallies = TallyStore(conn)
 
     async def lock(self, names: Iterable[str]) -> None:
         await self.records.lock(names)

@@ -18,6 +18,7 @@ from mdm.api.dashboard import dashboard, search_golden
 from mdm.api.edge import Edge, SlashedSegments
 from mdm.api.fast_lookup import XrefFastPath, route_template
 from mdm.api.golden import GoldenController, XrefController, render_xref
+from mdm.api.history import HistorySampler
 from mdm.api.json_body import JsonRequest
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
@@ -69,6 +70,7 @@ def create_app(
     hub = Hub.from_settings(settings, catalog)
 
     retrainer = Retrainer(hub.engine, settings)
+    sampler = HistorySampler(hub.engine, settings.dashboard)
     stall = settings.api.loop_stall_ms / 1000
     watchdog = LoopWatchdog(threshold=stall) if own_process and stall > 0 else None
     if hub.writes is not None:
@@ -88,9 +90,12 @@ def create_app(
         await hub.start_relay()  # with MDM_RELAY=inline (mdm.bootstrap.Hub.relay)
         if settings.retrain.interval > 0:  # retraining as the held records grow
             retrainer.start()
+        if settings.dashboard.sample_interval > 0:  # the dashboard's hourly history
+            sampler.start()
 
     async def on_shutdown(app: Litestar) -> None:
         await retrainer.stop()
+        await sampler.stop()
         await stop_runs(hub.engine)  # re-matching runs started here (resumable)
         await hub.stop()  # the relay first, if it runs here: it drains
         if watchdog is not None:

@@ -257,6 +257,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                 source,
                 [r for _, r in decoded],
                 request_context(request),
+                refused=len(data) - len(decoded),
             )
             for (i, record), outcome in zip(decoded, outcomes, strict=True):
                 if isinstance(outcome, Rejected):

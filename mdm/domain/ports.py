@@ -243,6 +243,17 @@ class Outbox(Protocol):
     async def append(self, events: Sequence[Event | ReviewEvent]) -> None: ...
 
 
+class Tallies(Protocol):
+    """Counts for the dashboard's hourly history (mdm/adapters/history.py)."""
+
+    async def ingested(
+        self, entity: str, source: str, at: dt.datetime, outcomes: Mapping[str, int]
+    ) -> None:
+        """Count one unit of work's records of `entity` from `source` per outcome
+        (created, linked, review, unchanged, rejected), received at `at`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every store. Whatever a use case writes through it
     commits together or not at all; the caller (the API, a CLI command, a test)
@@ -265,6 +276,8 @@ class UnitOfWork(Protocol):
     def runs(self) -> RematchRuns: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def tallies(self) -> Tallies: ...
 
     async def lock(self, names: Iterable[str]) -> None:
         """Transaction-scoped locks on `names` (key buckets, golden ids), taken in a

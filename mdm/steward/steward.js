@@ -405,9 +405,17 @@ function countTable(id, title, rows, keyName) {
     <tbody>${body || `<tr><td colspan="3" class="muted">none</td></tr>`}</tbody></table></div>`;
 }
 
+const WINDOWS = [[24, "last 24 hours"], [24 * 7, "last 7 days"], [24 * 30, "last 30 days"]];
+
 async function dashboardView() {
-  const d = await api("GET", "/v1/dashboard");
+  const hours = Number(params().get("hours")) || 24;
+  const d = await api("GET", `/v1/dashboard?hours=${hours}`);
+  const windows = WINDOWS.map(([h, label]) =>
+    `<option value="${h}" ${h === hours ? "selected" : ""}>${label}</option>`).join("");
   view.innerHTML = `<h1>Dashboard <span class="muted">${esc(new Date(d.generated_at).toLocaleString())}</span></h1>
+    <label class="window">History <select id="dash-hours">${windows}</select></label>
+    ${dashboardCharts(d)}
+    <h2>Counts now</h2>
     <div class="cards">
       ${countTable("dash-records", "Source records", d.records, "source")}
       ${countTable("dash-golden", "Golden records", d.golden, "status")}
@@ -420,6 +428,9 @@ async function dashboardView() {
       <div class="card"><h2>Outbox</h2><p id="dash-outbox">${d.outbox.pending} event(s) waiting,
         oldest ${d.outbox.lag_seconds.toFixed(1)} s</p></div>
     </div>`;
+  document.getElementById("dash-hours").addEventListener("change", (event) => {
+    location.hash = `#/dashboard?hours=${event.target.value}`;
+  });
 }
 
 // -- routing --------------------------------------------------------------------------

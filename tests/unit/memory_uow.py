@@ -145,6 +145,8 @@ class MemoryState:
     runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     outbox: list[Event | ReviewEvent] = field(default_factory=list)
+    # ingest_tally: (at, entity, source, outcome, records)
+    tallies: list[tuple[dt.datetime, str, str, str, int]] = field(default_factory=list)
     # identity columns: the last id drawn per table; like a PostgreSQL sequence, not
     # rolled back with the transaction that drew it (an id is never used twice)
     sequences: dict[str, int] = field(default_factory=dict)
@@ -1329,6 +1331,18 @@ class MemoryOutbox:
             self.s.outbox.append(event)
 
 
+class MemoryTallies:
+    """The Tallies port: the rows ingest_tally would hold, in `MemoryState.tallies`."""
+
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    async def ingested(
+        self, entity: str, source: str, at: dt.datetime, outcomes: Mapping[str, int]
+    ) -> None:
+        self.s.tallies.extend((at, entity, source, o, n) for o, n in sorted(outcomes.items()) if n)
+
+
 # -- the unit of work and its opener ---------------------------------------------------
 
 
@@ -1344,6 +1358,7 @@ class MemoryUnitOfWork:
         "_relationships",
         "_reviews",
         "_runs",
+        "_tallies",
         "locked",
         "state",
     )
@@ -1358,6 +1373,7 @@ class MemoryUnitOfWork:
         self._reviews = MemoryReviews(state)
         self._runs = MemoryRuns(state, locks or SessionLocks())
         self._outbox = MemoryOutbox(state)
+        self._tallies = MemoryTallies(state)
         self.locked: list[str] = []  # every lock name asked for, in order (for tests)
 
     @property
@@ -1391,6 +1407,10 @@ class MemoryUnitOfWork:
     @property
     def outbox(self) -> MemoryOutbox:
         return self._outbox
+
+    @property
+    def tallies(self) -> MemoryTallies:
+        return self._tallies
 
     async def lock(self, names: Iterable[str]) -> None:
         """One task at a time: nothing to wait for; the names are noted."""

@@ -81,6 +81,7 @@ def test_every_port_is_covered_by_the_check() -> None:
         "Reviews",
         "RematchRuns",
         "Outbox",
+        "Tallies",
         "UnitOfWork",
         "RunLock",
         "Units",
@@ -100,6 +101,7 @@ def test_the_memory_unit_of_work_has_every_method_of_every_port() -> None:
         "relationships",
         "reviews",
         "runs",
+        "tallies",
     ]
     # A store is handed out, not replaced (the port's properties are read-only).
     with pytest.raises(AttributeError):

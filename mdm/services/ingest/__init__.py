@@ -37,6 +37,7 @@ async def ingest_records(
     ctx: RequestContext,
     candidates: PoolSource | None = None,
     prepared_records: Sequence[PreparedRecord | Rejected] | None = None,
+    refused: int = 0,
 ) -> list[Accepted | Rejected]:
     """Upsert `records` of `source` for `entity`; one result per record, in order.
 
@@ -44,7 +45,8 @@ async def ingest_records(
     golden records (a bulk load keeps the index in memory: mdm.adapters.bulk_index).
     `prepared_records` is `prepare_records(entity, records, ...)` done already
     (elsewhere); features prepared for another model version than the one in
-    force are prepared again.
+    force are prepared again. `refused`: records of the same request that never
+    reached here (invalid batch items), counted as rejected with the others.
 
     It is `plan_records` (locks, reads, matching: who links to what) followed by
     `apply_plan` (the writes), in the caller's transaction.
@@ -52,6 +54,7 @@ async def ingest_records(
     plan = await plan_records(
         uow, rules, entity, source, records, ctx, candidates, prepared_records
     )
+    plan.refused = refused
     return await apply_plan(uow, rules, plan, ctx)
 
 

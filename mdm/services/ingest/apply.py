@@ -34,7 +34,11 @@ async def apply_plan(
     plan did not)."""
     results = plan.results
     if plan.active is None:  # nothing to write: every record was rejected
-        return [r for r in results if r is not None]
+        done = [r for r in results if r is not None]
+        await uow.tallies.ingested(
+            plan.entity, plan.source, ctx.received_at, outcome_counts(done, plan.refused)
+        )
+        return done
     entity, source, active = plan.entity, plan.source, plan.active
     if not plan.locked:
         await take_locks(uow, plan)
@@ -125,7 +129,22 @@ async def apply_plan(
     for r in results:
         if isinstance(r, Accepted):
             r.version = versions[r.golden_id]
-    return [r for r in results if r is not None]
+    done = [r for r in results if r is not None]
+    # Last, for the dashboard's history: one INSERT, no row another unit updates.
+    await uow.tallies.ingested(entity, source, ctx.received_at, outcome_counts(done, plan.refused))
+    return done
+
+
+def outcome_counts(results: Sequence[Accepted | Rejected], refused: int = 0) -> dict[str, int]:
+    """Records per outcome as the dashboard counts them: `review` for a record a steward
+    will compare (whether it made a golden record or joined one), `rejected` for an
+    invalid one (with `refused`, those of the request refused before the plan), else
+    the ingest outcome (created, linked, unchanged)."""
+    counts = {"rejected": refused} if refused else {}
+    for r in results:
+        key = "rejected" if isinstance(r, Rejected) else "review" if r.review else r.outcome
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 async def _auto_merge(

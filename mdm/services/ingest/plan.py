@@ -98,6 +98,9 @@ class Plan:
     unchanged: list[tuple[int, str]] = field(default_factory=list)
     reviews: list[tuple[str, str, str, str, ClusterScore]] = field(default_factory=list)
     db_merges: dict[str, list[tuple[str, ClusterScore, str]]] = field(default_factory=dict)
+    #: records of the same request refused before they reached the plan (a batch item
+    #: that is not a record at all), counted with its outcomes
+    refused: int = 0
 
     @property
     def only_new(self) -> bool:
