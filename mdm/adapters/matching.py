@@ -285,6 +285,11 @@ class CachedModels:
             return cached[1]
         store = index
         version = await store.current_version(entity)
+        # The packaged default stored just now is not kept as the version in force:
+        # the transaction storing it may still roll back (a request that fails
+        # afterwards), and a later caller must then store it again, not trust a
+        # version that no committed row holds.
+        stored_now = version is None
         if version is None:
             default = default_model(entity)
             await store.ensure_model(entity, default.version, default.to_dict())
@@ -302,7 +307,7 @@ class CachedModels:
             if records is None:
                 records = await self._size(store, entity, now)
             active = self._at_size(entity, version, active, records)
-        if records is None or active.model.matches_per_record is None:
+        if not stored_now and (records is None or active.model.matches_per_record is None):
             self._by_entity[entity] = (now + self.ttl, active)
         return active
 

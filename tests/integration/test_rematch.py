@@ -692,3 +692,27 @@ async def test_the_status_says_training_is_due_when_the_hubs_check_would_train(
     monkeypatch.setattr(hub, "settings", dataclasses.replace(hub.settings, retrain=retrain))
     assert (await client.get("/v1/match/worker/status")).json()["state"] == "training_due"
     assert (await client.get("/v1/match/customer/status")).json()["state"] == "idle"
+
+
+async def test_the_status_after_a_rolled_back_first_use_of_the_packaged_model(
+    client: AsyncTestClient,
+) -> None:
+    """A unit of work that stored an entity's packaged model and then rolled back (a
+    request failing after matching) leaves no model row: the status stores it again
+    instead of trusting the process's cache (it answered 500 before)."""
+    hub: Hub = client.app.state.hub
+
+    class Failed(Exception):
+        pass
+
+    async def first_use() -> None:
+        async with hub.transaction() as uow:
+            active = await hub.rules.models.current(uow.matches, "project")
+            assert active.model.version == 1
+            raise Failed
+
+    with pytest.raises(Failed):  # on the app's own event loop, as a request would run
+        client.blocking_portal.call(first_use)
+    answer = await client.get("/v1/match/project/status")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == 1
