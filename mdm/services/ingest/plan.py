@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.domain.ports import UnitOfWork
 from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
 from mdm.services.context import RequestContext
+from mdm.services.ingest.locking import key_locks
 from mdm.services.ingest.prepare import IncomingRecord, PreparedRecord, Rejected, prepare_records
 from mdm.services.matcher import (
     MAX_REVIEWS,
@@ -44,22 +44,6 @@ class Accepted:
     warnings: list[dict[str, str]] = field(default_factory=list)
     match_probability: float | None = None  # of the golden record it was linked to by the model
     review: list[str] = field(default_factory=list)  # golden ids a steward will compare it with
-
-
-#: Match keys are locked by bucket: a batch of a thousand records with a dozen
-#: keys each takes at most this many advisory locks (PostgreSQL's shared lock
-#: table holds max_locks_per_transaction x max_connections, 6,400 by default),
-#: while two single records collide on one only rarely (and then merely wait).
-KEY_LOCK_BUCKETS = 1024
-
-
-def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
-    """Lock names that two units of work sharing any match key have in common.
-
-    The bucket is a CRC-32 of the key (stable across processes, and cheap: a batch
-    has some twenty thousand keys), the lock names' own ids are cached."""
-    buckets = {zlib.crc32(key.encode()) % KEY_LOCK_BUCKETS for key in keys}
-    return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
 def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
