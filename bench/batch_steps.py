@@ -8,9 +8,8 @@ half near-duplicates of stored HCM workers (bench/match_latency.py's probes, as
 bench/load_test.py sends), ingested as PSA records in its own unit of work on the
 hub's own code, in this process (no HTTP). The stores' methods are timed where the
 use case calls them; "matching and planning" is what plan_records spends outside
-them, "re-check" the check under the locks of what the plan read (its reads counted
-there, not in the read steps), "writes" is apply_plan, "commit" the transaction's
-end. Prints the median seconds of each step per batch and its share. The batches are committed: the
+them, "writes" is apply_plan, "commit" the transaction's end. Prints the median
+seconds of each step per batch and its share. The batches are committed: the
 database grows by batches x size PSA workers.
 """
 
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextvars
 import functools
 import os
 import statistics
@@ -48,26 +46,16 @@ from mdm.settings import Settings, normalize_database_url  # noqa: E402
 
 #: step name -> seconds spent in it during the current batch
 spent: dict[str, float] = defaultdict(float)
-#: the use-case step a store call is made in ("plan (all)", RECHECK, ...)
-_within: contextvars.ContextVar[str | None] = contextvars.ContextVar("within", default=None)
-RECHECK = "re-check under the locks"
-IN_PLAN = "reads within plan_records"
 
 
 def _timed(step: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        within = _within.get()
-        token = _within.set(within or step)
         began = time.perf_counter()
         try:
             return await fn(*args, **kwargs)
         finally:
-            _within.reset(token)
-            if within != RECHECK:  # the re-check's own reads are its step's
-                spent[step] += time.perf_counter() - began
-            if within == "plan (all)":
-                spent[IN_PLAN] += time.perf_counter() - began
+            spent[step] += time.perf_counter() - began
 
     return wrapper
 
@@ -76,8 +64,8 @@ def _timed(step: str, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
 READS = [
     (SqlUnitOfWork, "lock", "locks (advisory, key buckets)"),
     (Repository, "source_records", "read: stored source records"),
-    (MatchStore, "key_changes", "read: key-change counts"),
-    (MatchStore, "key_carriers", "read: records carrying the keys (owners, candidates)"),
+    (Repository, "key_owners", "read: strong-key owners"),
+    (MatchStore, "candidate_owners", "read: candidates by blocking key"),
     (MatchStore, "members", "read: candidates' members and features"),
 ]
 
@@ -86,7 +74,6 @@ def _instrument() -> None:
     for cls, name, step in READS:
         setattr(cls, name, _timed(step, getattr(cls, name)))
     ingest.plan_records = _timed("plan (all)", ingest.plan_records)
-    ingest.plan_holds = _timed(RECHECK, ingest.plan_holds)
     ingest.apply_plan = _timed("writes (apply_plan)", ingest.apply_plan)
 
 
@@ -124,9 +111,10 @@ async def _run(args: argparse.Namespace) -> None:
                 ended = time.perf_counter()
             done = time.perf_counter()
             steps = dict(spent)
-            steps["matching and planning (plan minus its reads)"] = steps.pop(
-                "plan (all)"
-            ) - steps.pop(IN_PLAN, 0.0)
+            reads = sum(steps.get(step, 0.0) for _, _, step in READS)
+            steps["matching and planning (plan minus its reads and locks)"] = (
+                steps.pop("plan (all)") - reads
+            )
             steps["commit"] = done - ended
             steps["total"] = done - began
             per_batch.append(steps)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -13,12 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching.model import MatchModel, default_model, rounded_size
 from matching.scoring import CountedFrequencies
-from mdm.adapters.key_changes import read_changes
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import match_model, review_task, source_record
 from mdm.domain.mastering import ActiveModel
 from mdm.domain.ports import MatchIndex
-from mdm.domain.stored import Carrier, KeyCarriers, Member, StoredModel
+from mdm.domain.stored import Member, StoredModel
 from mdm.services.matcher import generic_key
 
 # For each blocking key, at most $3 (the cap + 1) live records: a key with more
@@ -33,27 +32,6 @@ CROSS JOIN LATERAL (
     FROM match_key m JOIN source_record s ON s.id = m.source_record_id
     WHERE m.entity = $2 AND m.key = k.key AND s.deleted_at IS NULL
     LIMIT $3
-) AS c
-"""
-
-# The live records carrying each key: each strong key's ($1) all of them, each
-# blocking key's ($2) at most $4 (the cap + 1, as CANDIDATES_SQL). $3 the entity.
-CARRIERS_SQL = """
-SELECT true, k.key, c.id, c.golden_id, c.version
-FROM unnest($1::text[]) AS k(key)
-CROSS JOIN LATERAL (
-    SELECT s.id, s.golden_id, s.version
-    FROM match_key m JOIN source_record s ON s.id = m.source_record_id
-    WHERE m.entity = $3 AND m.key = k.key AND s.deleted_at IS NULL
-) AS c
-UNION ALL
-SELECT false, k.key, c.id, c.golden_id, c.version
-FROM unnest($2::text[]) AS k(key)
-CROSS JOIN LATERAL (
-    SELECT s.id, s.golden_id, s.version
-    FROM match_key m JOIN source_record s ON s.id = m.source_record_id
-    WHERE m.entity = $3 AND m.key = k.key AND s.deleted_at IS NULL
-    LIMIT $4
 ) AS c
 """
 
@@ -197,36 +175,6 @@ class MatchStore:
         generic = {k for k, found in by_key.items() if generic_key(len(found), cap)}
         owners = {k: set(found) for k, found in by_key.items() if k not in generic}
         return owners, generic
-
-    async def key_carriers(
-        self, entity: str, strong: Sequence[str], blocking: Sequence[str], cap: int
-    ) -> KeyCarriers:
-        """The live records carrying each key (MatchIndex.key_carriers), in one read."""
-        strong_found: dict[str, set[Carrier]] = {k: set() for k in strong}
-        blocking_found: dict[str, set[Carrier]] = {k: set() for k in blocking}
-        if strong or blocking:
-            rows = await fetch_rows(
-                self.conn,
-                CARRIERS_SQL,
-                sorted(strong_found),
-                sorted(blocking_found),
-                entity,
-                cap + 1,
-            )
-            for is_strong, key, record_id, golden_id, version in rows:
-                found = strong_found if is_strong else blocking_found
-                found[key].add((record_id, golden_id, version))
-        generic = {k for k, found in blocking_found.items() if generic_key(len(found), cap)}
-        return KeyCarriers(
-            strong={k: frozenset(found) for k, found in strong_found.items()},
-            blocking={
-                k: frozenset(found) for k, found in blocking_found.items() if k not in generic
-            },
-            generic=frozenset(generic),
-        )
-
-    async def key_changes(self, entity: str, buckets: Collection[int]) -> dict[int, int]:
-        return await read_changes(self.conn, entity, buckets)
 
     async def members(self, golden_ids: Iterable[str]) -> dict[str, list[Member]]:
         """The live source records (with features) of each golden record."""

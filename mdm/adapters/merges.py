@@ -9,7 +9,6 @@ from sqlalchemy import delete, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mdm.adapters.key_changes import count_moves
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import golden_record, merge_event, not_a_match, source_record
 from mdm.domain.stored import MemberRecord, MovedRecord
@@ -47,9 +46,7 @@ class MergeStore:
             ),
             {"losers": list(from_goldens), "survivor": to_golden},
         )
-        moved = sorted((MovedRecord(*r) for r in rows), key=lambda m: m.record_id)
-        await count_moves(self.conn, [m.record_id for m in moved])
-        return moved
+        return sorted((MovedRecord(*r) for r in rows), key=lambda m: m.record_id)
 
     async def repoint_redirects(self, from_goldens: Sequence[str], to_golden: str) -> None:
         """Records merged into a loser earlier now redirect to the survivor in one hop."""
@@ -74,7 +71,6 @@ class MergeStore:
         await self.conn.execute(
             update(source_record).where(sr.id.in_(list(record_ids))).values(golden_id=to_golden)
         )
-        await count_moves(self.conn, record_ids)
 
     async def record_merge(
         self,

@@ -33,7 +33,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import BigInteger
 
-from mdm.adapters.key_changes import count_changes
 from mdm.adapters.tables import (
     golden_record,
     golden_record_history,
@@ -274,16 +273,13 @@ class Repository:
         return ids
 
     async def mark_deleted(self, record_id: int, at: dt.datetime) -> None:
-        sr, mk = source_record.c, match_key.c
+        sr = source_record.c
         await self.conn.execute(
             update(source_record)
             .where(sr.id == record_id)
             .values(deleted_at=at, version=sr.version + 1)
         )
-        gone = await self.conn.execute(
-            delete(match_key).where(mk.source_record_id == record_id).returning(mk.entity, mk.key)
-        )
-        await count_changes(self.conn, ((entity, key) for entity, key in gone))
+        await self.conn.execute(delete(match_key).where(match_key.c.source_record_id == record_id))
 
     async def replace_match_keys(
         self, entity: str, keys_by_record: dict[int, list[str]], new: Collection[int] = ()
@@ -291,23 +287,17 @@ class Repository:
         """Set the match keys of these source records: one DELETE and one COPY.
 
         `new` are records inserted in this transaction, which have no keys to delete
-        (ids come from a sequence and are never reused). Ingestion writes a record's
-        keys with every new version of it, so the change is counted (key_changes.py)
-        in the buckets of its keys before and after.
+        (ids come from a sequence and are never reused).
         """
         if not keys_by_record:
             return
         known = [record_id for record_id in keys_by_record if record_id not in new]
-        changed = {key for keys in keys_by_record.values() for key in keys}
         if known:
-            mk = match_key.c
-            gone = await self.conn.execute(
-                delete(match_key)
-                .where(mk.source_record_id == any_(bindparam("ids", known, ARRAY(BigInteger))))
-                .returning(mk.key)
+            await self.conn.execute(
+                delete(match_key).where(
+                    match_key.c.source_record_id == any_(bindparam("ids", known, ARRAY(BigInteger)))
+                )
             )
-            changed.update(gone.scalars())
-        await count_changes(self.conn, ((entity, key) for key in changed))
         await copy_records(
             self.conn,
             match_key,

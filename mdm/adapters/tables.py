@@ -129,19 +129,6 @@ match_key = Table(
     Index(None, "source_record_id"),
 )
 
-# Per entity and key bucket (mdm.services.ingest.locking.key_bucket), the changes
-# counted to the live records carrying its keys (mdm/adapters/key_changes.py): a
-# unit of work that planned before taking its locks reads again only the keys of
-# the buckets that changed meanwhile.
-match_key_change = Table(
-    "match_key_change",
-    metadata,
-    Column("entity", Text, nullable=False),
-    Column("bucket", Integer, nullable=False),
-    Column("changes", BigInteger, nullable=False),
-    PrimaryKeyConstraint("entity", "bucket"),
-)
-
 # Written in the same transaction as the change it announces; the relay
 # publishes unpublished rows to NATS JetStream in id order per golden record.
 outbox = Table(

@@ -22,7 +22,7 @@ from mdm.api.history import HistorySampler
 from mdm.api.json_body import JsonRequest
 from mdm.api.lifecycle import LifecycleController
 from mdm.api.matching import MATCH_ROUTES, MatchingController
-from mdm.api.metrics import WRITE_GROUPS, count_replan, exposition
+from mdm.api.metrics import WRITE_GROUPS, exposition
 from mdm.api.openapi import document, openapi_config
 from mdm.api.ops import health, whoami
 from mdm.api.overrides import OverridesController
@@ -75,7 +75,6 @@ def create_app(
     watchdog = LoopWatchdog(threshold=stall) if own_process and stall > 0 else None
     if hub.writes is not None:
         hub.writes.observers.append(lambda entity, n: WRITE_GROUPS.labels(entity).observe(n))
-        hub.writes.replans.append(count_replan)
 
     async def on_startup(app: Litestar) -> None:
         app.state.hub = hub

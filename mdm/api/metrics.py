@@ -45,18 +45,6 @@ WRITE_GROUPS = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 
-INGEST_REPLANS = Counter(
-    "mdm_ingest_replans_total",
-    "Units of work of ingestion that planned again under their locks, because what "
-    "they had read before taking them had changed, by entity",
-    ["entity"],
-)
-
-
-def count_replan(entity: str) -> None:
-    INGEST_REPLANS.labels(entity).inc()
-
-
 #: How long a scrape waits for the database's outbox figures.
 _OUTBOX_TIMEOUT = 2.0
 

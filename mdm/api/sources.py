@@ -19,7 +19,7 @@ from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, Path
 
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
-from mdm.api.metrics import RECORDS_INGESTED, count_replan
+from mdm.api.metrics import RECORDS_INGESTED
 from mdm.api.params import SourceIdPath
 from mdm.api.problems import field_errors
 from mdm.bootstrap import Hub
@@ -179,13 +179,7 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
 
         async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
             (result,) = await ingest_records(
-                uow,
-                hub.rules,
-                entity,
-                source,
-                [record],
-                request_context(request),
-                replans=count_replan,
+                uow, hub.rules, entity, source, [record], request_context(request)
             )
             if isinstance(result, Rejected):
                 raise ValidationFailed("the record is invalid", result.errors)
@@ -264,7 +258,6 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                 [r for _, r in decoded],
                 request_context(request),
                 refused=len(data) - len(decoded),
-                replans=count_replan,
             )
             for (i, record), outcome in zip(decoded, outcomes, strict=True):
                 if isinstance(outcome, Rejected):

@@ -18,7 +18,6 @@ from typing import Any, Protocol, TypeVar
 from mdm.domain.golden import GoldenRecord
 from mdm.domain.relationships import Reference, TargetKey
 from mdm.domain.stored import (
-    KeyCarriers,
     Member,
     MemberRecord,
     ModelInfo,
@@ -106,18 +105,6 @@ class MatchIndex(Protocol):
         self, entity: str, keys: Sequence[str], cap: int
     ) -> tuple[dict[str, set[str]], set[str]]: ...
     async def members(self, golden_ids: Iterable[str]) -> dict[str, list[Member]]: ...
-    async def key_carriers(
-        self, entity: str, strong: Sequence[str], blocking: Sequence[str], cap: int
-    ) -> KeyCarriers:
-        """The live records carrying `strong` keys (all) and `blocking` keys (up to
-        `cap` + 1 a key, as `candidate_owners` reads them), in one read."""
-        ...
-
-    async def key_changes(self, entity: str, buckets: Collection[int]) -> dict[int, int]:
-        """The count of committed changes to the keys of each of these key buckets
-        (mdm.services.ingest.locking.key_bucket); a bucket never changed is absent."""
-        ...
-
     async def sample_features(
         self, entity: str, limit: int, seed: float
     ) -> list[dict[str, Any]]: ...

@@ -81,42 +81,6 @@ class Member:
     features: dict[str, Any]
 
 
-#: A live source record carrying a match key: (record id, golden id, version). A
-#: change that matters to a record matched on that key (the record deleted, moved to
-#: another golden record, or given new values) changes one of the three.
-Carrier = tuple[int, str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyCarriers:
-    """The live source records carrying match keys, as one unit of work of ingestion
-    reads them (MatchIndex.key_carriers): every record for a strong key; for a
-    blocking key up to the generic cap (a key carried by more is generic and names
-    no candidates). Every key asked is in `strong`, or in `blocking` or `generic`."""
-
-    strong: dict[str, frozenset[Carrier]]
-    blocking: dict[str, frozenset[Carrier]]
-    generic: frozenset[str]
-
-    def owners(self) -> dict[str, set[str]]:
-        """The golden ids owning each strong key, as Records.key_owners answers."""
-        return {k: {g for _, g, _ in found} for k, found in self.strong.items() if found}
-
-    def candidate_owners(self) -> tuple[dict[str, set[str]], set[str]]:
-        """The golden ids carrying each blocking key, and the generic keys, as
-        MatchIndex.candidate_owners answers."""
-        owners = {k: {g for _, g, _ in found} for k, found in self.blocking.items() if found}
-        return owners, set(self.generic)
-
-    def agree(self, later: KeyCarriers) -> bool:
-        """Whether `later`, a read of some of these keys, found what this read found."""
-        return all(self.strong.get(k) == found for k, found in later.strong.items()) and all(
-            self.blocking.get(k) == later.blocking.get(k)
-            and (k in self.generic) == (k in later.generic)
-            for k in [*later.blocking, *later.generic]
-        )
-
-
 # --- merges
 
 

@@ -139,14 +139,6 @@ async def load_pool(
 ) -> BatchPool:
     """The database's candidates for every key of a unit of work, and their members."""
     owners, generic = await store.candidate_owners(entity, keys, cap)
-    return await pool_of(store, owners, generic)
-
-
-async def pool_of(
-    store: CandidateSource, owners: dict[str, set[str]], generic: set[str]
-) -> BatchPool:
-    """The pool of these candidates (blocking key -> golden ids; the generic keys)
-    with their members."""
     goldens = {g for found in owners.values() for g in found}
     members = await store.members(goldens)
     return BatchPool(

@@ -41,8 +41,6 @@ from mdm.domain.relationships import Reference, TargetKey
 from mdm.domain.sources import ENTITIES
 from mdm.domain.stored import (
     UNDECIDED,
-    Carrier,
-    KeyCarriers,
     Member,
     MemberRecord,
     ModelInfo,
@@ -59,7 +57,6 @@ from mdm.domain.stored import (
     StoredXref,
 )
 from mdm.domain.survivorship import NO_OVERRIDES, Contribution, Overrides, Pin
-from mdm.services.ingest.locking import key_bucket
 from schemas.events import Event, ReviewEvent
 
 T = TypeVar("T")
@@ -137,8 +134,6 @@ class MemoryState:
     sources: dict[int, SourceRow] = field(default_factory=dict)
     # (entity, key, source_record_id), the match_key table's primary key
     match_keys: set[tuple[str, str, int]] = field(default_factory=set)
-    # (entity, bucket) -> changes: the match_key_change table
-    key_changes: dict[tuple[str, int], int] = field(default_factory=dict)
     merge_events: list[dict[str, Any]] = field(default_factory=list)
     not_a_match: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     pins: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -206,15 +201,6 @@ class MemoryState:
             raise IntegrityError("foreign key violations at commit: " + "; ".join(problems))
 
     # -- helpers shared by the stores
-
-    def count_changes(self, keys: Iterable[tuple[str, str]]) -> None:
-        """mdm.adapters.key_changes.count_changes: one change a bucket."""
-        for bucket in {(entity, key_bucket(key)) for entity, key in keys}:
-            self.key_changes[bucket] = self.key_changes.get(bucket, 0) + 1
-
-    def count_moves(self, record_ids: Collection[int]) -> None:
-        ids = set(record_ids)
-        self.count_changes((e, k) for e, k, r in self.match_keys if r in ids)
 
     def live_rows(self) -> list[SourceRow]:
         return [r for r in self.sorted_rows() if r.live]
@@ -345,7 +331,6 @@ class MemoryRecords:
         if row is not None:
             row.deleted_at = _utc(at)
             row.version += 1
-        self.s.count_moves([record_id])
         self.s.match_keys = {k for k in self.s.match_keys if k[2] != record_id}
 
     async def replace_match_keys(
@@ -354,8 +339,6 @@ class MemoryRecords:
         if not keys_by_record:
             return
         known = {r for r in keys_by_record if r not in new}
-        self.s.count_moves(known)
-        self.s.count_changes((entity, k) for keys in keys_by_record.values() for k in keys)
         if known:
             self.s.match_keys = {k for k in self.s.match_keys if k[2] not in known}
         for record_id, keys in keys_by_record.items():
@@ -601,33 +584,6 @@ class MemoryMatchIndex:
         owners = {k: set(found) for k, found in by_key.items() if k not in generic}
         return owners, generic
 
-    async def key_carriers(
-        self, entity: str, strong: Sequence[str], blocking: Sequence[str], cap: int
-    ) -> KeyCarriers:
-        def carriers(key: str, limit: int | None) -> list[Carrier]:
-            found = [
-                (row.id, row.golden_id, row.version)
-                for e, k, record_id in sorted(self.s.match_keys, key=lambda x: x[2])
-                if e == entity
-                and k == key
-                and (row := self.s.sources.get(record_id)) is not None
-                and row.live
-            ]
-            return found if limit is None else found[:limit]
-
-        found = {k: carriers(k, cap + 1) for k in blocking}
-        generic = {k for k, c in found.items() if len(c) > cap}
-        return KeyCarriers(
-            strong={k: frozenset(carriers(k, None)) for k in strong},
-            blocking={k: frozenset(c) for k, c in found.items() if k not in generic},
-            generic=frozenset(generic),
-        )
-
-    async def key_changes(self, entity: str, buckets: Collection[int]) -> dict[int, int]:
-        return {
-            b: n for (e, b), n in self.s.key_changes.items() if e == entity and b in set(buckets)
-        }
-
     async def members(self, golden_ids: Iterable[str]) -> dict[str, list[Member]]:
         ids = set(golden_ids)
         if not ids:
@@ -715,7 +671,6 @@ class MemoryMerges:
             if r.golden_id in losers:
                 moved.append(MovedRecord(r.id, r.source, r.source_id, r.golden_id, not r.live))
                 r.golden_id = to_golden
-        self.s.count_moves([m.record_id for m in moved])
         return moved
 
     async def repoint_redirects(self, from_goldens: Sequence[str], to_golden: str) -> None:
@@ -735,7 +690,6 @@ class MemoryMerges:
         for record_id in record_ids:
             if record_id in self.s.sources:
                 self.s.sources[record_id].golden_id = to_golden
-        self.s.count_moves(record_ids)
 
     async def record_merge(
         self,

@@ -2,8 +2,8 @@
 
 - `prepare` (mdm/services/ingest/prepare.py): schema check, standardization,
   strong keys, match features; no database;
-- `plan` (plan.py): who links to what: golden records, merges, review tasks;
-  reads only, made before the locks and checked under them (locking.py);
+- `plan` (plan.py): under the locks, who links to what: golden records, merges,
+  review tasks; reads only;
 - `apply` (apply.py): the writes, ending in `record_changes`
   (mdm/services/events.py): survivorship, versions, history, events.
 
@@ -14,8 +14,7 @@ together or not at all.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mdm.domain.errors import NotFound
 from mdm.domain.golden import XrefDelta
@@ -24,9 +23,8 @@ from mdm.domain.ports import UnitOfWork
 from mdm.services.context import RequestContext
 from mdm.services.events import Cause, GoldenChangeSet, Touch, record_changes
 from mdm.services.ingest.apply import apply_plan
-from mdm.services.ingest.locking import plan_holds
-from mdm.services.ingest.plan import Accepted, plan_records, take_locks
-from mdm.services.ingest.prepare import IncomingRecord, PreparedRecord, Rejected, prepare_records
+from mdm.services.ingest.plan import Accepted, plan_records
+from mdm.services.ingest.prepare import IncomingRecord, PreparedRecord, Rejected
 from mdm.services.matcher import PoolSource
 
 
@@ -40,7 +38,6 @@ async def ingest_records(
     candidates: PoolSource | None = None,
     prepared_records: Sequence[PreparedRecord | Rejected] | None = None,
     refused: int = 0,
-    replans: Callable[[str], None] | None = None,
 ) -> list[Accepted | Rejected]:
     """Upsert `records` of `source` for `entity`; one result per record, in order.
 
@@ -51,55 +48,14 @@ async def ingest_records(
     force are prepared again. `refused`: records of the same request that never
     reached here (invalid batch items), counted as rejected with the others.
 
-    It is `plan_records` (reads, matching: who links to what), the locks, and
-    `apply_plan` (the writes), in the caller's transaction. The plan is made before
-    the locks; if what it read changed before they were taken, it is made again
-    under them (mdm/services/ingest/locking.py), and `replans` is told the entity.
+    It is `plan_records` (locks, reads, matching: who links to what) followed by
+    `apply_plan` (the writes), in the caller's transaction.
     """
-    if candidates is not None:  # the caller's index: planned under the locks
-        plan = await plan_records(
-            uow, rules, entity, source, records, ctx, candidates, prepared_records
-        )
-        plan.refused = refused
-        return await apply_plan(uow, rules, plan, ctx)
-    if prepared_records is None:
-        prepared_records = prepare_records(entity, records)
     plan = await plan_records(
-        uow, rules, entity, source, records, ctx, None, _fresh(prepared_records), lock=False
+        uow, rules, entity, source, records, ctx, candidates, prepared_records
     )
-    if plan.active is not None:  # else every record was rejected: nothing to lock
-        await take_locks(uow, plan)
-        assert plan.reads is not None
-        if not await plan_holds(uow, entity, source, plan.reads):
-            # The same model decides again, so the locks held are the plan's.
-            plan = await plan_records(
-                uow,
-                rules,
-                entity,
-                source,
-                records,
-                ctx,
-                None,
-                _fresh(prepared_records),
-                lock=False,
-                active=plan.active,
-            )
-            if replans is not None:
-                replans(entity)
-        plan.locked = True
     plan.refused = refused
     return await apply_plan(uow, rules, plan, ctx)
-
-
-def _fresh(
-    prepared: Sequence[PreparedRecord | Rejected],
-) -> list[PreparedRecord | Rejected]:
-    """Records to plan with: planning adds to a record's warnings, and a unit of work
-    may plan twice."""
-    return [
-        dataclasses.replace(p, warnings=list(p.warnings)) if isinstance(p, PreparedRecord) else p
-        for p in prepared
-    ]
 
 
 async def delete_record(

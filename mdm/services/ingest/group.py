@@ -101,8 +101,6 @@ class GroupCommit:
         self._draining: dict[tuple[str, str], asyncio.Task[None]] = {}
         #: sizes of the groups run, for the metrics and the tests
         self.observers: list[Callable[[str, int], None]] = []
-        #: told the entity of each group that planned again under its locks (ingest_records)
-        self.replans: list[Callable[[str], None]] = []
 
     async def submit(self, entity: str, write: SingleWrite) -> Answered:
         """Queue `write`, and wait until its group has committed (or it failed)."""
@@ -223,9 +221,7 @@ class GroupCommit:
                 end += 1
             run = todo[start:end]
             records = [r for i in run if (r := group[i].record) is not None]
-            results = await ingest_records(
-                uow, self._rules, entity, source, records, ctx, replans=self._replanned
-            )
+            results = await ingest_records(uow, self._rules, entity, source, records, ctx)
             for i, result in zip(run, results, strict=True):
                 if isinstance(result, Rejected):
                     # This request's 422; its key is released, as a rolled-back
@@ -239,10 +235,6 @@ class GroupCommit:
             start = end
         assert all(a is not None for a in answers)
         return [a for a in answers if a is not None]
-
-    def _replanned(self, entity: str) -> None:
-        for observe in self.replans:
-            observe(entity)
 
 
 def _group_context(group: Sequence[SingleWrite]) -> RequestContext:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,17 +22,15 @@ from mdm.domain.mastering import ActiveModel, MasteringRules
 from mdm.domain.ports import UnitOfWork
 from mdm.domain.stored import SourceRecordWrite, StoredSourceRecord
 from mdm.services.context import RequestContext
-from mdm.services.ingest.locking import PlanReads, key_bucket, key_locks
 from mdm.services.ingest.prepare import IncomingRecord, PreparedRecord, Rejected, prepare_records
 from mdm.services.matcher import (
-    GENERIC_KEY_CAP,
     MAX_REVIEWS,
     BatchPool,
     PoolSource,
     explanation,
     features,
+    load_pool,
     match,
-    pool_of,
     same_on_their_own,
 )
 from mdm.services.references import lock_referenced, reference_locks
@@ -45,6 +44,22 @@ class Accepted:
     warnings: list[dict[str, str]] = field(default_factory=list)
     match_probability: float | None = None  # of the golden record it was linked to by the model
     review: list[str] = field(default_factory=list)  # golden ids a steward will compare it with
+
+
+#: Match keys are locked by bucket: a batch of a thousand records with a dozen
+#: keys each takes at most this many advisory locks (PostgreSQL's shared lock
+#: table holds max_locks_per_transaction x max_connections, 6,400 by default),
+#: while two single records collide on one only rarely (and then merely wait).
+KEY_LOCK_BUCKETS = 1024
+
+
+def key_locks(entity: str, keys: Sequence[str]) -> list[str]:
+    """Lock names that two units of work sharing any match key have in common.
+
+    The bucket is a CRC-32 of the key (stable across processes, and cheap: a batch
+    has some twenty thousand keys), the lock names' own ids are cached."""
+    buckets = {zlib.crc32(key.encode()) % KEY_LOCK_BUCKETS for key in keys}
+    return [f"mk:{entity}:{b}" for b in sorted(buckets)]
 
 
 def _choose(keys: list[str], owners: dict[str, set[str]]) -> tuple[str | None, list[str]]:
@@ -74,8 +89,6 @@ class Plan:
     lock_names: list[str] = field(default_factory=list)
     referenced: list[dict[str, Any]] = field(default_factory=list)
     locked: bool = True
-    #: what a plan made before its locks read, for the re-check under them (locking.py)
-    reads: PlanReads | None = None
     deltas: dict[str, XrefDelta] = field(default_factory=dict)
     new_goldens: dict[str, GoldenRecord] = field(default_factory=dict)
     writes: dict[str, SourceRecordWrite] = field(default_factory=dict)
@@ -116,10 +129,8 @@ async def plan_records(
 ) -> Plan:
     """Decide, for each record, its golden record (and merges, review tasks).
 
-    `lock=False` takes no locks: the caller takes them later, `ingest_records`
-    before it checks the plan's `reads` (mdm/services/ingest/locking.py), else
-    `apply_plan` (a bulk load plans its next chunk while the previous one is
-    still being written: mdm.adapters.bulk).
+    `lock=False` leaves the locks to `apply_plan` (a bulk load plans its next
+    chunk while the previous one is still being written: mdm.adapters.bulk).
     `owners_known` adds strong-key owners that the database does not show yet
     (that previous chunk's), and `resolve` follows golden ids merged away in
     units of work not committed yet. `active`: the model to decide with (a bulk load
@@ -155,30 +166,22 @@ async def plan_records(
     )
     plan.referenced = [p.values for p in prepared]
     plan.locked = lock
-    changes = None
     if lock:
         await take_locks(uow, plan)
-    elif candidates is None:  # counted before the reads: see locking.plan_holds
-        buckets = {key_bucket(k) for k in [*all_keys, *blocking]}
-        counted = await uow.matches.key_changes(entity, buckets)
-        changes = {b: counted.get(b, 0) for b in buckets}
-    source_ids = [p.record.source_id for p in prepared]
-    stored = await uow.records.source_records(entity, source, source_ids)
-    if candidates is None:
-        carriers = await uow.matches.key_carriers(entity, all_keys, blocking, GENERIC_KEY_CAP)
-        if changes is not None:
-            plan.reads = PlanReads(changes, source_ids, dict(stored), carriers)
-        owners = carriers.owners()
-        pool = await pool_of(uow.matches, *carriers.candidate_owners())
-    else:
-        owners = await uow.records.key_owners(entity, all_keys)
-        pool = await candidates.pool(entity, blocking)
+    stored = await uow.records.source_records(
+        entity, source, [p.record.source_id for p in prepared]
+    )
+    owners = await uow.records.key_owners(entity, all_keys)
     if owners_known:
         for key in all_keys:
             if key in owners_known:
                 owners.setdefault(key, set()).update(owners_known[key])
     if resolve is not None:
         owners = {k: {resolve(g) for g in found} for k, found in owners.items()}
+    if candidates is None:
+        pool = await load_pool(uow.matches, entity, blocking)
+    else:
+        pool = await candidates.pool(entity, blocking)
     original = dict(stored)
     reviews: list[tuple[str, str, str, str, ClusterScore]] = []
     # (survivor, loser, their score against each other, the record that matched both)
