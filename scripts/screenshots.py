@@ -17,22 +17,15 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import socket
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mdm.adapters.migrate import upgrade
-from mdm.api.app import create_app
 from mdm.api.history import HistorySampler
 from mdm.bootstrap import make_engine, resolve_services
 from mdm.demo import load_sample
@@ -40,38 +33,12 @@ from mdm.settings import AuthSettings, DatabaseSettings, NatsSettings, Settings
 from publishers.settings import RelaySettings, normalize_database_url
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.live_hub import serving  # noqa: E402  (the tests' served hub)
+
 DATABASE = "mdm_screenshots"
 STREAM = "MDM_SCREENSHOTS"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _serving(settings: Settings) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("the hub did not start")
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 async def _fresh_database(server_url: str) -> str:
@@ -169,14 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             relay=dataclasses.replace(
                 RelaySettings(), mode="inline", stream=STREAM, subject_prefix="mdmscreenshots"
             ),
-            auth=AuthSettings(admin_key=key, rate_limit=0),
+            auth=AuthSettings(admin_key=key, read_rate=0, write_rate=0),
             data_dir=Path(folder),
         )
         settings, embedded = resolve_services(settings)
         try:
             if database_url is None:
                 asyncio.run(_migrate(settings.database.url or ""))
-            with _serving(settings) as base:
+            with serving(settings) as base:
                 asyncio.run(_load(base, key, settings))
                 _photograph(base, key, args.out, args.chromium)
         finally:
