@@ -15,6 +15,8 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -200,3 +202,18 @@ class KeyedClient:
 
 #: The tests' `make_client` fixture: `await make_client("steward", name="anna")`.
 MakeClient = Callable[..., Awaitable[KeyedClient]]
+
+
+def mdm_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mdm ARGS` as its own process on `database_url`, with no other MDM_* setting of
+    this environment (blocking: call it through asyncio.to_thread in async tests)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MDM_")}
+    env["MDM_DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "mdm.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -24,29 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdm.api.app import create_app
 from mdm.settings import AuthSettings, JwtSettings, Settings
-from tests.support import KeyedClient, MakeClient, scratch_database
+from tests.support import KeyedClient, MakeClient, mdm_cli, scratch_database
 
 ISSUER = "https://login.example.test/"
-
-
-def _mdm(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MDM_")}
-    env["MDM_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "mdm.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 async def test_keys_created_listed_and_revoked_with_the_cli(
     client: AsyncTestClient, make_client: MakeClient, database_url: str, db: AsyncConnection
 ) -> None:
     created = await asyncio.to_thread(
-        _mdm, database_url, "keys", "create", "--role", "steward", "--name", "anna"
+        mdm_cli, database_url, "keys", "create", "--role", "steward", "--name", "anna"
     )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
@@ -62,18 +49,18 @@ async def test_keys_created_listed_and_revoked_with_the_cli(
     assert key not in [str(v) for v in row]
     assert row.role == "steward" and row.name == "anna" and row.source is None
 
-    listed = await asyncio.to_thread(_mdm, database_url, "keys", "list")
+    listed = await asyncio.to_thread(mdm_cli, database_url, "keys", "list")
     assert key_id in listed.stdout and "anna" in listed.stdout and key not in listed.stdout
 
-    revoked = await asyncio.to_thread(_mdm, database_url, "keys", "revoke", key_id)
+    revoked = await asyncio.to_thread(mdm_cli, database_url, "keys", "revoke", key_id)
     assert revoked.returncode == 0, revoked.stderr
     refused = await anna.get("/v1/reviews?entity=customer")
     assert refused.status_code == 401
     assert refused.headers["content-type"].startswith("application/problem+json")
-    again = await asyncio.to_thread(_mdm, database_url, "keys", "revoke", key_id)
+    again = await asyncio.to_thread(mdm_cli, database_url, "keys", "revoke", key_id)
     assert again.returncode == 1
 
-    listed = await asyncio.to_thread(_mdm, database_url, "keys", "list", "--all")
+    listed = await asyncio.to_thread(mdm_cli, database_url, "keys", "list", "--all")
     assert "revoked" in listed.stdout
 
 
@@ -83,7 +70,7 @@ async def test_source_keys_need_a_known_source(database_url: str) -> None:
         ("--role", "reader", "--source", "crm"),
         ("--role", "source", "--source", "nosuch"),
     ):
-        result = await asyncio.to_thread(_mdm, database_url, "keys", "create", *args)
+        result = await asyncio.to_thread(mdm_cli, database_url, "keys", "create", *args)
         assert result.returncode == 2, (args, result.stdout)
         assert "mdm keys create" in result.stderr
 
@@ -265,7 +252,7 @@ async def test_a_production_hub_without_credentials_refuses_to_start(
         assert "refusing to start without credentials" in _messages(refused.value)
 
         # With one admin key in the database it starts.
-        created = await asyncio.to_thread(_mdm, env_url, "keys", "create", "--role", "admin")
+        created = await asyncio.to_thread(mdm_cli, env_url, "keys", "create", "--role", "admin")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
         async with AsyncTestClient(app=create_app(settings)) as client:

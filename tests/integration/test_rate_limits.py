@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +20,7 @@ from mdm.api.app import create_app
 from mdm.api.edge import Edge
 from mdm.api.fast_lookup import XrefFastPath
 from mdm.settings import AuthSettings, Settings
-from tests.support import KeyedClient, MakeClient
+from tests.support import KeyedClient, MakeClient, mdm_cli
 
 DEFAULTS = AuthSettings()
 LOOKUP = "/v1/xref/customer/crm/ACC-1"
@@ -63,16 +60,7 @@ async def limited_app(
 
 
 def _mdm(database_url: str, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MDM_")}
-    env["MDM_DATABASE_URL"] = database_url
-    done = subprocess.run(
-        [sys.executable, "-m", "mdm.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = mdm_cli(database_url, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
