@@ -23,16 +23,14 @@ from mdm.services.matcher import generic_key
 # For each blocking key, at most $3 (the cap + 1) live records: a key with more
 # than the cap is generic ("smith", a shared mailbox) and skipped by the caller, so
 # one lookup touches at most (keys x (cap + 1)) rows whatever the number of golden
-# records. $1 the keys, $2 the entity. Only live records have keys, and each key
-# carries its record's golden id in the index (migration 0019): the key index alone
-# answers.
+# records. $1 the keys, $2 the entity.
 CANDIDATES_SQL = """
 SELECT k.key, c.golden_id
 FROM unnest($1::text[]) AS k(key)
 CROSS JOIN LATERAL (
-    SELECT m.golden_id
-    FROM match_key m
-    WHERE m.entity = $2 AND m.key = k.key
+    SELECT s.golden_id
+    FROM match_key m JOIN source_record s ON s.id = m.source_record_id
+    WHERE m.entity = $2 AND m.key = k.key AND s.deleted_at IS NULL
     LIMIT $3
 ) AS c
 """

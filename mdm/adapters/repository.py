@@ -204,14 +204,16 @@ class Repository:
         """The golden ids whose live source records carry each of `keys`."""
         if not keys:
             return {}
-        mk = match_key.c
-        # (keys exist only for live records, with their golden id: the index alone)
+        mk, sr = match_key.c, source_record.c
         rows = await self.conn.execute(
-            select(mk.key, mk.golden_id).where(
+            select(mk.key, sr.golden_id)
+            .join_from(match_key, source_record, sr.id == mk.source_record_id)
+            .where(
                 mk.entity == entity,
                 # one array parameter: a statement PostgreSQL plans once, not one
                 # with thousands of parameters planned every time
                 mk.key == any_(bindparam("keys", list(keys), type_=ARRAY(Text))),
+                sr.deleted_at.is_(None),
             )
         )
         owners: dict[str, set[str]] = defaultdict(set)
@@ -280,13 +282,9 @@ class Repository:
         await self.conn.execute(delete(match_key).where(match_key.c.source_record_id == record_id))
 
     async def replace_match_keys(
-        self,
-        entity: str,
-        keys_by_record: dict[int, tuple[str, list[str]]],
-        new: Collection[int] = (),
+        self, entity: str, keys_by_record: dict[int, list[str]], new: Collection[int] = ()
     ) -> None:
-        """Set the match keys of these source records (record id -> its golden id and
-        keys): one DELETE and one COPY.
+        """Set the match keys of these source records: one DELETE and one COPY.
 
         `new` are records inserted in this transaction, which have no keys to delete
         (ids come from a sequence and are never reused).
@@ -303,10 +301,10 @@ class Repository:
         await copy_records(
             self.conn,
             match_key,
-            ("entity", "key", "source_record_id", "golden_id"),
+            ("entity", "key", "source_record_id"),
             [
-                (entity, key, record_id, golden_id)
-                for record_id, (golden_id, keys) in keys_by_record.items()
+                (entity, key, record_id)
+                for record_id, keys in keys_by_record.items()
                 for key in keys
             ],
         )

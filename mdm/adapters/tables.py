@@ -125,14 +125,7 @@ match_key = Table(
     # No foreign key (migration 0011): its check cost a third of writing the keys,
     # and source records are never deleted (their keys are, explicitly).
     Column("source_record_id", BigInteger, nullable=False),
-    # The record's golden record, copied here (migration 0019) so that a candidate
-    # lookup reads the key index alone instead of a source_record row per key
-    # (random pages of the widest table). Written with the key; a trigger on
-    # source_record keeps it when the record moves to another golden record (a
-    # merge, an unmerge, a relink). Keys exist only for live records: deleting a
-    # record deletes its keys.
-    Column("golden_id", Text, nullable=False),
-    PrimaryKeyConstraint("entity", "key", "source_record_id", postgresql_include=["golden_id"]),
+    PrimaryKeyConstraint("entity", "key", "source_record_id"),
     Index(None, "source_record_id"),
 )
 

@@ -208,16 +208,6 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert live_without_keys == []
 
     @invariant()
-    def match_keys_carry_their_records_golden_id(self) -> None:
-        # the candidate lookup reads the golden id from the key alone (migration
-        # 0019): a merge, an unmerge or a relink must move it with the record
-        stale = self.sql(
-            "SELECT m.key FROM match_key m JOIN source_record s ON s.id = m.source_record_id "
-            "WHERE m.golden_id <> s.golden_id"
-        )
-        assert stale == []
-
-    @invariant()
     def redirects_lead_to_a_record_that_is_not_merged(self) -> None:
         bad = self.sql(
             "SELECT g.golden_id FROM golden_record g JOIN golden_record t "

@@ -93,7 +93,7 @@ async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
                     )
                 )
                 await conn.execute(text("ANALYZE match_key"))
-            await upgrade(engine, "0013")
+            await upgrade(engine)
             async with engine.connect() as conn:
                 keys = (
                     await conn.execute(text("SELECT count(DISTINCT key) FROM match_key"))
@@ -110,56 +110,3 @@ async def test_the_key_collation_migration_keeps_the_keys_and_their_statistics(
             assert stats is not None  # (-0.25: a quarter of the rows have distinct keys)
         finally:
             await engine.dispose()
-
-
-async def test_the_golden_id_migration_copies_each_live_records_golden_id_to_its_keys(
-    server_database_url: str,
-) -> None:
-    # 0019 rebuilds match_key with the golden id of each key's record. The keys of
-    # live records keep theirs, keys of deleted or missing records (which no lookup
-    # ever returned) go, and a record moved to another golden record later carries
-    # its keys along (the trigger).
-    async with scratch_database(server_database_url, migrate=False) as url:
-        engine = create_async_engine(url)
-        try:
-            await upgrade(engine, "0018")
-            async with engine.begin() as conn:
-                for golden in ("wrk_a", "wrk_b"):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO golden_record (golden_id, entity, status, version,"
-                            " attributes, provenance) VALUES (:g, 'worker', 'active', 1,"
-                            " '{}', '{}')"
-                        ),
-                        {"g": golden},
-                    )
-                for record_id, golden, deleted in ((1, "wrk_a", False), (2, "wrk_b", True)):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO source_record (id, entity, source, source_id, golden_id,"
-                            " raw, standardized, content_hash, version, received_at, deleted_at,"
-                            " link_rule) OVERRIDING SYSTEM VALUE VALUES (:id, 'worker', 'hcm',"
-                            " :sid, :g, '{}', '{}', '\\x00', 1, now(),"
-                            " CASE WHEN :deleted THEN now() END, 'new')"
-                        ),
-                        {"id": record_id, "sid": f"H{record_id}", "g": golden, "deleted": deleted},
-                    )
-                await conn.execute(
-                    text(
-                        "INSERT INTO match_key (entity, key, source_record_id) VALUES"
-                        " ('worker', 'email:a', 1), ('worker', 'wdf:a', 1),"
-                        " ('worker', 'email:b', 2), ('worker', 'email:gone', 99)"
-                    )
-                )
-            await upgrade(engine)
-            keys = "SELECT key, source_record_id, golden_id FROM match_key ORDER BY key"
-            async with engine.begin() as conn:
-                migrated = [tuple(r) for r in await conn.execute(text(keys))]
-                await conn.execute(
-                    text("UPDATE source_record SET golden_id = 'wrk_b' WHERE id = 1")
-                )
-                moved = [tuple(r) for r in await conn.execute(text(keys))]
-        finally:
-            await engine.dispose()
-    assert migrated == [("email:a", 1, "wrk_a"), ("wdf:a", 1, "wrk_a")]
-    assert moved == [("email:a", 1, "wrk_b"), ("wdf:a", 1, "wrk_b")]

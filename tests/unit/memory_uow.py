@@ -334,19 +334,14 @@ class MemoryRecords:
         self.s.match_keys = {k for k in self.s.match_keys if k[2] != record_id}
 
     async def replace_match_keys(
-        self,
-        entity: str,
-        keys_by_record: dict[int, tuple[str, list[str]]],
-        new: Collection[int] = (),
+        self, entity: str, keys_by_record: dict[int, list[str]], new: Collection[int] = ()
     ) -> None:
-        # (the golden id a key carries is its record's, read from the record here:
-        # the database's trigger keeps the two equal)
         if not keys_by_record:
             return
         known = {r for r in keys_by_record if r not in new}
         if known:
             self.s.match_keys = {k for k in self.s.match_keys if k[2] not in known}
-        for record_id, (_, keys) in keys_by_record.items():
+        for record_id, keys in keys_by_record.items():
             for key in keys:
                 row = (entity, key, record_id)
                 if row in self.s.match_keys:

@@ -64,7 +64,7 @@ async def apply_plan(
         ids = await uow.records.write_source_records(list(writes.values()))
         await uow.records.replace_match_keys(
             entity,
-            {ids[sid]: (writes[sid].golden_id, keys) for sid, keys in keys_by_source_id.items()},
+            {ids[sid]: keys for sid, keys in keys_by_source_id.items()},
             new={ids[w.source_id] for w in writes.values() if w.id is None},
         )
         tasks: list[dict[str, Any]] = [
