@@ -8,9 +8,10 @@ half near-duplicates of stored HCM workers (bench/match_latency.py's probes, as
 bench/load_test.py sends), ingested as PSA records in its own unit of work on the
 hub's own code, in this process (no HTTP). The stores' methods are timed where the
 use case calls them; "matching and planning" is what plan_records spends outside
-them, "writes" is apply_plan, "commit" the transaction's end. Prints the median
-seconds of each step per batch and its share. The batches are committed: the
-database grows by batches x size PSA workers.
+them; the writes (apply_plan) are split the same way into their statements and "the
+rest" (survivorship, events, rows built in Python); "commit" is the transaction's
+end. Prints the median seconds of each step per batch and its share. The batches
+are committed: the database grows by batches x size PSA workers.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import match_latency as ml  # noqa: E402
 import mdm.services.ingest as ingest  # noqa: E402
 from mdm.adapters.matching import MatchStore  # noqa: E402
 from mdm.adapters.repository import Repository  # noqa: E402
-from mdm.adapters.unit_of_work import SqlUnitOfWork, SqlUnits  # noqa: E402
+from mdm.adapters.unit_of_work import OutboxStore, SqlUnitOfWork, SqlUnits  # noqa: E402
 from mdm.bootstrap import make_engine, rules_of  # noqa: E402
 from mdm.services.context import RequestContext  # noqa: E402
 from mdm.services.ingest import IncomingRecord  # noqa: E402
@@ -70,8 +71,21 @@ READS = [
 ]
 
 
+#: the statements of the write step (apply_plan), timed the same way; "writes: the
+#: rest" is apply_plan less these (survivorship, events and the rows built in Python)
+WRITES = [
+    (Repository, "write_source_records", "writes: source records"),
+    (Repository, "replace_match_keys", "writes: match keys"),
+    (Repository, "lock_goldens", "writes: lock and read golden records"),
+    (Repository, "contributions", "writes: read members for survivorship"),
+    (Repository, "save_goldens", "writes: golden records and history"),
+    (OutboxStore, "append", "writes: outbox"),
+    (MatchStore, "add_review_tasks", "writes: review tasks"),
+]
+
+
 def _instrument() -> None:
-    for cls, name, step in READS:
+    for cls, name, step in READS + WRITES:
         setattr(cls, name, _timed(step, getattr(cls, name)))
     ingest.plan_records = _timed("plan (all)", ingest.plan_records)
     ingest.apply_plan = _timed("writes (apply_plan)", ingest.apply_plan)
@@ -115,6 +129,9 @@ async def _run(args: argparse.Namespace) -> None:
             steps["matching and planning (plan minus its reads and locks)"] = (
                 steps.pop("plan (all)") - reads
             )
+            steps["writes: the rest (survivorship, events, rows built in Python)"] = steps.pop(
+                "writes (apply_plan)"
+            ) - sum(steps.get(step, 0.0) for _, _, step in WRITES)
             steps["commit"] = done - ended
             steps["total"] = done - began
             per_batch.append(steps)

@@ -176,13 +176,7 @@ class Hub(ml.Server):
     def warmed(self, timeout: float = 900) -> dict[str, float]:
         """Waits for the lookup cache's warming: its answers, the store's, their bytes,
         the budget, the seconds it took, and the processes' RSS (`rss`)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = _metrics(self.base, "mdm_lookup_cache_")
-            if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
-                return {**found, **self.rss()}
-            time.sleep(1)
-        raise RuntimeError("the hub's lookup cache did not finish warming")
+        return {**super().warmed(timeout), **self.rss()}
 
     def rss(self) -> dict[str, float]:
         """MiB resident (VmRSS): the `mdm serve` process's (`rss_mb`), and its child
@@ -517,24 +511,14 @@ async def _reader_key(url: str, create: bool) -> str | None:
 def _cache_reads(base: str) -> Counter[str]:
     """The hub's lookup cache hits and misses so far (its /metrics)."""
     out: Counter[str] = Counter()
-    for name, value in _metrics(base, 'mdm_lookup_cache_total{cache="xref"').items():
+    for name, value in ml.metrics(base, 'mdm_lookup_cache_total{cache="xref"').items():
         out["hit" if 'result="hit"' in name else "miss"] += int(value)
     return out
 
 
-def _metrics(base: str, prefix: str) -> dict[str, float]:
-    """The hub's metrics (/metrics) whose line begins with `prefix`: name{labels} -> value."""
-    text_ = httpx.get(f"{base}/metrics", headers=ml.AUTH, timeout=30).text
-    return {
-        line.split(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text_.splitlines()
-        if line.startswith(prefix)
-    }
-
-
 def _gc_pauses(base: str) -> dict[str, float]:
     """The hub process's garbage collections so far: passes and seconds, by generation."""
-    found = _metrics(base, "mdm_gc_pause_seconds_")
+    found = ml.metrics(base, "mdm_gc_pause_seconds_")
     out: dict[str, float] = {}
     for g in "012":
         out[f"gen{g}_passes"] = found.get(f'mdm_gc_pause_seconds_count{{generation="{g}"}}', 0.0)

@@ -690,8 +690,22 @@ async def _mark_published(url: str) -> int:
     admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text("VACUUM ANALYZE"))
+        # Then the copy's pages and the vacuum's go to disk now, not as write-back
+        # and a checkpoint under the measured requests' commits.
+        await conn.execute(text("CHECKPOINT"))
     await admin.dispose()
+    os.sync()
     return int(done.rowcount or 0)
+
+
+def metrics(base: str, prefix: str) -> dict[str, float]:
+    """The hub's metrics (/metrics) whose line begins with `prefix`: name{labels} -> value."""
+    text_ = httpx.get(f"{base}/metrics", headers=AUTH, timeout=30).text
+    return {
+        line.split(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text_.splitlines()
+        if line.startswith(prefix)
+    }
 
 
 class Server:
@@ -743,6 +757,17 @@ class Server:
         self.stop()
         self.log.seek(0)
         raise RuntimeError(f"mdm serve did not become healthy:\n{self.log.read().decode()[-3000:]}")
+
+    def warmed(self, timeout: float = 900) -> dict[str, float]:
+        """Waits for the lookup cache's warming at start (it reads the store's answers,
+        a million in some 15 s, on the serving process): its metrics once done."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = metrics(self.base, "mdm_lookup_cache_")
+            if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
+                return found
+            time.sleep(1)
+        raise RuntimeError("the hub's lookup cache did not finish warming")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -831,6 +856,7 @@ def _http_pass(
     server = Server(url, relay, stream)
     try:
         server.wait_healthy()
+        server.warmed()  # its lookup cache's warming would run under the measured PUTs
         httpx.put(  # warm the process (model cache, pool), not measured
             f"{server.base}/v1/sources/psa/worker/warm-{stamp}",
             json={"attributes": more.pop().attributes},
