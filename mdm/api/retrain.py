@@ -12,7 +12,6 @@ keeps several hub processes from training one entity at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import sys
@@ -21,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mdm.adapters.unit_of_work import SqlUnitOfWork
+from mdm.api.periodic import Periodic
 from mdm.domain.sources import ENTITIES
 from mdm.domain.stored import TRAINING_LOCK_CLASS
 from mdm.services.adoption import retrain_due
@@ -29,40 +29,20 @@ from mdm.settings import Settings
 log = logging.getLogger("mdm.retrain")
 
 
-class Retrainer:
+class Retrainer(Periodic):
+    what = "the retraining check"
+
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        super().__init__(log)
         self.engine = engine
         self.settings = settings
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
-    def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._loop())
+    @property
+    def interval(self) -> float:
+        return self.settings.retrain.interval
 
-    async def stop(self) -> None:
-        """End the loop, cancelling a check at work. The loop also watches `_stopping`:
-        a cancellation that lands in a check's clean-up (the unlock on a connection
-        whose query was cancelled raises instead) is lost as an error the loop logs,
-        and without the flag the loop would run on and the shutdown wait for ever."""
-        self._stopping.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        interval = self.settings.retrain.interval
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval)
-            if self._stopping.is_set():
-                return
-            try:
-                await self.check()
-            except Exception:
-                log.exception("the retraining check failed; it runs again in %gs", interval)
+    async def run_once(self) -> list[str]:
+        return await self.check()
 
     async def check(self) -> list[str]:
         """Retrain each entity that is due and not being retrained elsewhere; the entities
