@@ -3,7 +3,7 @@ version, a budget in bytes, the oldest stored first out."""
 
 from __future__ import annotations
 
-from mdm.adapters.feature_cache import ENTRY_OVERHEAD, FeatureCache
+from mdm.adapters.feature_cache import ENTRY_OVERHEAD, XMIN, FeatureCache
 
 ONE = b'{"given_name": {"v": "anna"}}'
 
@@ -17,7 +17,7 @@ def test_an_entry_answers_only_for_its_row_version() -> None:
 
 
 def test_the_budget_holds_and_the_oldest_stored_goes_first() -> None:
-    size = len(ONE) + ENTRY_OVERHEAD
+    size = XMIN + len(ONE) + ENTRY_OVERHEAD
     cache = FeatureCache(3 * size)
     for record_id in (1, 2, 3):
         cache.put(record_id, 700, ONE)
@@ -35,7 +35,7 @@ def test_a_new_row_version_replaces_the_old_one_in_the_accounts() -> None:
     longer = ONE.replace(b"anna", b"annabel")
     cache.put(1, 705, longer)
     assert len(cache) == 1
-    assert cache.bytes == len(longer) + ENTRY_OVERHEAD
+    assert cache.bytes == XMIN + len(longer) + ENTRY_OVERHEAD
     assert cache.get(1, 700) is None
     assert cache.get(1, 705) == {"given_name": {"v": "annabel"}}
 
