@@ -2,14 +2,11 @@
 workers against a loaded hub (issue 25, "measure each step's share of a batch").
 
     python bench/batch_steps.py --database mdm_bench_1m [--batches 6] [--size 1000]
-        [--no-feature-cache]
 
 The database is one that bench/bulk_load.py loaded. Each batch is half new people and
 half near-duplicates of stored HCM workers (bench/match_latency.py's probes, as
 bench/load_test.py sends), ingested as PSA records in its own unit of work on the
-hub's own code, in this process (no HTTP), with the hub's feature cache warmed first
-as `mdm serve` warms it (`--no-feature-cache`: every member's features read from
-the database, as before the cache). The stores' methods are timed where the
+hub's own code, in this process (no HTTP). The stores' methods are timed where the
 use case calls them; "matching and planning" is what plan_records spends outside
 them; the writes (apply_plan) are split the same way into their statements and "the
 rest" (survivorship, events, rows built in Python); "commit" is the transaction's
@@ -40,7 +37,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 import match_latency as ml  # noqa: E402
 
 import mdm.services.ingest as ingest  # noqa: E402
-from mdm.adapters.feature_cache import FeatureCache  # noqa: E402
 from mdm.adapters.matching import MatchStore  # noqa: E402
 from mdm.adapters.repository import Repository  # noqa: E402
 from mdm.adapters.unit_of_work import OutboxStore, SqlUnitOfWork, SqlUnits  # noqa: E402
@@ -113,17 +109,7 @@ async def _run(args: argparse.Namespace) -> None:
     _instrument()
     rules = rules_of(Settings())
     engine = make_engine(url, pool_size=2)
-    features = None
-    if args.feature_cache:
-        features = FeatureCache(Settings().features.cache_bytes)
-        began = time.perf_counter()
-        held = await features.fill(engine)
-        print(
-            f"feature cache warmed: {held:,} records, {features.bytes / 2**20:,.0f} MiB, "
-            f"in {time.perf_counter() - began:.1f} s",
-            flush=True,
-        )
-    units = SqlUnits(engine, features=features)
+    units = SqlUnits(engine)
     stamp = f"S{int(time.time())}"
     per_batch: list[dict[str, float]] = []
     try:
@@ -158,11 +144,9 @@ async def _run(args: argparse.Namespace) -> None:
         await engine.dispose()
     names = [n for n in per_batch[0] if n != "total"]
     total = statistics.median(p["total"] for p in per_batch)
-    cache = "on" if args.feature_cache else "off"
-    machine = ", ".join(f"{k} {v}" for k, v in ml._machine().items() if v)
     print(
         f"\n{stored:,} HCM workers stored ({args.database}), {args.batches} batches of "
-        f"{args.size}, medians, feature cache {cache}; {machine}\n"
+        f"{args.size}, medians; {', '.join(f'{k} {v}' for k, v in ml._machine().items() if v)}\n"
     )
     print("| step | s per batch | share |\n|---|---:|---:|")
     for name in names:
@@ -177,7 +161,6 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--no-feature-cache", dest="feature_cache", action="store_false")
     asyncio.run(_run(parser.parse_args()))
 
 

@@ -755,20 +755,15 @@ class Server:
         raise RuntimeError(f"mdm serve did not become healthy:\n{self.log.read().decode()[-3000:]}")
 
     def warmed(self, timeout: float = 900) -> dict[str, float]:
-        """Waits for the warmings at start of the lookup cache (it reads the store's
-        answers, a million in some 15 s, on the serving process) and of the feature
-        cache: the lookup cache's metrics once both are done."""
+        """Waits for the lookup cache's warming at start (it reads the store's answers,
+        a million in some 15 s, on the serving process): its metrics once done."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = metrics(self.base, "mdm_lookup_cache_")
-            features = metrics(self.base, "mdm_feature_cache_warmed")
-            if (
-                found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0
-                and features.get("mdm_feature_cache_warmed", 0.0) > 0
-            ):
+            if found.get("mdm_lookup_cache_warm_seconds", 0.0) > 0:
                 return found
             time.sleep(1)
-        raise RuntimeError("the hub's caches did not finish warming")
+        raise RuntimeError("the hub's lookup cache did not finish warming")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from mdm.adapters.feature_cache import FeatureCache
 from mdm.adapters.lookup_cache import Lookups
 from mdm.adapters.matching import CachedModels
 from mdm.adapters.unit_of_work import SessionLock, SqlUnitOfWork, SqlUnits
@@ -123,9 +122,6 @@ class Hub:
     engine: AsyncEngine
     nats: NatsLink
     lookups: Lookups  # the ID lookup's pool and caches (mdm/adapters/lookup_cache.py)
-    # Stored records' matching features, read through by candidate reads
-    # (mdm/adapters/feature_cache.py).
-    features: FeatureCache
     # Units of work on the engine (mdm.domain.ports.Units), evicting the lookups they change.
     units: SqlUnits = field(init=False)
     # The outbox relay, when it runs in this process (MDM_RELAY=inline; by default
@@ -137,7 +133,7 @@ class Hub:
     writes: GroupCommit | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.units = SqlUnits(self.engine, self.lookups.evict_committed, self.features)
+        self.units = SqlUnits(self.engine, self.lookups.evict_committed)
         group = self.settings.api.group_commit
         self.writes = GroupCommit(self.units.run, self.rules, group) if group > 0 else None
         inline = self.settings.relay.inline
@@ -164,7 +160,6 @@ class Hub:
                 pool_size=settings.lookup.pool_size,
                 warm=settings.lookup.warm,
             ),
-            features=FeatureCache(settings.features.cache_bytes, settings.features.warm),
         )
 
     @property
@@ -174,7 +169,6 @@ class Hub:
     async def start(self) -> None:
         await self.nats.start()
         await self.lookups.start()
-        self.features.start(self.engine)
 
     async def start_relay(self) -> None:
         """Start publishing the outbox, when the relay runs in this process."""
@@ -187,7 +181,6 @@ class Hub:
         if self.relay is not None:
             await self.relay.stop()  # drain: the round in hand is published and marked
         await self.lookups.stop()
-        await self.features.stop()
         await self.nats.close()
         await self.engine.dispose()
 
@@ -207,7 +200,7 @@ class Hub:
     async def reader(self) -> AsyncIterator[SqlUnitOfWork]:
         """The stores on a connection for reads, in no explicit transaction."""
         async with self.engine.connect() as conn:
-            yield SqlUnitOfWork(conn, self.features)
+            yield SqlUnitOfWork(conn)
 
 
 def resolve_services(settings: Settings) -> tuple[Settings, EmbeddedServicesHandle | None]:

@@ -63,22 +63,6 @@ class LookupSettings:
     pool_size: int = 4  # asyncpg connections of the lookup path
 
 
-#: The feature cache's default budget (MDM_FEATURE_CACHE_MB): the prepared features
-#: of a million worker records (about 500 bytes of JSON each and 200 for the entry,
-#: as mdm/adapters/feature_cache.py accounts them), with some to spare. Per process,
-#: like the lookup cache's.
-FEATURE_CACHE_BUDGET = 768 * MIB
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureCacheSettings:
-    """The matching features of stored records kept per process
-    (mdm/adapters/feature_cache.py), so candidate reads need not render them again."""
-
-    cache_bytes: int = FEATURE_CACHE_BUDGET  # 0 turns it off
-    warm: bool = True  # read the store's features at start, until the budget is full
-
-
 @dataclass(frozen=True, slots=True)
 class JwtSettings:
     """OAuth2 client-credentials tokens (docs/security.md): what a token must say to be taken."""
@@ -158,7 +142,6 @@ class Settings:
     relay: RelaySettings = field(default_factory=RelaySettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     lookup: LookupSettings = field(default_factory=LookupSettings)
-    features: FeatureCacheSettings = field(default_factory=FeatureCacheSettings)
     retrain: RetrainSettings = field(default_factory=RetrainSettings)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     data_dir: Path = Path("mdm-data")
@@ -198,12 +181,6 @@ class Settings:
                 warm=_flag("MDM_LOOKUP_WARM", get("LOOKUP_WARM"), default=True),
                 key_cache_entries=int(get("LOOKUP_KEY_CACHE_ENTRIES") or 10_000),
                 pool_size=int(get("LOOKUP_POOL_SIZE") or 4),
-            ),
-            features=FeatureCacheSettings(
-                cache_bytes=_mebibytes(
-                    "MDM_FEATURE_CACHE_MB", get("FEATURE_CACHE_MB"), FEATURE_CACHE_BUDGET
-                ),
-                warm=_flag("MDM_FEATURE_CACHE_WARM", get("FEATURE_CACHE_WARM"), default=True),
             ),
             retrain=RetrainSettings(
                 interval=parse_duration(get("RETRAIN_INTERVAL") or "10m"),

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from matching.model import MatchModel, default_model, rounded_size
 from matching.scoring import CountedFrequencies
-from mdm.adapters.feature_cache import FeatureCache
 from mdm.adapters.repository import fetch_rows
 from mdm.adapters.tables import match_model, review_task, source_record
 from mdm.domain.mastering import ActiveModel
@@ -48,24 +47,10 @@ WHERE golden_id = ANY($1::text[]) AND deleted_at IS NULL
 ORDER BY id
 """
 
-# MEMBERS_SQL without the features: each record's row version instead (`xmin`, the
-# transaction that wrote it), by which the feature cache knows what it holds.
-MEMBER_VERSIONS_SQL = """
-SELECT id, golden_id, source, source_id, xmin
-FROM source_record
-WHERE golden_id = ANY($1::text[]) AND deleted_at IS NULL
-  AND jsonb_typeof(match_features) = 'object'
-ORDER BY id
-"""
-
 
 class MatchStore:
-    """`features`: this process's cache of stored features (mdm/adapters/feature_cache.py),
-    which `members` reads through; None reads them all from the database."""
-
-    def __init__(self, conn: AsyncConnection, features: FeatureCache | None = None) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self.features = features
 
     # -- models -------------------------------------------------------------------
 
@@ -196,8 +181,6 @@ class MatchStore:
         ids = sorted(set(golden_ids))
         if not ids:
             return {}
-        if self.features is not None and not self.features.off:
-            return await self._cached_members(ids, self.features)
         out: dict[str, list[Member]] = {}
         for record_id, golden_id, source, source_id, features in await fetch_rows(
             self.conn, MEMBERS_SQL, ids
@@ -208,36 +191,6 @@ class MatchStore:
                 out[golden_id] = [member]
             else:
                 found.append(member)
-        return out
-
-    async def _cached_members(
-        self, golden_ids: list[str], cache: FeatureCache
-    ) -> dict[str, list[Member]]:
-        """`members` with the features of the row versions `cache` holds taken from it,
-        the others read (a second statement, which stores them in `cache`)."""
-        rows = await fetch_rows(self.conn, MEMBER_VERSIONS_SQL, golden_ids)
-        held: dict[int, dict[str, Any]] = {}
-        missing = []
-        for row in rows:
-            found = cache.get(row[0], int(row[4]))
-            if found is None:
-                missing.append(row[0])
-            else:
-                held[row[0]] = found
-        cache.count(len(held), len(missing))
-        if missing:
-            held.update(await cache.read(self.conn, missing))
-        out: dict[str, list[Member]] = {}
-        for record_id, golden_id, source, source_id, _ in rows:
-            features = held.get(record_id)
-            if features is None:  # its features were taken away between the statements
-                continue
-            member = Member(record_id, golden_id, source, source_id, features)
-            found_list = out.get(golden_id)
-            if found_list is None:
-                out[golden_id] = [member]
-            else:
-                found_list.append(member)
         return out
 
     async def sample_features(self, entity: str, limit: int, seed: float) -> list[dict[str, Any]]:

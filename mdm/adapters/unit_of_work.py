@@ -16,7 +16,6 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mdm.adapters.feature_cache import FeatureCache
 from mdm.adapters.history import TallyStore
 from mdm.adapters.matching import MatchStore
 from mdm.adapters.merges import MergeStore
@@ -80,10 +79,10 @@ class SqlUnitOfWork:
         "tallies",
     )
 
-    def __init__(self, conn: AsyncConnection, features: FeatureCache | None = None) -> None:
+    def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.records = Repository(conn)
-        self.matches = MatchStore(conn, features)
+        self.matches = MatchStore(conn)
         self.merges = MergeStore(conn)
         self.overrides = OverrideStore(conn)
         self.relationships = RelationshipStore(conn)
@@ -117,24 +116,19 @@ class SqlUnits:
 
     `committed` is told, after each commit, the ids whose lookups the transaction
     changed, so that this process reads its own writes (the lookup caches evict
-    them; the other processes do on the commit's NOTIFY). `features` is the process's
-    cache of stored matching features (mdm/adapters/feature_cache.py), if any."""
+    them; the other processes do on the commit's NOTIFY)."""
 
     def __init__(
-        self,
-        engine: AsyncEngine,
-        committed: Callable[[str | None], None] | None = None,
-        features: FeatureCache | None = None,
+        self, engine: AsyncEngine, committed: Callable[[str | None], None] | None = None
     ) -> None:
         self.engine = engine
         self.committed = committed
-        self.features = features
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlUnitOfWork]:
         """One unit of work: commits when the block succeeds, rolls back otherwise."""
         async with self.engine.begin() as conn:
-            yield SqlUnitOfWork(conn, self.features)
+            yield SqlUnitOfWork(conn)
             touched = await conn.scalar(_TOUCHED) if self.committed is not None else None
         if self.committed is not None:
             self.committed(touched)
