@@ -17,6 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Schema
 from litestar.params import BodyKwarg, FromPath, HeaderParameter, JSONBody, PathParameter
 
+from mdm import heap
 from mdm.api.auth import Permission, requires
 from mdm.api.context import request_context
 from mdm.api.metrics import RECORDS_INGESTED
@@ -250,15 +251,16 @@ def _entity_routes(entity: str) -> list[HTTPRouteHandler]:
                 decoded.append((i, record))
 
         async def work(uow: UnitOfWork) -> tuple[int, msgspec.Struct | bytes, Sequence[str]]:
-            outcomes = await ingest_records(
-                uow,
-                hub.rules,
-                entity,
-                source,
-                [r for _, r in decoded],
-                request_context(request),
-                refused=len(data) - len(decoded),
-            )
+            with heap.paused():  # the batch's many live objects, walked once (mdm/heap.py)
+                outcomes = await ingest_records(
+                    uow,
+                    hub.rules,
+                    entity,
+                    source,
+                    [r for _, r in decoded],
+                    request_context(request),
+                    refused=len(data) - len(decoded),
+                )
             for (i, record), outcome in zip(decoded, outcomes, strict=True):
                 if isinstance(outcome, Rejected):
                     problems = [
