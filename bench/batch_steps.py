@@ -7,12 +7,13 @@ The database is one that bench/bulk_load.py loaded. Each batch is half new peopl
 half near-duplicates of stored HCM workers (bench/match_latency.py's probes, as
 bench/load_test.py sends), ingested as PSA records in its own unit of work on the
 hub's own code, in this process (no HTTP), with the garbage collector set as the
-hub sets it. The stores' methods are timed where the
-use case calls them; "matching and planning" is what plan_records spends outside
-them; the writes (apply_plan) are split the same way into their statements and "the
-rest" (survivorship, events, rows built in Python); "commit" is the transaction's
-end. Prints the median seconds of each step per batch and its share. The batches
-are committed: the database grows by batches x size PSA workers.
+hub sets it and held off during each batch as the batch endpoint does. The stores'
+methods are timed where the use case calls them; "matching and planning" is what
+plan_records spends outside them; the writes (apply_plan) are split the same way into
+their statements and "the rest" (survivorship, events, rows built in Python);
+"commit" is the transaction's end. Prints the median seconds of each step per batch
+and its share. The batches are committed: the database grows by batches x size PSA
+workers.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ async def _run(args: argparse.Namespace) -> None:
             spent.clear()
             began = time.perf_counter()
             async with units.transaction() as uow:
-                await ingest.ingest_records(uow, rules, "worker", "psa", records, RequestContext())
+                with heap.paused():  # as the batch endpoint ingests (mdm/api/sources.py)
+                    await ingest.ingest_records(
+                        uow, rules, "worker", "psa", records, RequestContext()
+                    )
                 ended = time.perf_counter()
             done = time.perf_counter()
             steps = dict(spent)
