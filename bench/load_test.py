@@ -178,6 +178,11 @@ class Hub(ml.Server):
         the budget, the seconds it took, and the processes' RSS (`rss`)."""
         return {**super().warmed(timeout), **self.rss()}
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the `mdm serve` process has used so far."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
     def rss(self) -> dict[str, float]:
         """MiB resident (VmRSS): the `mdm serve` process's (`rss_mb`), and its child
         processes' together (`children_rss_mb`: the relay, and the workers of
@@ -526,12 +531,17 @@ def _gc_pauses(base: str) -> dict[str, float]:
     return out
 
 
-async def _with_gc(base: str, run: Any) -> dict[str, Any]:
-    """`await run()`'s result, with the collections the hub made meanwhile ("gc")."""
-    before = _gc_pauses(base)
+async def _with_gc(hub: Hub, run: Any) -> dict[str, Any]:
+    """`await run()`'s result, with the collections the `mdm serve` process made
+    meanwhile ("gc") and the CPU it used ("hub_cpu_s"; per record written, when the
+    result counts them: "hub_cpu_ms_per_record")."""
+    before, cpu = _gc_pauses(hub.base), hub.cpu_seconds()
     result: dict[str, Any] = await run()
-    after = _gc_pauses(base)
+    after, cpu = _gc_pauses(hub.base), hub.cpu_seconds() - cpu
     result["gc"] = {k: round(after[k] - before[k], 3) for k in after}
+    result["hub_cpu_s"] = round(cpu, 2)
+    if result.get("records"):
+        result["hub_cpu_ms_per_record"] = round(1000 * cpu / result["records"], 3)
     return result
 
 
@@ -814,9 +824,7 @@ async def _main(args: argparse.Namespace) -> None:
         probes = iter(ml.Probes(pop, originals, args.seed + 1).take(used + args.probes)[used:])
         stamp = f"L{int(time.time())}"
         print(f"(d) single-record PUTs for {args.seconds:.0f} s ...", flush=True)
-        s["put"] = await _with_gc(
-            hub.base, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds)
-        )
+        s["put"] = await _with_gc(hub, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds))
         answered = s["put"].pop("answered")
         print("(d) put", s["put"], flush=True)
         s["lag"] = await lag(url, answered)
@@ -825,7 +833,7 @@ async def _main(args: argparse.Namespace) -> None:
             rates = [float(r) for r in args.put_rates.split(",")]
             print(f"(d') paced PUTs, {args.put_step_seconds:g} s a rate ...", flush=True)
             s["put_sweep"] = await _with_gc(
-                hub.base,
+                hub,
                 lambda: put_sweep(
                     hub.base,
                     probes,
@@ -836,12 +844,12 @@ async def _main(args: argparse.Namespace) -> None:
                 ),
             )
         s["batch"] = await _with_gc(
-            hub.base, lambda: batches(hub.base, probes, f"{stamp}b-", args.seconds)
+            hub, lambda: batches(hub.base, probes, f"{stamp}b-", args.seconds)
         )
         print("(e) batch", s["batch"], flush=True)
         if args.batch_clients > 1:
             s["batch_clients"] = await _with_gc(
-                hub.base,
+                hub,
                 lambda: batches(
                     hub.base, probes, f"{stamp}c-", args.seconds, clients=args.batch_clients
                 ),
