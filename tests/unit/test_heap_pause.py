@@ -37,12 +37,18 @@ def test_collection_is_off_inside_and_on_again_after_even_on_error() -> None:
     assert gc.isenabled()
 
 
+@pytest.fixture
+def collected(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The generations `paused` collected by hand, in order (nothing is collected)."""
+    found: list[int] = []
+    monkeypatch.setattr(heap.gc, "collect", lambda generation=2: found.append(generation))
+    return found
+
+
 @pytest.mark.usefixtures("owned")
 def test_overlapping_batches_collect_the_young_generations_as_each_ends(
-    monkeypatch: pytest.MonkeyPatch,
+    collected: list[int],
 ) -> None:
-    collected: list[int] = []
-    monkeypatch.setattr(heap.gc, "collect", lambda generation=2: collected.append(generation))
     first, second = heap.paused(), heap.paused()
     first.__enter__()
     second.__enter__()
@@ -56,10 +62,8 @@ def test_overlapping_batches_collect_the_young_generations_as_each_ends(
 
 @pytest.mark.usefixtures("owned")
 def test_a_full_collection_every_so_many_ends_while_batches_keep_overlapping(
-    monkeypatch: pytest.MonkeyPatch,
+    collected: list[int],
 ) -> None:
-    collected: list[int] = []
-    monkeypatch.setattr(heap.gc, "collect", lambda generation=2: collected.append(generation))
     holding = heap.paused()
     holding.__enter__()
     for _ in range(heap.FULL_EVERY):
