@@ -2,6 +2,7 @@
 workers against a loaded hub (issue 25, "measure each step's share of a batch").
 
     python bench/batch_steps.py --database mdm_bench_1m [--batches 6] [--size 1000]
+        [--memory-index]
 
 The database is one that bench/bulk_load.py loaded. Each batch is half new people and
 half near-duplicates of stored HCM workers (bench/match_latency.py's probes, as
@@ -11,9 +12,11 @@ hub sets it and held off during each batch as the batch endpoint does. The store
 methods are timed where the use case calls them; "matching and planning" is what
 plan_records spends outside them; the writes (apply_plan) are split the same way into
 their statements and "the rest" (survivorship, events, rows built in Python);
-"commit" is the transaction's end. Prints the median seconds of each step per batch
-and its share. The batches are committed: the database grows by batches x size PSA
-workers.
+"commit" is the transaction's end. `--memory-index` takes the candidates from
+`mdm load`'s in-memory blocking index (primed from the database first, then grown
+with each committed batch), as a hub holding such an index would. Prints the median
+seconds of each step per batch and its share. The batches are committed: the database
+grows by batches x size PSA workers.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import os
 import statistics
 import sys
@@ -40,6 +44,7 @@ import match_latency as ml  # noqa: E402
 
 import mdm.services.ingest as ingest  # noqa: E402
 from mdm import heap  # noqa: E402
+from mdm.adapters.bulk_index import MemoryIndex  # noqa: E402
 from mdm.adapters.matching import MatchStore  # noqa: E402
 from mdm.adapters.repository import Repository  # noqa: E402
 from mdm.adapters.unit_of_work import OutboxStore, SqlUnitOfWork, SqlUnits  # noqa: E402
@@ -71,6 +76,7 @@ READS = [
     (Repository, "key_owners", "read: strong-key owners"),
     (MatchStore, "candidate_owners", "read: candidates by blocking key"),
     (MatchStore, "members", "read: candidates' members and features"),
+    (MemoryIndex, "pool", "read: candidates and members from the in-memory index"),
 ]
 
 
@@ -117,6 +123,19 @@ async def _run(args: argparse.Namespace) -> None:
     heap.tune()
     heap.freeze_long_lived()
     units = SqlUnits(engine)
+    index = None
+    if args.memory_index:
+        index = MemoryIndex()
+        began = time.perf_counter()
+        async with engine.connect() as conn:
+            primed = await index.prime(conn, "worker")
+        gc.collect()
+        gc.freeze()  # the primed index is long-lived, as `mdm load` leaves it (bulk.py)
+        print(
+            f"in-memory index primed with {primed:,} records in "
+            f"{time.perf_counter() - began:.0f} s",
+            flush=True,
+        )
     stamp = f"S{int(time.time())}"
     per_batch: list[dict[str, float]] = []
     try:
@@ -130,9 +149,11 @@ async def _run(args: argparse.Namespace) -> None:
             async with units.transaction() as uow:
                 with heap.paused():  # as the batch endpoint ingests (mdm/api/sources.py)
                     await ingest.ingest_records(
-                        uow, rules, "worker", "psa", records, RequestContext()
+                        uow, rules, "worker", "psa", records, RequestContext(), index
                     )
                 ended = time.perf_counter()
+            if index is not None:
+                index.commit("psa")  # what the batch linked, into the index
             done = time.perf_counter()
             steps = dict(spent)
             reads = sum(steps.get(step, 0.0) for _, _, step in READS)
@@ -154,9 +175,11 @@ async def _run(args: argparse.Namespace) -> None:
         await engine.dispose()
     names = [n for n in per_batch[0] if n != "total"]
     total = statistics.median(p["total"] for p in per_batch)
+    machine = ", ".join(f"{k} {v}" for k, v in ml._machine().items() if v)
+    where = "the in-memory index" if args.memory_index else "PostgreSQL"
     print(
         f"\n{stored:,} HCM workers stored ({args.database}), {args.batches} batches of "
-        f"{args.size}, medians; {', '.join(f'{k} {v}' for k, v in ml._machine().items() if v)}\n"
+        f"{args.size}, candidates from {where}, medians; {machine}\n"
     )
     print("| step | s per batch | share |\n|---|---:|---:|")
     for name in names:
@@ -171,6 +194,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--memory-index",
+        action="store_true",
+        help="candidates from `mdm load`'s in-memory blocking index (mdm/adapters/"
+        "bulk_index.py), primed from the database first, instead of PostgreSQL's",
+    )
     asyncio.run(_run(parser.parse_args()))
 
 
