@@ -531,7 +531,7 @@ def _gc_pauses(base: str) -> dict[str, float]:
     return out
 
 
-async def _with_gc(hub: Hub, run: Any) -> dict[str, Any]:
+async def _with_hub_costs(hub: Hub, run: Any) -> dict[str, Any]:
     """`await run()`'s result, with the collections the `mdm serve` process made
     meanwhile ("gc") and the CPU it used ("hub_cpu_s"; per record written, when the
     result counts them: "hub_cpu_ms_per_record")."""
@@ -824,7 +824,9 @@ async def _main(args: argparse.Namespace) -> None:
         probes = iter(ml.Probes(pop, originals, args.seed + 1).take(used + args.probes)[used:])
         stamp = f"L{int(time.time())}"
         print(f"(d) single-record PUTs for {args.seconds:.0f} s ...", flush=True)
-        s["put"] = await _with_gc(hub, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds))
+        s["put"] = await _with_hub_costs(
+            hub, lambda: puts(hub.base, probes, f"{stamp}p-", args.seconds)
+        )
         answered = s["put"].pop("answered")
         print("(d) put", s["put"], flush=True)
         s["lag"] = await lag(url, answered)
@@ -832,7 +834,7 @@ async def _main(args: argparse.Namespace) -> None:
         if args.put_rates:
             rates = [float(r) for r in args.put_rates.split(",")]
             print(f"(d') paced PUTs, {args.put_step_seconds:g} s a rate ...", flush=True)
-            s["put_sweep"] = await _with_gc(
+            s["put_sweep"] = await _with_hub_costs(
                 hub,
                 lambda: put_sweep(
                     hub.base,
@@ -843,12 +845,12 @@ async def _main(args: argparse.Namespace) -> None:
                     every_rate=args.every_rate,
                 ),
             )
-        s["batch"] = await _with_gc(
+        s["batch"] = await _with_hub_costs(
             hub, lambda: batches(hub.base, probes, f"{stamp}b-", args.seconds)
         )
         print("(e) batch", s["batch"], flush=True)
         if args.batch_clients > 1:
-            s["batch_clients"] = await _with_gc(
+            s["batch_clients"] = await _with_hub_costs(
                 hub,
                 lambda: batches(
                     hub.base, probes, f"{stamp}c-", args.seconds, clients=args.batch_clients
