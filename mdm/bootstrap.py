@@ -110,6 +110,7 @@ async def wired(settings: Settings, pool_size: int = 1) -> AsyncIterator[Wiring]
     try:
         yield Wiring(settings, rules, engine, SqlUnits(engine))
     finally:
+        await rules.models.close()
         await engine.dispose()
 
 
@@ -182,6 +183,7 @@ class Hub:
             await self.relay.stop()  # drain: the round in hand is published and marked
         await self.lookups.stop()
         await self.nats.close()
+        await self.rules.models.close()
         await self.engine.dispose()
 
     def transaction(self) -> AbstractAsyncContextManager[SqlUnitOfWork]:

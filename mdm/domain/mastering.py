@@ -44,12 +44,19 @@ class MatchModels(Protocol):
         its prior for the live records held, or for `records`."""
         ...
 
+    async def close(self) -> None:
+        """Stop what the models run beside the writes (before the engine is disposed of)."""
+        ...
+
 
 class _NoModels:
     async def current(
         self, index: MatchIndex, entity: str, records: int | None = None
     ) -> ActiveModel:
         raise RuntimeError("no match models configured (the composition root sets them)")
+
+    async def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
