@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import datetime as dt
 import json
 import os
@@ -147,9 +148,9 @@ class Bare:
 
 
 class Hub(ml.Server):
-    """`mdm serve` on the database, relay on (its child process), rate limiter on, its
-    lookup cache at the hub's defaults unless `cache` (MDM_* settings) says otherwise
-    (warmed at start, as `mdm serve` does)."""
+    """`mdm serve` on the database, relay on (its child process), rate limiter on,
+    retraining check off, its lookup cache at the hub's defaults unless `cache` (MDM_*
+    settings) says otherwise (warmed at start, as `mdm serve` does)."""
 
     def __init__(
         self,
@@ -166,6 +167,10 @@ class Hub(ml.Server):
             extra_env={
                 "MDM_RATE_LIMIT": "1000000",
                 "MDM_RATE_BURST": "1000000",
+                # bench/bulk_load.py loads with --no-train, so the retraining check would
+                # find the store untrained at its first run (10 minutes in) and fit a model
+                # on 200,000 records beside the measurement.
+                "MDM_RETRAIN_INTERVAL": "0",
                 **cache,
                 **(env or {}),
             },
@@ -313,13 +318,20 @@ PUT_P99_MS = 50.0
 
 
 async def paced_puts(
-    base: str, probes: Iterator[ml.Probe], prefix: str, rate: float, seconds: float
+    base: str,
+    probes: Iterator[ml.Probe],
+    prefix: str,
+    rate: float,
+    seconds: float,
+    trace: list[tuple[float, float, str]] | None = None,
 ) -> dict[str, Any]:
     """Open loop: one PUT every 1/`rate` s on a fixed schedule for `seconds`, sent
     whatever the earlier ones are doing (up to 256 connections). Each latency is taken
     from the request's scheduled time, not from when it was sent, so a hub (or client)
     falling behind shows in the figures instead of quietly lowering the offered load,
-    as a closed loop of 4 clients does (coordinated omission)."""
+    as a closed loop of 4 clients does (coordinated omission). `trace` gets each
+    request's scheduled wall-clock time, its latency in ms and its outcome, to lay
+    beside the hub's and PostgreSQL's logs."""
     times: list[float] = []
     errors: Counter[str] = Counter()
     count = max(1, round(rate * seconds))
@@ -330,27 +342,44 @@ async def paced_puts(
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits, headers=ml.AUTH) as c:
         began = time.perf_counter()
 
+        wall = time.time() - began
+
         async def one(i: int, probe: ml.Probe) -> None:
             due = began + i / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+            outcome = "200"
             try:
                 response = await c.put(
                     f"/v1/sources/psa/worker/{prefix}{i:06d}",
                     json={"attributes": probe.attributes},
                 )
             except httpx.HTTPError as exc:
-                errors[type(exc).__name__] += 1
+                outcome = type(exc).__name__
+            else:
+                outcome = str(response.status_code)
+            ms = (time.perf_counter() - due) * 1000
+            if trace is not None:
+                trace.append((wall + due, ms, outcome))
+            if outcome != "200":
+                errors[outcome] += 1
                 return
-            if response.status_code != 200:
-                errors[str(response.status_code)] += 1
-                return
-            times.append((time.perf_counter() - due) * 1000)
+            times.append(ms)
 
         await asyncio.gather(*(one(i, p) for i, p in enumerate(drawn)))
         elapsed = time.perf_counter() - began
     return {"offered": rate, **_answered(times, elapsed, sum(errors.values()))}
+
+
+def _write_trace(path: str, trace: list[tuple[float, float, str]]) -> None:
+    """The paced PUTs, one CSV row each in the order they were due."""
+    with open(path, "w", newline="") as out:
+        rows = csv.writer(out)
+        rows.writerow(["due_utc", "latency_ms", "outcome"])
+        for due, ms, outcome in sorted(trace):
+            stamp = dt.datetime.fromtimestamp(due, dt.UTC)
+            rows.writerow([stamp.isoformat(timespec="milliseconds"), f"{ms:.1f}", outcome])
 
 
 async def put_sweep(
@@ -360,6 +389,7 @@ async def put_sweep(
     rates: list[float],
     seconds: float,
     every_rate: bool = False,
+    trace: list[tuple[float, float, str]] | None = None,
 ) -> dict[str, Any]:
     """`paced_puts` at each rate in turn, stopping after the first whose p99 is over
     PUT_P99_MS or that loses requests (`every_rate`: going on to the end); "sustained"
@@ -370,7 +400,7 @@ async def put_sweep(
     failed = False
     for rate in rates:
         began = time.strftime("%H:%M:%S")
-        step = await paced_puts(base, probes, f"{prefix}{rate:g}-", rate, seconds)
+        step = await paced_puts(base, probes, f"{prefix}{rate:g}-", rate, seconds, trace)
         steps.append(step)
         print(
             f"  {began} paced {rate:g}/s: {step['per_s']:.1f}/s answered, "
@@ -834,6 +864,7 @@ async def _main(args: argparse.Namespace) -> None:
         if args.put_rates:
             rates = [float(r) for r in args.put_rates.split(",")]
             print(f"(d') paced PUTs, {args.put_step_seconds:g} s a rate ...", flush=True)
+            trace: list[tuple[float, float, str]] = []
             s["put_sweep"] = await _with_hub_costs(
                 hub,
                 lambda: put_sweep(
@@ -843,8 +874,11 @@ async def _main(args: argparse.Namespace) -> None:
                     rates,
                     args.put_step_seconds,
                     every_rate=args.every_rate,
+                    trace=trace,
                 ),
             )
+            if args.put_trace:
+                _write_trace(args.put_trace, trace)
         s["batch"] = await _with_hub_costs(
             hub, lambda: batches(hub.base, probes, f"{stamp}b-", args.seconds)
         )
@@ -927,6 +961,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--hub-log", help="keep the hub's log here (its event-loop watchdog names each stall)"
+    )
+    parser.add_argument(
+        "--put-trace",
+        metavar="FILE",
+        help="(d') write each paced PUT as a CSV row: its scheduled time (UTC), latency "
+        "in ms, outcome",
     )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument(
