@@ -339,17 +339,20 @@ class CachedModels:
 
     async def close(self) -> None:
         """Stop the counts running beside the writes (before the engine goes)."""
-        counting = list(self._counting.values())
+        loop = asyncio.get_running_loop()
+        counting = [t for t in self._counting.values() if t.get_loop() is loop]
         for task in counting:
             task.cancel()
         await asyncio.gather(*counting, return_exceptions=True)
+        self._counting.clear()  # a count of another loop (gone) is forgotten
 
     async def _size(self, store: MatchIndex, entity: str, now: float) -> int:
         known = self._sizes.get(entity)
         if known is not None and known[0] > now:
             return known[1]
         if known is not None and isinstance(store, MatchStore):
-            if entity not in self._counting:
+            running = self._counting.get(entity)
+            if running is None or running.get_loop() is not asyncio.get_running_loop():
                 task = asyncio.create_task(self._recount(store.conn.engine, entity))
                 self._counting[entity] = task
             return known[1]
@@ -370,7 +373,8 @@ class CachedModels:
             if known is not None:
                 self._sizes[entity] = (time.monotonic() + self.size_ttl, known[1])
         finally:
-            self._counting.pop(entity, None)
+            if self._counting.get(entity) is asyncio.current_task():
+                del self._counting[entity]
 
     def _counted(self, entity: str, records: int, took: float) -> None:
         wait = max(self.size_ttl, took / self.count_share)
