@@ -349,7 +349,6 @@ async def paced_puts(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            outcome = "200"
             try:
                 response = await c.put(
                     f"/v1/sources/psa/worker/{prefix}{i:06d}",
